@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# A PostgreSQL 15 cluster for zksync, run as the postgres user.
+#
+#   scripts/pg.sh start | stop | psql [args...]
+#
+# Environment: PG_DIR (default /tmp/zksync-pg), PGPORT (default 5499),
+# ZK_HOSTS (zksync.hosts, default: scripts/zk.sh hosts).  The socket lives
+# in PG_DIR.  As root, the commands run as postgres (PostgreSQL refuses
+# to run as root).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+PG_DIR=${PG_DIR:-/tmp/zksync-pg}
+PGPORT=${PGPORT:-5499}
+PGBIN=${PGBIN:-$(pg_config --bindir)}
+ZK_HOSTS=${ZK_HOSTS:-$("$here/zk.sh" hosts)}
+
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+case "${1:-}" in
+  start)
+    if [ ! -s "$PG_DIR/data/PG_VERSION" ]; then
+      mkdir -p "$PG_DIR"
+      [ "$(id -u)" = 0 ] && chown postgres: "$PG_DIR"
+      as_pg "$PGBIN/initdb" -D "$PG_DIR/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
+      cat >> "$PG_DIR/data/postgresql.conf" <<CONF
+port = $PGPORT
+listen_addresses = ''
+unix_socket_directories = '$PG_DIR'
+max_connections = 200
+max_prepared_transactions = 5
+fsync = off
+logging_collector = off
+log_line_prefix = '%m [%p] %q%a '
+zksync.hosts = '$ZK_HOSTS'
+CONF
+    fi
+    as_pg "$PGBIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w start >/dev/null
+    echo "PostgreSQL up: host=$PG_DIR port=$PGPORT"
+    ;;
+  stop)
+    if [ -s "$PG_DIR/data/postmaster.pid" ]; then
+      as_pg "$PGBIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null || true
+    fi
+    ;;
+  psql)
+    shift
+    as_pg "$PGBIN/psql" -X -h "$PG_DIR" -p "$PGPORT" -U postgres "$@"
+    ;;
+  *) sed -n '2,10p' "$0"; exit 2 ;;
+esac

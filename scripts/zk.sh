@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# A three-node ZooKeeper ensemble on loopback, from Debian's zookeeper package.
+#
+#   scripts/zk.sh start | stop | status | hosts
+#   scripts/zk.sh stop1 N | start1 N | kill1 N | freeze N | thaw N   (one server, N = 1..3)
+#   scripts/zk.sh leader                     (prints the leader's number)
+#   scripts/zk.sh cmd N WORD                 (a four-letter word, e.g. wchp)
+#
+# Environment: ZK_DIR (data, logs, pids; default /tmp/zksync-zk) and
+# ZK_PORT (first client port, default 2181; the others follow).  Every
+# address is 127.0.0.1.  The ensemble runs as the calling user.
+set -euo pipefail
+
+ZK_DIR=${ZK_DIR:-/tmp/zksync-zk}
+ZK_PORT=${ZK_PORT:-2181}
+N=3
+
+port_of() { echo $((ZK_PORT + $1 - 1)); }
+hosts() {
+  local i out=""
+  for i in $(seq 1 $N); do out+="${out:+,}127.0.0.1:$(port_of "$i")"; done
+  echo "$out"
+}
+
+four() { # four-letter word to server $1
+  local p; p=$(port_of "$1")
+  exec 3<>/dev/tcp/127.0.0.1/"$p" || return 1
+  printf '%s' "$2" >&3
+  timeout 5 cat <&3 || true
+  exec 3<&- 3>&- || true
+}
+
+pid_of() { cat "$ZK_DIR/n$1/pid" 2>/dev/null || true; }
+alive() { local p; p=$(pid_of "$1"); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
+
+configure() {
+  local i j
+  for i in $(seq 1 $N); do
+    local d="$ZK_DIR/n$i"
+    mkdir -p "$d/data" "$d/logs"
+    echo "$i" > "$d/data/myid"
+    {
+      echo "tickTime=500"
+      echo "initLimit=20"
+      echo "syncLimit=10"
+      echo "minSessionTimeout=1000"
+      echo "maxSessionTimeout=60000"
+      echo "dataDir=$d/data"
+      echo "clientPort=$(port_of "$i")"
+      echo "clientPortAddress=127.0.0.1"
+      echo "maxClientCnxns=0"
+      echo "4lw.commands.whitelist=*"
+      echo "admin.enableServer=false"
+      echo "znode.container.checkIntervalMs=1000"
+      echo "forceSync=yes"
+      for j in $(seq 1 $N); do
+        echo "server.$j=127.0.0.1:$((12887 + j + ZK_PORT - 2181)):$((13887 + j + ZK_PORT - 2181))"
+      done
+    } > "$d/zoo.cfg"
+    cat > "$d/log4j.properties" <<L4J
+log4j.rootLogger=INFO, FILE
+log4j.appender.FILE=org.apache.log4j.FileAppender
+log4j.appender.FILE.File=$d/logs/zookeeper.log
+log4j.appender.FILE.layout=org.apache.log4j.PatternLayout
+log4j.appender.FILE.layout.ConversionPattern=%d{ISO8601} [myid:%X{myid}] %-5p [%t:%C{1}@%L] - %m%n
+L4J
+  done
+}
+
+start1() {
+  local i=$1 d="$ZK_DIR/n$1"
+  alive "$i" && return 0
+  # shellcheck disable=SC2086
+  nohup java -Xmx256m -Dzookeeper.log.dir="$d/logs" \
+    -Dlog4j.configuration="file:$d/log4j.properties" \
+    -Dzookeeper.jmx.log4j.disable=true \
+    -cp "/usr/share/java/zookeeper.jar:/usr/share/java/*" \
+    org.apache.zookeeper.server.quorum.QuorumPeerMain "$d/zoo.cfg" \
+    > "$d/logs/stdout.log" 2>&1 < /dev/null &
+  echo $! > "$d/pid"
+}
+
+serving() { # server $1 answers and is part of a quorum
+  four "$1" srvr 2>/dev/null | grep -qE '^Mode: (leader|follower)'
+}
+
+wait_quorum() {
+  local deadline=$((SECONDS + ${1:-60})) i ok
+  while [ $SECONDS -lt $deadline ]; do
+    ok=1
+    for i in $(seq 1 $N); do
+      alive "$i" || continue
+      serving "$i" || ok=0
+    done
+    [ $ok = 1 ] && return 0
+    sleep 0.2
+  done
+  echo "zk.sh: ensemble did not form a quorum in time" >&2
+  for i in $(seq 1 $N); do tail -5 "$ZK_DIR/n$i/logs/zookeeper.log" >&2 || true; done
+  return 1
+}
+
+case "${1:-}" in
+  start)
+    configure
+    for i in $(seq 1 $N); do start1 "$i"; done
+    wait_quorum 90
+    echo "ZooKeeper ensemble up: $(hosts)"
+    ;;
+  stop)
+    for i in $(seq 1 $N); do
+      p=$(pid_of "$i")
+      if [ -n "$p" ]; then kill -CONT "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; fi
+    done
+    for i in $(seq 1 $N); do
+      p=$(pid_of "$i")
+      [ -n "$p" ] || continue
+      for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+      kill -9 "$p" 2>/dev/null || true
+      rm -f "$ZK_DIR/n$i/pid"
+    done
+    ;;
+  status)
+    for i in $(seq 1 $N); do
+      if alive "$i"; then echo "zk$i $(port_of "$i"): $(four "$i" srvr | grep Mode || echo 'not serving')"
+      else echo "zk$i $(port_of "$i"): down"; fi
+    done
+    ;;
+  hosts) hosts ;;
+  start1) start1 "$2"; wait_quorum 60 ;;
+  stop1) p=$(pid_of "$2"); kill -CONT "$p" 2>/dev/null || true; kill "$p"
+         while kill -0 "$p" 2>/dev/null; do sleep 0.05; done ;;
+  kill1) kill -9 "$(pid_of "$2")" ;;
+  freeze) kill -STOP "$(pid_of "$2")" ;;
+  thaw) kill -CONT "$(pid_of "$2")" ;;
+  leader)
+    for i in $(seq 1 $N); do
+      alive "$i" && four "$i" srvr 2>/dev/null | grep -q '^Mode: leader' && { echo "$i"; exit 0; }
+    done
+    exit 1 ;;
+  cmd) four "$2" "$3" ;;
+  *) sed -n '2,12p' "$0"; exit 2 ;;
+esac

@@ -1,0 +1,854 @@
+/*-------------------------------------------------------------------------
+ * connection.c
+ *	  The backend's ZooKeeper session: connect, request transport, wait loop.
+ *
+ * This is the only file that shares data with the ZooKeeper client's
+ * threads.  Everything else in zksync runs on the backend's own thread and
+ * talks to ZooKeeper through the functions here.
+ *
+ * Threads.  We use the multi-threaded C client (libzookeeper_mt).  It runs
+ * an I/O thread, which keeps the session alive with pings whatever the
+ * backend is doing (a lock must stay held through a statement that runs for
+ * many session timeouts, SPEC point 8), and a completion thread, which runs
+ * our completion and watcher functions.  Those threads must never call a
+ * PostgreSQL function: no palloc, no elog, no latch.  So the functions they
+ * run (marked "client thread" below) only copy results into malloc'd memory
+ * under `shared_mu` and then write to an eventfd.  The backend sleeps in
+ * WaitLatchOrSocket() on that eventfd and its own latch, so a wait is woken
+ * by a reply, by a watch, or by an interrupt, whichever comes first.  The
+ * threads are created with every signal blocked, so the kernel always
+ * delivers PostgreSQL's signals to the backend thread.
+ *
+ * Request lifetime.  A ZkReq is malloc'd by the backend, linked into the
+ * `live` list, and handed to the client as the completion's data.  The
+ * completion thread marks it done.  The backend frees it with zk_release().
+ * If the backend stops caring about a request that is still in flight (an
+ * ERROR unwound the stack, a wait was cancelled), the request is marked
+ * abandoned and the completion thread frees it when the reply comes, so a
+ * late reply never writes into freed memory.  zk_release_all(), called at
+ * (sub)transaction abort, abandons every request that an ERROR left behind.
+ *
+ * Stuck requests.  ZooKeeper 3.6.0-3.8.0 servers (Debian 12 ships 3.8.0)
+ * can leave a request unanswered until some other request from the same
+ * session reaches the server (ZOOKEEPER-4537).  The client sends no ping
+ * while a request is outstanding, so a lone session would stall for 2/3 of
+ * the session timeout and then drop its connection.  Whenever a request has
+ * been outstanding for more than ZK_OVERDUE_US, the wait loop sends one
+ * cheap read (exists on "/") on the same session, which unsticks the server
+ * (SPEC point 12).  Every request zksync sends is waited for in zk_wait(),
+ * so the check runs whenever a request can be outstanding.
+ *
+ * Session loss.  A lost connection (ZCONNECTIONLOSS) is not a lost session:
+ * the client reconnects to another server with the same session, and the
+ * callers retry.  An expired session is final: every ephemeral node is
+ * gone.  zk_connect() notices it, tells the lock layer (whose holds become
+ * "lost") and opens a new session.  At backend exit the session is closed,
+ * so the server drops our ephemeral nodes at once.
+ *
+ * Logging.  The client would print to stderr, i.e. the server log.  Its
+ * messages go through log_to_ring() (client thread) into a small ring that
+ * the backend drains at DEBUG1, so they show up only when asked for.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "utils/wait_event.h"
+
+#include "zksync.h"
+
+/* A request outstanding longer than this gets a poke (ZOOKEEPER-4537). */
+#define ZK_OVERDUE_US		100000
+/* How often the wait loop looks at outstanding requests. */
+#define ZK_TICK_MS			50
+
+/* ---- shared with the client's threads, guarded by shared_mu ---- */
+static pthread_mutex_t shared_mu = PTHREAD_MUTEX_INITIALIZER;
+static ZkReq live = {.prev = &live,.next = &live};	/* list head */
+static uint64 watch_events = 0;
+static bool poke_in_flight = false;
+
+#define LOG_RING_SIZE 32
+#define LOG_LINE_MAX 300
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char log_ring[LOG_RING_SIZE][LOG_LINE_MAX];
+static int	log_head = 0;		/* next slot to write */
+static int	log_count = 0;
+static int	log_dropped = 0;
+
+/* Written once by the backend before any thread exists; read by threads. */
+static int	event_fd = -1;
+
+/* ---- backend-only state ---- */
+static zhandle_t *zh = NULL;
+static uint64 session_gen = 0;
+static bool exit_hook_set = false;
+/* settings the current handle was made with */
+static char *conn_hosts = NULL;
+static int	conn_timeout = 0;
+
+static int64
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ===================================================================
+ * Client thread side.  Nothing here may call a PostgreSQL function.
+ * ===================================================================
+ */
+
+/* client thread: wake the backend's wait loop */
+static void
+wake_backend(void)
+{
+	uint64		one = 1;
+	ssize_t		r;
+
+	r = write(event_fd, &one, sizeof(one));
+	(void) r;					/* a full counter still wakes the reader */
+}
+
+static void
+unlink_req(ZkReq *req)
+{
+	req->prev->next = req->next;
+	req->next->prev = req->prev;
+	req->prev = req->next = NULL;
+}
+
+static void
+free_req(ZkReq *req)
+{
+	int			i;
+
+	free(req->path);
+	free(req->data);
+	for (i = 0; i < req->nchildren; i++)
+		free(req->children[i]);
+	free(req->children);
+	free(req);
+}
+
+/* client thread (or backend), shared_mu held: record the outcome */
+static void
+finish_locked(ZkReq *req, int rc)
+{
+	req->rc = rc;
+	req->done = true;
+	if (req->abandoned)
+	{
+		unlink_req(req);
+		free_req(req);
+	}
+}
+
+/* client thread */
+static void
+void_done(int rc, const void *data)
+{
+	ZkReq	   *req = (ZkReq *) data;
+
+	pthread_mutex_lock(&shared_mu);
+	finish_locked(req, rc);
+	pthread_mutex_unlock(&shared_mu);
+	wake_backend();
+}
+
+/* client thread */
+static void
+stat_done(int rc, const struct Stat *stat, const void *data)
+{
+	ZkReq	   *req = (ZkReq *) data;
+
+	pthread_mutex_lock(&shared_mu);
+	if (rc == ZOK && stat)
+		req->stat = *stat;
+	finish_locked(req, rc);
+	pthread_mutex_unlock(&shared_mu);
+	wake_backend();
+}
+
+/* client thread */
+static void
+create_done(int rc, const char *value, const struct Stat *stat,
+			const void *data)
+{
+	ZkReq	   *req = (ZkReq *) data;
+	char	   *copy = (rc == ZOK && value) ? strdup(value) : NULL;
+
+	pthread_mutex_lock(&shared_mu);
+	req->path = copy;
+	if (rc == ZOK && value && !copy)
+		rc = ZSYSTEMERROR;		/* out of memory */
+	if (rc == ZOK && stat)
+		req->stat = *stat;
+	finish_locked(req, rc);
+	pthread_mutex_unlock(&shared_mu);
+	wake_backend();
+}
+
+/* client thread */
+static void
+data_done(int rc, const char *value, int value_len, const struct Stat *stat,
+		  const void *data)
+{
+	ZkReq	   *req = (ZkReq *) data;
+	char	   *copy = NULL;
+
+	if (rc == ZOK)
+	{
+		int			len = (value && value_len > 0) ? value_len : 0;
+
+		copy = malloc(len + 1);
+		if (copy)
+		{
+			if (len > 0)
+				memcpy(copy, value, len);
+			copy[len] = '\0';
+		}
+		else
+			rc = ZSYSTEMERROR;
+		value_len = len;
+	}
+	pthread_mutex_lock(&shared_mu);
+	req->data = copy;
+	req->datalen = copy ? value_len : 0;
+	if (rc == ZOK && stat)
+		req->stat = *stat;
+	finish_locked(req, rc);
+	pthread_mutex_unlock(&shared_mu);
+	wake_backend();
+}
+
+/* client thread */
+static void
+strings_done(int rc, const struct String_vector *strings, const void *data)
+{
+	ZkReq	   *req = (ZkReq *) data;
+	char	  **copy = NULL;
+	int			n = 0;
+
+	if (rc == ZOK && strings && strings->count > 0)
+	{
+		copy = calloc(strings->count, sizeof(char *));
+		if (copy)
+		{
+			for (n = 0; n < strings->count; n++)
+			{
+				copy[n] = strdup(strings->data[n]);
+				if (!copy[n])
+					break;
+			}
+		}
+		if (!copy || n < strings->count)
+			rc = ZSYSTEMERROR;
+	}
+	pthread_mutex_lock(&shared_mu);
+	req->children = copy;
+	req->nchildren = n;
+	finish_locked(req, rc);
+	pthread_mutex_unlock(&shared_mu);
+	wake_backend();
+}
+
+/* client thread: the reply to a poke carries nothing we need */
+static void
+poke_done(int rc, const struct Stat *stat, const void *data)
+{
+	pthread_mutex_lock(&shared_mu);
+	poke_in_flight = false;
+	pthread_mutex_unlock(&shared_mu);
+}
+
+/*
+ * client thread: the session watcher and every node watch.  We keep no
+ * per-watch state (a watch set by a wait that was cancelled may fire much
+ * later); waiters count events and re-read ZooKeeper when the count moves.
+ */
+static void
+watcher(zhandle_t *h, int type, int state, const char *path, void *ctx)
+{
+	pthread_mutex_lock(&shared_mu);
+	watch_events++;
+	pthread_mutex_unlock(&shared_mu);
+	wake_backend();
+}
+
+/* client thread: keep the client's log lines for the backend to report */
+static void
+log_to_ring(const char *message)
+{
+	pthread_mutex_lock(&log_mu);
+	if (log_count == LOG_RING_SIZE)
+		log_dropped++;
+	else
+	{
+		strncpy(log_ring[log_head], message, LOG_LINE_MAX - 1);
+		log_ring[log_head][LOG_LINE_MAX - 1] = '\0';
+		log_head = (log_head + 1) % LOG_RING_SIZE;
+		log_count++;
+	}
+	pthread_mutex_unlock(&log_mu);
+}
+
+/* ===================================================================
+ * Backend side.
+ * ===================================================================
+ */
+
+/* Report the client's buffered log lines at DEBUG1. */
+static void
+drain_client_log(void)
+{
+	char		lines[LOG_RING_SIZE][LOG_LINE_MAX];
+	int			n,
+				dropped,
+				i,
+				first;
+
+	pthread_mutex_lock(&log_mu);
+	n = log_count;
+	dropped = log_dropped;
+	first = (log_head - log_count + LOG_RING_SIZE) % LOG_RING_SIZE;
+	for (i = 0; i < n; i++)
+		memcpy(lines[i], log_ring[(first + i) % LOG_RING_SIZE], LOG_LINE_MAX);
+	log_count = 0;
+	log_dropped = 0;
+	pthread_mutex_unlock(&log_mu);
+
+	for (i = 0; i < n; i++)
+	{
+		size_t		len = strlen(lines[i]);
+
+		while (len > 0 && (lines[i][len - 1] == '\n' || lines[i][len - 1] == '\r'))
+			lines[i][--len] = '\0';
+		elog(DEBUG1, "zookeeper client: %s", lines[i]);
+	}
+	if (dropped > 0)
+		elog(DEBUG1, "zookeeper client: %d log lines dropped", dropped);
+}
+
+static void
+close_handle(void)
+{
+	if (zh == NULL)
+		return;
+	/* joins the client's threads: no callback runs after this */
+	zookeeper_close(zh);
+	zh = NULL;
+	/* requests still linked were answered with ZCLOSING; nobody waits */
+	zk_release_all();
+}
+
+/* on_proc_exit: close the session so our ephemeral nodes go at once */
+static void
+close_at_exit(int code, Datum arg)
+{
+	close_handle();
+}
+
+static ZkReq *
+req_new(void)
+{
+	ZkReq	   *req = calloc(1, sizeof(ZkReq));
+
+	if (req == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	req->sent_at_us = mono_us();
+	pthread_mutex_lock(&shared_mu);
+	req->next = &live;
+	req->prev = live.prev;
+	live.prev->next = req;
+	live.prev = req;
+	pthread_mutex_unlock(&shared_mu);
+	return req;
+}
+
+/* The client refused the request outright: its completion will not run. */
+static ZkReq *
+req_sent(ZkReq *req, int rc)
+{
+	if (rc != ZOK)
+	{
+		pthread_mutex_lock(&shared_mu);
+		finish_locked(req, rc);
+		pthread_mutex_unlock(&shared_mu);
+	}
+	return req;
+}
+
+/*
+ * Free a request, or abandon it to its completion if it is still in
+ * flight.  NULL is allowed.
+ */
+void
+zk_release(ZkReq *req)
+{
+	if (req == NULL)
+		return;
+	pthread_mutex_lock(&shared_mu);
+	if (req->done)
+	{
+		unlink_req(req);
+		free_req(req);
+	}
+	else
+		req->abandoned = true;
+	pthread_mutex_unlock(&shared_mu);
+}
+
+/*
+ * Release every request.  For abort paths and session close only: no
+ * request pointer held by the backend may be used afterwards.
+ */
+void
+zk_release_all(void)
+{
+	ZkReq	   *req,
+			   *next;
+
+	pthread_mutex_lock(&shared_mu);
+	for (req = live.next; req != &live; req = next)
+	{
+		next = req->next;
+		if (req->done)
+		{
+			unlink_req(req);
+			free_req(req);
+		}
+		else
+			req->abandoned = true;
+	}
+	pthread_mutex_unlock(&shared_mu);
+}
+
+static bool
+handle_is_dead(void)
+{
+	int			state;
+
+	if (zh == NULL)
+		return true;
+	state = zoo_state(zh);
+	return state == ZOO_EXPIRED_SESSION_STATE || state == ZOO_AUTH_FAILED_STATE;
+}
+
+static bool
+handle_is_connected(void)
+{
+	return zh != NULL && zoo_state(zh) == ZOO_CONNECTED_STATE;
+}
+
+/*
+ * Send one cheap read if a request is overdue (see ZOOKEEPER-4537 above).
+ */
+static void
+poke_if_overdue(void)
+{
+	int64		now = mono_us();
+	bool		need = false;
+	ZkReq	   *req;
+
+	if (!handle_is_connected())
+		return;
+	pthread_mutex_lock(&shared_mu);
+	if (!poke_in_flight)
+	{
+		for (req = live.next; req != &live; req = req->next)
+		{
+			if (!req->done && !req->abandoned &&
+				now - req->sent_at_us > ZK_OVERDUE_US)
+			{
+				need = true;
+				break;
+			}
+		}
+		if (need)
+			poke_in_flight = true;
+	}
+	pthread_mutex_unlock(&shared_mu);
+
+	if (need && zoo_aexists(zh, "/", 0, poke_done, NULL) != ZOK)
+	{
+		pthread_mutex_lock(&shared_mu);
+		poke_in_flight = false;
+		pthread_mutex_unlock(&shared_mu);
+	}
+}
+
+static bool
+any_outstanding(void)
+{
+	bool		found = false;
+	ZkReq	   *req;
+
+	pthread_mutex_lock(&shared_mu);
+	for (req = live.next; req != &live; req = req->next)
+	{
+		if (!req->done && !req->abandoned)
+		{
+			found = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&shared_mu);
+	return found;
+}
+
+uint64
+zk_events_seen(void)
+{
+	uint64		n;
+
+	pthread_mutex_lock(&shared_mu);
+	n = watch_events;
+	pthread_mutex_unlock(&shared_mu);
+	return n;
+}
+
+/*
+ * The wait loop.  Sleeps until `req` (if not NULL) is done, or the watch
+ * counter moves past `events_seen` (if `req` is NULL), or `deadline` (0: none)
+ * passes.  Session state changes count as watch events.
+ *
+ * Unless `nothrow`, interrupts are serviced, so this may throw (query
+ * cancel, statement_timeout, termination).  With `nothrow` it never throws;
+ * callers in abort and commit callbacks must pass a deadline then.
+ */
+ZkWaitResult
+zk_wait(ZkReq *req, uint64 events_seen, TimestampTz deadline, bool nothrow)
+{
+	for (;;)
+	{
+		bool		ready;
+		long		timeout_ms = -1;
+		int			rc;
+
+		pthread_mutex_lock(&shared_mu);
+		ready = req ? req->done : (watch_events != events_seen);
+		pthread_mutex_unlock(&shared_mu);
+		if (ready)
+			return req ? ZKW_DONE : ZKW_EVENT;
+		if (req == NULL && handle_is_dead())
+			return ZKW_EVENT;
+
+		if (deadline != 0)
+		{
+			TimestampTz now = GetCurrentTimestamp();
+
+			if (now >= deadline)
+				return ZKW_TIMEOUT;
+			timeout_ms = (long) ((deadline - now + 999) / 1000);
+		}
+		if (any_outstanding())
+		{
+			poke_if_overdue();
+			if (timeout_ms < 0 || timeout_ms > ZK_TICK_MS)
+				timeout_ms = ZK_TICK_MS;
+		}
+
+		rc = WaitLatchOrSocket(MyLatch,
+							   WL_LATCH_SET | WL_SOCKET_READABLE |
+							   WL_EXIT_ON_PM_DEATH |
+							   (timeout_ms >= 0 ? WL_TIMEOUT : 0),
+							   event_fd, timeout_ms, PG_WAIT_EXTENSION);
+		if (rc & WL_SOCKET_READABLE)
+		{
+			uint64		buf;
+			ssize_t		r;
+
+			r = read(event_fd, &buf, sizeof(buf));
+			(void) r;
+		}
+		if (rc & WL_LATCH_SET)
+		{
+			ResetLatch(MyLatch);
+			if (!nothrow)
+				CHECK_FOR_INTERRUPTS();
+		}
+		drain_client_log();
+	}
+}
+
+static void
+open_handle(void)
+{
+	sigset_t	all,
+				old;
+
+	if (event_fd < 0)
+	{
+		event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (event_fd < 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("zksync could not create an eventfd: %m")));
+	}
+	if (!exit_hook_set)
+	{
+		on_proc_exit(close_at_exit, 0);
+		exit_hook_set = true;
+	}
+
+	zoo_set_debug_level(ZOO_LOG_LEVEL_WARN);
+
+	/* The client's threads inherit this mask: they take no signals. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	zh = zookeeper_init2(zksync_hosts, watcher, zksync_session_timeout,
+						 NULL, NULL, 0, log_to_ring);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+	if (zh == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+				 errmsg("could not start a ZooKeeper session for \"%s\": %m",
+						zksync_hosts)));
+	session_gen++;
+	free(conn_hosts);
+	conn_hosts = strdup(zksync_hosts);
+	conn_timeout = zksync_session_timeout;
+}
+
+/*
+ * Wait until the current handle is connected, for at most
+ * zksync.connect_timeout.  Returns ZOK, ZSESSIONEXPIRED or
+ * ZCONNECTIONLOSS (timed out).  Throws on interrupts unless nothrow.
+ */
+int
+zk_await_reconnect(bool nothrow)
+{
+	TimestampTz deadline;
+
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+										   zksync_connect_timeout);
+	for (;;)
+	{
+		uint64		seen = zk_events_seen();
+
+		if (handle_is_dead())
+			return ZSESSIONEXPIRED;
+		if (handle_is_connected())
+			return ZOK;
+		if (zk_wait(NULL, seen, deadline, nothrow) == ZKW_TIMEOUT)
+			return handle_is_connected() ? ZOK : ZCONNECTIONLOSS;
+	}
+}
+
+/*
+ * Make sure there is a connected session, opening one if needed.
+ * ERROR (class 08) if none can be had within zksync.connect_timeout.
+ *
+ * A session whose settings (zksync.hosts, zksync.session_timeout) changed
+ * is replaced only while nothing is held on it: a change never silently
+ * drops held locks.
+ */
+void
+zk_connect(void)
+{
+	int			rc;
+
+	drain_client_log();
+	if (zh != NULL && handle_is_dead())
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("ZooKeeper session 0x%llx expired; every lock it held is lost",
+						(unsigned long long) zoo_client_id(zh)->client_id)));
+		close_handle();
+		zksync_forget_session();
+	}
+	if (zh != NULL && !zksync_holds_exist() &&
+		(strcmp(conn_hosts, zksync_hosts) != 0 ||
+		 conn_timeout != zksync_session_timeout))
+		close_handle();
+
+	if (zh == NULL)
+		open_handle();
+
+	rc = zk_await_reconnect(false);
+	if (rc == ZOK)
+		return;
+	if (rc == ZSESSIONEXPIRED)
+	{
+		/* brand-new session refused, or an old one expired while waiting */
+		close_handle();
+		zksync_forget_session();
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("ZooKeeper session expired while connecting to \"%s\"",
+						conn_hosts ? conn_hosts : zksync_hosts)));
+	}
+	/* not reachable in time; keep a session that holds locks, it may recover */
+	if (!zksync_holds_exist())
+		close_handle();
+	ereport(ERROR,
+			(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+			 errmsg("could not connect to ZooKeeper at \"%s\" within %d ms",
+					zksync_hosts, zksync_connect_timeout),
+			 errhint("Check zksync.hosts and that the ensemble is running.")));
+}
+
+/*
+ * End the session now (its ephemeral nodes go with it) and mark every hold
+ * lost.  For when we cannot tell whether a node of ours is left behind.
+ */
+void
+zk_reset_session(void)
+{
+	close_handle();
+	zksync_forget_session();
+}
+
+bool
+zk_session_usable(void)
+{
+	return zh != NULL && !handle_is_dead();
+}
+
+uint64
+zk_session_generation(void)
+{
+	return session_gen;
+}
+
+int64
+zk_session_id(void)
+{
+	if (zh == NULL)
+		return 0;
+	return zoo_client_id(zh)->client_id;
+}
+
+/* The session timeout the server granted, in ms (0 if no session). */
+int
+zk_negotiated_timeout(void)
+{
+	return zh ? zoo_recv_timeout(zh) : 0;
+}
+
+const char *
+zk_session_state_name(void)
+{
+	int			state;
+
+	if (zh == NULL)
+		return "closed";
+	state = zoo_state(zh);
+	if (state == ZOO_CONNECTED_STATE)
+		return "connected";
+	if (state == ZOO_EXPIRED_SESSION_STATE)
+		return "expired";
+	if (state == ZOO_AUTH_FAILED_STATE)
+		return "auth_failed";
+	if (state == ZOO_READONLY_STATE)
+		return "read_only";
+	return "connecting";
+}
+
+const char *
+zk_current_server(char *buf, int len)
+{
+	const char *server;
+
+	if (!handle_is_connected())
+		return NULL;
+	server = zoo_get_current_server(zh);
+	if (server == NULL)
+		return NULL;
+	strlcpy(buf, server, len);
+	return buf;
+}
+
+/* ---- request constructors; the caller must have called zk_connect() ---- */
+
+ZkReq *
+zk_create(const char *path, const char *data, int len, int flags)
+{
+	ZkReq	   *req = req_new();
+
+	return req_sent(req, zoo_acreate2(zh, path, data, len,
+									  &ZOO_OPEN_ACL_UNSAFE, flags,
+									  create_done, req));
+}
+
+ZkReq *
+zk_delete(const char *path)
+{
+	ZkReq	   *req = req_new();
+
+	return req_sent(req, zoo_adelete(zh, path, -1, void_done, req));
+}
+
+ZkReq *
+zk_exists(const char *path, bool watch)
+{
+	ZkReq	   *req = req_new();
+
+	if (watch)
+		return req_sent(req, zoo_awexists(zh, path, watcher, NULL,
+										  stat_done, req));
+	return req_sent(req, zoo_aexists(zh, path, 0, stat_done, req));
+}
+
+ZkReq *
+zk_get(const char *path)
+{
+	ZkReq	   *req = req_new();
+
+	return req_sent(req, zoo_aget(zh, path, 0, data_done, req));
+}
+
+ZkReq *
+zk_get_children(const char *path)
+{
+	ZkReq	   *req = req_new();
+
+	return req_sent(req, zoo_aget_children(zh, path, 0, strings_done, req));
+}
+
+/* Wait (interruptibly, no deadline) for a request; return its rc. */
+int
+zk_call(ZkReq *req)
+{
+	zk_wait(req, 0, 0, false);
+	return req->rc;
+}
+
+/* Errors after which the same session may still be reachable. */
+bool
+zk_is_connection_error(int rc)
+{
+	return rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT ||
+		rc == ZCLOSING || rc == ZINVALIDSTATE;
+}
+
+void
+zk_report_error(int rc, const char *what, const char *path)
+{
+	int			code = ERRCODE_EXTERNAL_ROUTINE_EXCEPTION;
+
+	if (rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT || rc == ZCLOSING)
+		code = ERRCODE_CONNECTION_FAILURE;
+	else if (rc == ZSESSIONEXPIRED || rc == ZINVALIDSTATE)
+		code = ERRCODE_CONNECTION_FAILURE;
+	else if (rc == ZNOAUTH || rc == ZAUTHFAILED)
+		code = ERRCODE_INSUFFICIENT_PRIVILEGE;
+	ereport(ERROR,
+			(errcode(code),
+			 errmsg("ZooKeeper %s of \"%s\" failed: %s", what, path, zerror(rc))));
+}

@@ -1,0 +1,1110 @@
+/*-------------------------------------------------------------------------
+ * lock.c
+ *	  The read-write lock recipe and this backend's table of holds.
+ *
+ * The recipe (ZooKeeper's "Shared Locks", in Apache Curator's layout so a
+ * Curator InterProcessReadWriteLock on the same path shares the lock):
+ *
+ *	 {root}/locks/{name}/_c_{guid}-__WRIT__{seq}	a writer
+ *	 {root}/locks/{name}/_c_{guid}-__READ__{seq}	a reader
+ *
+ * The parents are container nodes, which the server removes once empty.
+ * Each acquisition creates one EPHEMERAL_SEQUENTIAL node and reads the
+ * children in the same round trip (the two requests are pipelined; the
+ * server answers them in order, so the listing includes our node).
+ * Contenders are the children that end in a 10-digit sequence; names with
+ * "__READ__", "__rlock__" (kazoo) or "-read-" are readers, all others
+ * writers.  Then:
+ *
+ *	 writer: granted when no contender has a lower sequence; otherwise it
+ *			 watches only its immediate predecessor.
+ *	 reader: granted when no writer has a lower sequence; otherwise it
+ *			 watches only the nearest lower writer.
+ *
+ * So one release wakes one writer, or the run of readers behind it: there
+ * is no herd.  A watch that fires only tells us to read the children again;
+ * the predecessor may have gone because it gave up, not because it held.
+ *
+ * The GUID.  If the connection drops while a create is in flight, we cannot
+ * know whether the node was made.  After the client reconnects (same
+ * session), we list the children and look for our GUID, and accept the node
+ * only if its ephemeralOwner is our session.  The same search runs when a
+ * wait is abandoned before the create's reply arrived, so a cancelled or
+ * timed-out wait never leaves its node behind.
+ *
+ * Holds.  Per backend there is at most one node per (lock, mode).  A hold
+ * counts session-level and transaction-level acquisitions apart, as
+ * advisory locks do; the node is deleted when both counts reach zero.
+ * Transaction-level acquisitions are also kept on a stack with their
+ * subtransaction nesting level, for ROLLBACK TO SAVEPOINT and RELEASE.
+ *
+ * Downgrade.  A backend holding the write lock gets the read lock at once:
+ * its read node is created without waiting.  If the write hold then ends
+ * while a writer of another client queued between our two nodes, deleting
+ * our write node would let that writer in beside our read hold.  In that
+ * case the write node is kept ("retained") until the read hold ends too:
+ * the exclusion lasts a little longer than asked, never shorter.  An
+ * upgrade (read held, write asked) would wait for itself: ERROR.
+ *
+ * Expiry.  When the session expires, every ephemeral node is gone, so
+ * every hold becomes "lost" (zksync_forget_session).  A lost hold is never
+ * reported as held; the commit check in xact.c refuses to commit a
+ * transaction that relied on one.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <unistd.h>
+
+#include "access/xact.h"
+#include "commands/dbcommands.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "postmaster/postmaster.h"
+#include "storage/lock.h"
+#include "storage/proc.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/json.h"
+#include "utils/memutils.h"
+
+#include "zksync.h"
+
+typedef struct HoldKey
+{
+	char		dir[ZKSYNC_PATH_MAX];	/* {root}/locks/{name} */
+	char		mode;			/* 'w' or 'r' */
+} HoldKey;
+
+typedef enum HoldState
+{
+	HOLD_WAITING,
+	HOLD_HELD,
+	HOLD_LOST
+} HoldState;
+
+typedef struct Hold
+{
+	HoldKey		key;			/* hash key: must be first */
+	char		name[ZKSYNC_NAME_MAX + 1];
+	char		node[ZKSYNC_PATH_MAX];	/* our node, "" until known */
+	char		retained[ZKSYNC_PATH_MAX];	/* write node kept for a
+											 * downgrade, or "" */
+	int			session_count;
+	int			xact_count;
+	HoldState	state;
+	int64		token;			/* czxid of the node */
+	LocalTransactionId lost_lxid;	/* transaction running when lost */
+} Hold;
+
+typedef struct XactEntry
+{
+	HoldKey		key;
+	int			level;			/* subtransaction nesting level */
+} XactEntry;
+
+static HTAB *holds = NULL;
+static XactEntry *xact_entries = NULL;
+static int	n_xact = 0;
+static int	max_xact = 0;
+
+/*
+ * The acquisition in progress, for the cleanup that runs when its wait is
+ * interrupted: the GUID finds the node even if the create's reply is lost.
+ */
+static struct
+{
+	bool		active;
+	char		dir[ZKSYNC_PATH_MAX];
+	char		guid[40];
+	char		node[ZKSYNC_PATH_MAX];
+	ZkReq	   *create;
+} acq;
+
+#define MODE_CHAR(m)	((m) == ZKLOCK_WRITE ? 'w' : 'r')
+#define MODE_NAME(c)	((c) == 'w' ? "write" : "read")
+
+static void
+init_holds(void)
+{
+	HASHCTL		ctl;
+
+	if (holds)
+		return;
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(HoldKey);
+	ctl.entrysize = sizeof(Hold);
+	ctl.hcxt = TopMemoryContext;
+	holds = hash_create("zksync holds", 64, &ctl,
+						HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+static void
+make_key(HoldKey *key, const char *dir, char mode)
+{
+	memset(key, 0, sizeof(*key));
+	strlcpy(key->dir, dir, sizeof(key->dir));
+	key->mode = mode;
+}
+
+static Hold *
+find_hold(const char *dir, char mode)
+{
+	HoldKey		key;
+
+	init_holds();
+	make_key(&key, dir, mode);
+	return (Hold *) hash_search(holds, &key, HASH_FIND, NULL);
+}
+
+static void
+remove_hold(Hold *hold)
+{
+	hash_search(holds, &hold->key, HASH_REMOVE, NULL);
+}
+
+char *
+zksync_lock_dir(const char *name)
+{
+	return psprintf("%s/locks/%s", zksync_root, name);
+}
+
+/* The sequence number a contender ends with, or -1 if it has none. */
+int64
+zksync_node_sequence(const char *child)
+{
+	size_t		len = strlen(child);
+	int64		seq = 0;
+	size_t		i;
+
+	if (len < 10)
+		return -1;
+	for (i = len - 10; i < len; i++)
+	{
+		if (child[i] < '0' || child[i] > '9')
+			return -1;
+		seq = seq * 10 + (child[i] - '0');
+	}
+	return seq;
+}
+
+bool
+zksync_node_is_reader(const char *child)
+{
+	return strstr(child, "__READ__") != NULL ||
+		strstr(child, "__rlock__") != NULL ||
+		strstr(child, "-read-") != NULL;
+}
+
+static void
+make_guid(char *buf, size_t len)
+{
+	uint8		b[16];
+
+	if (!pg_strong_random(b, sizeof(b)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random GUID")));
+	b[6] = (b[6] & 0x0f) | 0x40;	/* version 4 */
+	b[8] = (b[8] & 0x3f) | 0x80;	/* variant 1 */
+	snprintf(buf, len,
+			 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+			 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+			 b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+/*
+ * The data of every node we create: who made it, so an operator can see
+ * which backend on which cluster holds a lock.
+ */
+char *
+zksync_owner_data(int *len)
+{
+	static char *dbname = NULL;
+	char		host[256];
+	StringInfoData buf;
+
+	if (dbname == NULL && IsTransactionState() && MyDatabaseId != InvalidOid)
+	{
+		char	   *d = get_database_name(MyDatabaseId);
+
+		if (d)
+			dbname = MemoryContextStrdup(TopMemoryContext, d);
+	}
+	if (gethostname(host, sizeof(host)) != 0)
+		strlcpy(host, "", sizeof(host));
+	host[sizeof(host) - 1] = '\0';
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"host\":");
+	escape_json(&buf, host);
+	appendStringInfo(&buf, ",\"port\":%d,\"database\":", PostPortNumber);
+	escape_json(&buf, dbname ? dbname : "");
+	appendStringInfo(&buf, ",\"pid\":%d,\"application_name\":", MyProcPid);
+	escape_json(&buf, application_name ? application_name : "");
+	appendStringInfoChar(&buf, '}');
+	*len = buf.len;
+	return buf.data;
+}
+
+/*
+ * Create the lock directory and its parents as containers.  Existing ones
+ * are fine.  Returns ZOK or the first other error.
+ */
+static int
+ensure_parents(const char *dir)
+{
+	ZkReq	   *reqs[16];
+	int			n = 0;
+	int			rc = ZOK;
+	int			i;
+	const char *p;
+
+	for (p = strchr(dir + 1, '/');; p = strchr(p + 1, '/'))
+	{
+		char	   *prefix = p ? pnstrdup(dir, p - dir) : pstrdup(dir);
+
+		if (n == lengthof(reqs))
+			break;
+		reqs[n++] = zk_create(prefix, "", 0, ZOO_CONTAINER);
+		pfree(prefix);
+		if (p == NULL)
+			break;
+	}
+	for (i = 0; i < n; i++)
+	{
+		int			r = zk_call(reqs[i]);
+
+		if (r != ZOK && r != ZNODEEXISTS && rc == ZOK)
+			rc = r;
+	}
+	for (i = 0; i < n; i++)
+		zk_release(reqs[i]);
+	return rc;
+}
+
+/*
+ * After a connection error: wait for the client to reconnect (same
+ * session).  Throws if it cannot within zksync.connect_timeout or the
+ * session is gone.
+ */
+static void
+reconnect_or_error(const char *doing, const char *path)
+{
+	int			rc = zk_await_reconnect(false);
+
+	if (rc != ZOK)
+		zk_report_error(rc, doing, path);
+}
+
+/*
+ * Find the node with our GUID among the children of `dir` and check that it
+ * belongs to this session.  Fills `node` and `token`; returns true if found.
+ */
+static bool
+find_own_node(const char *dir, const char *guid, char *node, int64 *token)
+{
+	for (;;)
+	{
+		ZkReq	   *g = zk_get_children(dir);
+		int			rc = zk_call(g);
+		int			i;
+		bool		found = false;
+
+		if (zk_is_connection_error(rc))
+		{
+			zk_release(g);
+			reconnect_or_error("get_children", dir);
+			continue;
+		}
+		if (rc == ZNONODE)
+		{
+			zk_release(g);
+			return false;
+		}
+		if (rc != ZOK)
+		{
+			zk_release(g);
+			zk_report_error(rc, "get_children", dir);
+		}
+		for (i = 0; i < g->nchildren && !found; i++)
+		{
+			ZkReq	   *e;
+			char		path[ZKSYNC_PATH_MAX];
+
+			if (strstr(g->children[i], guid) == NULL)
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", dir, g->children[i]);
+			e = zk_exists(path, false);
+			if (zk_call(e) == ZOK && e->stat.ephemeralOwner == zk_session_id())
+			{
+				strlcpy(node, path, ZKSYNC_PATH_MAX);
+				*token = e->stat.czxid;
+				found = true;
+			}
+			zk_release(e);
+		}
+		zk_release(g);
+		return found;
+	}
+}
+
+/*
+ * Which contender must go before us?  Returns the child name to watch, or
+ * NULL if we are granted.  Our own node must be among the children;
+ * `*missing` is set if it is not (the session lost it).  `ignore` is a node
+ * name of ours that never blocks (may be NULL).
+ */
+static const char *
+find_blocker(ZkReq *g, const char *mynode, char mode, const char *ignore,
+			 bool *missing)
+{
+	const char *mine = strrchr(mynode, '/') + 1;
+	int64		myseq = zksync_node_sequence(mine);
+	const char *best = NULL;
+	int64		bestseq = -1;
+	int			i;
+
+	*missing = true;
+	for (i = 0; i < g->nchildren; i++)
+	{
+		const char *c = g->children[i];
+		int64		seq = zksync_node_sequence(c);
+
+		if (strcmp(c, mine) == 0)
+		{
+			*missing = false;
+			continue;
+		}
+		if (seq < 0 || seq >= myseq)
+			continue;
+		if (ignore && strcmp(c, ignore) == 0)
+			continue;
+		if (mode == 'r' && zksync_node_is_reader(c))
+			continue;
+		if (seq > bestseq)
+		{
+			best = c;
+			bestseq = seq;
+		}
+	}
+	return best;
+}
+
+/*
+ * Delete one of our nodes.  Connection errors are retried on the same
+ * session.  With `nothrow` (abort and commit callbacks), gives up after
+ * zksync.connect_timeout and returns false; the caller must then end the
+ * session so the node cannot outlive the hold.
+ */
+static bool
+delete_node(const char *path, bool nothrow)
+{
+	TimestampTz deadline = 0;
+
+	if (nothrow)
+		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+											   zksync_connect_timeout);
+	for (;;)
+	{
+		ZkReq	   *d;
+		int			rc;
+
+		if (!zk_session_usable())
+			return true;		/* the session and its nodes are gone */
+		d = zk_delete(path);
+		if (zk_wait(d, 0, deadline, nothrow) == ZKW_TIMEOUT)
+		{
+			zk_release(d);
+			return false;
+		}
+		rc = d->rc;
+		zk_release(d);
+		if (rc == ZOK || rc == ZNONODE || rc == ZSESSIONEXPIRED)
+			return true;
+		if (zk_is_connection_error(rc))
+		{
+			rc = zk_await_reconnect(nothrow);
+			if (rc == ZSESSIONEXPIRED)
+				return true;
+			if (rc == ZOK)
+				continue;
+			if (nothrow)
+				return false;
+			zk_report_error(rc, "delete", path);
+		}
+		if (nothrow)
+		{
+			ereport(WARNING,
+					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+					 errmsg("could not delete ZooKeeper node \"%s\": %s",
+							path, zerror(rc))));
+			return false;
+		}
+		zk_report_error(rc, "delete", path);
+	}
+}
+
+/*
+ * Cleanup of an acquisition whose wait ended without a grant by an ERROR
+ * (cancel, statement_timeout, connection trouble).  Runs in PG_CATCH before
+ * the error is re-thrown, so the node is gone before the client hears of
+ * the error.  Never throws.
+ */
+static void
+abandon_acquisition(void)
+{
+	TimestampTz deadline;
+
+	if (!acq.active)
+		return;
+	acq.active = false;
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+										   zksync_connect_timeout);
+
+	/* a create still in flight: wait a little for its reply */
+	if (acq.node[0] == '\0' && acq.create)
+	{
+		if (zk_wait(acq.create, 0, deadline, true) == ZKW_DONE &&
+			acq.create->rc == ZOK && acq.create->path)
+			strlcpy(acq.node, acq.create->path, sizeof(acq.node));
+	}
+	zk_release(acq.create);
+	acq.create = NULL;
+
+	if (acq.node[0] == '\0' && zk_session_usable())
+	{
+		/* reply unknown: look for our GUID */
+		ZkReq	   *g = zk_get_children(acq.dir);
+
+		if (zk_wait(g, 0, deadline, true) == ZKW_DONE && g->rc == ZOK)
+		{
+			int			i;
+
+			for (i = 0; i < g->nchildren; i++)
+				if (strstr(g->children[i], acq.guid))
+					snprintf(acq.node, sizeof(acq.node), "%s/%s",
+							 acq.dir, g->children[i]);
+		}
+		else if (g->rc != ZNONODE)
+		{
+			/* we cannot tell whether a node of ours exists: end the session */
+			zk_release(g);
+			ereport(WARNING,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("could not check ZooKeeper for an abandoned lock node under \"%s\"; closing the session",
+							acq.dir)));
+			zk_reset_session();
+			return;
+		}
+		zk_release(g);
+	}
+	if (acq.node[0] != '\0' && !delete_node(acq.node, true))
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not delete abandoned lock node \"%s\"; closing the session",
+						acq.node)));
+		zk_reset_session();
+	}
+}
+
+/*
+ * Create our node and wait until it is granted or `deadline` (0: none)
+ * passes.  Returns true when granted, with hold->node and hold->token set;
+ * false on timeout, with the node deleted.  May throw (interrupts,
+ * ZooKeeper errors); the caller's PG_CATCH runs abandon_acquisition().
+ */
+static bool
+acquire_node(Hold *hold, char mode, bool downgrade, TimestampTz deadline)
+{
+	const char *dir = hold->key.dir;
+	char		prefix[ZKSYNC_PATH_MAX];
+	char	   *data;
+	int			datalen;
+	ZkReq	   *g = NULL;
+	int			attempts = 0;
+
+	make_guid(acq.guid, sizeof(acq.guid));
+	strlcpy(acq.dir, dir, sizeof(acq.dir));
+	acq.node[0] = '\0';
+	acq.create = NULL;
+	acq.active = true;
+
+	snprintf(prefix, sizeof(prefix), "%s/_c_%s-%s", dir, acq.guid,
+			 mode == 'w' ? "__WRIT__" : "__READ__");
+	data = zksync_owner_data(&datalen);
+
+	/* create, pipelined with the first listing of the children */
+	while (acq.node[0] == '\0')
+	{
+		int			rc;
+
+		if (++attempts > 10)
+			ereport(ERROR,
+					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+					 errmsg("could not create a lock node under \"%s\" after %d attempts",
+							dir, attempts - 1)));
+		acq.create = zk_create(prefix, data, datalen, ZOO_EPHEMERAL_SEQUENTIAL);
+		if (!downgrade)
+			g = zk_get_children(dir);
+		rc = zk_call(acq.create);
+		if (rc == ZOK)
+		{
+			strlcpy(acq.node, acq.create->path, sizeof(acq.node));
+			hold->token = acq.create->stat.czxid;
+		}
+		zk_release(acq.create);
+		acq.create = NULL;
+		if (rc == ZOK)
+			break;
+
+		zk_release(g);
+		g = NULL;
+		if (rc == ZNONODE)
+		{
+			rc = ensure_parents(dir);
+			if (zk_is_connection_error(rc))
+				reconnect_or_error("create", dir);
+			else if (rc != ZOK)
+				zk_report_error(rc, "create", dir);
+		}
+		else if (zk_is_connection_error(rc))
+		{
+			/* did the create happen?  The GUID tells. */
+			reconnect_or_error("create", prefix);
+			find_own_node(dir, acq.guid, acq.node, &hold->token);
+		}
+		else
+			zk_report_error(rc, "create", prefix);
+	}
+	strlcpy(hold->node, acq.node, sizeof(hold->node));
+
+	if (downgrade)
+	{
+		acq.active = false;
+		return true;
+	}
+
+	for (;;)
+	{
+		const char *blocker;
+		bool		missing;
+		int			rc;
+		uint64		seen;
+		ZkReq	   *e;
+		char		path[ZKSYNC_PATH_MAX];
+
+		if (g == NULL)
+			g = zk_get_children(dir);
+		rc = zk_call(g);
+		if (rc != ZOK)
+		{
+			zk_release(g);
+			g = NULL;
+			if (zk_is_connection_error(rc))
+			{
+				reconnect_or_error("get_children", dir);
+				continue;
+			}
+			zk_report_error(rc, "get_children", dir);
+		}
+		blocker = find_blocker(g, acq.node, mode, NULL, &missing);
+		if (missing)
+		{
+			zk_release(g);
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("lock node \"%s\" disappeared while waiting; the ZooKeeper session was lost",
+							acq.node)));
+		}
+		if (blocker == NULL)
+		{
+			zk_release(g);
+			acq.active = false;
+			return true;
+		}
+		if (deadline != 0 && GetCurrentTimestamp() >= deadline)
+		{
+			zk_release(g);
+			break;
+		}
+
+		/* watch only the one that must go before us */
+		snprintf(path, sizeof(path), "%s/%s", dir, blocker);
+		zk_release(g);
+		g = NULL;
+		seen = zk_events_seen();
+		e = zk_exists(path, true);
+		rc = zk_call(e);
+		zk_release(e);
+		if (rc == ZNONODE)
+			continue;			/* already gone: look again */
+		if (zk_is_connection_error(rc))
+		{
+			reconnect_or_error("exists", path);
+			continue;
+		}
+		if (rc != ZOK)
+			zk_report_error(rc, "exists", path);
+		if (zk_wait(NULL, seen, deadline, false) == ZKW_TIMEOUT)
+			break;
+		if (!zk_session_usable())
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("ZooKeeper session expired while waiting for lock node \"%s\"",
+							acq.node)));
+	}
+
+	/* timed out: our node must not stay behind to block others */
+	if (!delete_node(acq.node, false))
+		zk_report_error(ZCONNECTIONLOSS, "delete", acq.node);
+	acq.active = false;
+	hold->node[0] = '\0';
+	return false;
+}
+
+static void
+push_xact_entry(const HoldKey *key)
+{
+	if (n_xact == max_xact)
+	{
+		int			newmax = max_xact ? max_xact * 2 : 16;
+
+		if (xact_entries == NULL)
+			xact_entries = MemoryContextAlloc(TopMemoryContext,
+											  newmax * sizeof(XactEntry));
+		else
+			xact_entries = repalloc(xact_entries, newmax * sizeof(XactEntry));
+		max_xact = newmax;
+	}
+	xact_entries[n_xact].key = *key;
+	xact_entries[n_xact].level = GetCurrentTransactionNestLevel();
+	n_xact++;
+}
+
+static void
+add_count(Hold *hold, bool xact)
+{
+	if (xact)
+	{
+		push_xact_entry(&hold->key);
+		hold->xact_count++;
+	}
+	else
+		hold->session_count++;
+}
+
+static void
+error_if_lost(Hold *hold)
+{
+	if (hold->state == HOLD_LOST)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("zksync %s lock \"%s\" was lost when its ZooKeeper session expired",
+						MODE_NAME(hold->key.mode), hold->name),
+				 errhint("Release it with zksync_unlock_all() or by ending the transaction.")));
+}
+
+/*
+ * Acquire `name` in `mode`, at session or transaction level.  Blocking
+ * unless `try_only`, in which case it waits up to `timeout_ms` and returns
+ * false if the lock was not granted.  lock_timeout applies to every wait.
+ */
+bool
+zksync_lock_acquire(const char *name, ZkLockMode mode, bool xact,
+					bool try_only, int timeout_ms)
+{
+	char	   *dir = zksync_lock_dir(name);
+	char		m = MODE_CHAR(mode);
+	Hold	   *hold;
+	Hold	   *other;
+	bool		found;
+	bool		downgrade = false;
+	bool		granted;
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz deadline = 0;
+	TimestampTz lock_deadline = 0;
+	HoldKey		key;
+
+	zk_connect();
+
+	hold = find_hold(dir, m);
+	if (hold && hold->state != HOLD_WAITING)
+	{
+		error_if_lost(hold);
+		add_count(hold, xact);
+		return true;
+	}
+
+	other = find_hold(dir, m == 'w' ? 'r' : 'w');
+	if (other && other->state != HOLD_WAITING)
+	{
+		error_if_lost(other);
+		if (m == 'w')
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("cannot upgrade zksync lock \"%s\" from read to write", name),
+					 errdetail("This backend holds the read lock; waiting for the write lock would wait for itself."),
+					 errhint("Release the read lock first.")));
+		downgrade = true;
+	}
+
+	if (try_only)
+		deadline = TimestampTzPlusMilliseconds(now, timeout_ms);
+	if (LockTimeout > 0)
+	{
+		lock_deadline = TimestampTzPlusMilliseconds(now, LockTimeout);
+		if (deadline == 0 || lock_deadline < deadline)
+			deadline = lock_deadline;
+		else
+			lock_deadline = 0;
+	}
+
+	make_key(&key, dir, m);
+	hold = (Hold *) hash_search(holds, &key, HASH_ENTER, &found);
+	memset(((char *) hold) + sizeof(HoldKey), 0, sizeof(Hold) - sizeof(HoldKey));
+	strlcpy(hold->name, name, sizeof(hold->name));
+	hold->state = HOLD_WAITING;
+
+	PG_TRY();
+	{
+		granted = acquire_node(hold, m, downgrade, deadline);
+	}
+	PG_CATCH();
+	{
+		HOLD_INTERRUPTS();
+		abandon_acquisition();
+		RESUME_INTERRUPTS();
+		hold = find_hold(dir, m);
+		if (hold)
+			remove_hold(hold);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	if (!granted)
+	{
+		remove_hold(hold);
+		if (lock_deadline != 0 && GetCurrentTimestamp() >= lock_deadline)
+			ereport(ERROR,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("canceling statement due to lock timeout"),
+					 errdetail("Waited %d ms for zksync %s lock \"%s\".",
+							   LockTimeout, MODE_NAME(m), name)));
+		return false;
+	}
+	hold->state = HOLD_HELD;
+	add_count(hold, xact);
+	return true;
+}
+
+/*
+ * Would our read node be granted without our write node?  If not, the
+ * write node must be retained (see "Downgrade" above).
+ */
+static bool
+read_needs_write_node(Hold *read, const char *write_node)
+{
+	ZkReq	   *g;
+	int			rc;
+	bool		missing;
+	bool		needed;
+
+	for (;;)
+	{
+		g = zk_get_children(read->key.dir);
+		rc = zk_call(g);
+		if (!zk_is_connection_error(rc))
+			break;
+		zk_release(g);
+		reconnect_or_error("get_children", read->key.dir);
+	}
+	if (rc != ZOK)
+	{
+		zk_release(g);
+		zk_report_error(rc, "get_children", read->key.dir);
+	}
+	needed = find_blocker(g, read->node, 'r', strrchr(write_node, '/') + 1,
+						  &missing) != NULL;
+	zk_release(g);
+	return needed;
+}
+
+/*
+ * Drop a hold whose counts are both zero: delete its node(s) and forget
+ * it.  With `nothrow`, failure to delete ends the session instead of
+ * throwing (a node must never outlive its hold).
+ */
+static void
+drop_hold(Hold *hold, bool nothrow)
+{
+	bool		ok = true;
+
+	if (hold->session_count > 0 || hold->xact_count > 0)
+		return;
+	if (hold->state == HOLD_HELD)
+	{
+		Hold	   *read = NULL;
+
+		if (hold->key.mode == 'w')
+			read = find_hold(hold->key.dir, 'r');
+		/* without a ZooKeeper read (nothrow), retain to be safe */
+		if (read && read->state == HOLD_HELD &&
+			(nothrow || read_needs_write_node(read, hold->node)))
+			strlcpy(read->retained, hold->node, sizeof(read->retained));
+		else
+			ok = delete_node(hold->node, nothrow);
+		if (ok && hold->retained[0])
+			ok = delete_node(hold->retained, nothrow);
+	}
+	if (!ok)
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not release zksync %s lock \"%s\"; closing the ZooKeeper session so that it is not left behind",
+						MODE_NAME(hold->key.mode), hold->name)));
+		remove_hold(hold);
+		zk_reset_session();
+		return;
+	}
+	remove_hold(hold);
+}
+
+/*
+ * Release one session-level hold (zksync_*_unlock).  Returns false with a
+ * WARNING if there is none.  A lost hold is released and then reported
+ * with an ERROR.
+ */
+bool
+zksync_lock_release(const char *name, ZkLockMode mode)
+{
+	char	   *dir = zksync_lock_dir(name);
+	char		m = MODE_CHAR(mode);
+	Hold	   *hold;
+
+	/* first, so that an expiry shows as a lost hold below */
+	if (zksync_holds_exist())
+		zk_connect();
+	hold = find_hold(dir, m);
+	if (hold == NULL || hold->session_count == 0)
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_WARNING),
+				 errmsg("you don't own a zksync %s lock on \"%s\"", MODE_NAME(m), name)));
+		return false;
+	}
+	if (hold->state == HOLD_LOST)
+	{
+		hold->session_count--;
+		if (hold->session_count == 0 && hold->xact_count == 0)
+			remove_hold(hold);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("zksync %s lock \"%s\" was lost when its ZooKeeper session expired",
+						MODE_NAME(m), name)));
+	}
+	if (hold->session_count == 1 && hold->xact_count == 0)
+	{
+		hold->session_count = 0;
+		PG_TRY();
+		{
+			drop_hold(hold, false);
+		}
+		PG_CATCH();
+		{
+			/* still held: the caller may try again */
+			hold = find_hold(dir, m);
+			if (hold)
+				hold->session_count = 1;
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+	}
+	else
+		hold->session_count--;
+	return true;
+}
+
+/*
+ * End every session-level hold (zksync_unlock_all, DISCARD ALL).  Lost
+ * holds are dropped with a WARNING each.
+ */
+void
+zksync_release_session_holds(bool nothrow)
+{
+	HASH_SEQ_STATUS seq;
+	Hold	   *hold;
+	HoldKey    *keys;
+	int			n = 0,
+				i;
+
+	if (holds == NULL)
+		return;
+	keys = palloc(sizeof(HoldKey) * (hash_get_num_entries(holds) + 1));
+	hash_seq_init(&seq, holds);
+	while ((hold = hash_seq_search(&seq)) != NULL)
+		if (hold->session_count > 0)
+			keys[n++] = hold->key;
+
+	for (i = 0; i < n; i++)
+	{
+		hold = (Hold *) hash_search(holds, &keys[i], HASH_FIND, NULL);
+		if (hold == NULL)
+			continue;
+		if (hold->state == HOLD_LOST)
+			ereport(WARNING,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("zksync %s lock \"%s\" had been lost when its ZooKeeper session expired",
+							MODE_NAME(hold->key.mode), hold->name)));
+		hold->session_count = 0;
+		if (hold->xact_count == 0)
+		{
+			if (hold->state == HOLD_LOST)
+				remove_hold(hold);
+			else
+				drop_hold(hold, true);
+		}
+	}
+	pfree(keys);
+}
+
+/*
+ * End the transaction-level holds taken at subtransaction nesting level
+ * `nest_level` or deeper (1: the whole transaction).  Called from the
+ * transaction callbacks: never throws.
+ */
+void
+zksync_release_xact_holds(int nest_level, bool nothrow)
+{
+	while (n_xact > 0 && xact_entries[n_xact - 1].level >= nest_level)
+	{
+		XactEntry  *e = &xact_entries[--n_xact];
+		Hold	   *hold = (Hold *) hash_search(holds, &e->key, HASH_FIND, NULL);
+
+		if (hold == NULL)
+			continue;
+		if (hold->xact_count > 0)
+			hold->xact_count--;
+		if (hold->session_count == 0 && hold->xact_count == 0)
+		{
+			if (hold->state == HOLD_HELD)
+				drop_hold(hold, nothrow);
+			else
+				remove_hold(hold);
+		}
+	}
+}
+
+/* RELEASE SAVEPOINT: the subtransaction's holds pass to its parent. */
+void
+zksync_reassign_xact_holds(int nest_level)
+{
+	int			i;
+
+	for (i = 0; i < n_xact; i++)
+		if (xact_entries[i].level >= nest_level)
+			xact_entries[i].level = nest_level - 1;
+}
+
+bool
+zksync_have_xact_holds(void)
+{
+	return n_xact > 0;
+}
+
+bool
+zksync_holds_exist(void)
+{
+	return holds != NULL && hash_get_num_entries(holds) > 0;
+}
+
+/*
+ * The session expired or was closed: every node is gone.  Holds become
+ * lost (never reported as held again); waits in progress are dropped.
+ */
+void
+zksync_forget_session(void)
+{
+	HASH_SEQ_STATUS seq;
+	Hold	   *hold;
+
+	if (holds == NULL)
+		return;
+	hash_seq_init(&seq, holds);
+	while ((hold = hash_seq_search(&seq)) != NULL)
+	{
+		if (hold->state == HOLD_WAITING)
+			remove_hold(hold);
+		else if (hold->state == HOLD_HELD)
+		{
+			hold->state = HOLD_LOST;
+			hold->lost_lxid = MyProc ? MyProc->lxid : InvalidLocalTransactionId;
+		}
+	}
+}
+
+/*
+ * Pre-commit: refuse to commit a transaction that relied on a lock that
+ * is lost: any transaction hold, or a session hold lost during it.
+ */
+void
+zksync_check_lost_for_commit(void)
+{
+	HASH_SEQ_STATUS seq;
+	Hold	   *hold;
+	Hold	   *bad = NULL;
+
+	if (holds == NULL || hash_get_num_entries(holds) == 0)
+		return;
+	/* learn of an expiry the client has already seen */
+	if (!zk_session_usable())
+		zksync_forget_session();
+	hash_seq_init(&seq, holds);
+	while ((hold = hash_seq_search(&seq)) != NULL)
+	{
+		if (hold->state == HOLD_LOST && bad == NULL &&
+			(hold->xact_count > 0 ||
+			 (hold->lost_lxid != InvalidLocalTransactionId &&
+			  MyProc && hold->lost_lxid == MyProc->lxid)))
+			bad = hold;
+	}
+	if (bad)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("cannot commit: zksync %s lock \"%s\" was lost during the transaction",
+						MODE_NAME(bad->key.mode), bad->name),
+				 errdetail("The ZooKeeper session that held it expired; another client may have taken the lock.")));
+}
+
+/* Copy the hold table for zksync_locks(). */
+int
+zksync_lock_snapshot(ZkLockInfo **rows)
+{
+	HASH_SEQ_STATUS seq;
+	Hold	   *hold;
+	int			n = 0;
+
+	if (holds == NULL)
+	{
+		*rows = NULL;
+		return 0;
+	}
+	*rows = palloc0(sizeof(ZkLockInfo) * (hash_get_num_entries(holds) + 1));
+	hash_seq_init(&seq, holds);
+	while ((hold = hash_seq_search(&seq)) != NULL)
+	{
+		ZkLockInfo *r = &(*rows)[n++];
+
+		strlcpy(r->name, hold->name, sizeof(r->name));
+		r->mode = MODE_NAME(hold->key.mode);
+		r->session_count = hold->session_count;
+		r->xact_count = hold->xact_count;
+		r->state = hold->state == HOLD_HELD ? "held" :
+			hold->state == HOLD_LOST ? "lost" : "waiting";
+		strlcpy(r->node, hold->node, sizeof(r->node));
+		r->token = hold->token;
+		r->has_token = hold->node[0] != '\0' && hold->state == HOLD_HELD;
+	}
+	return n;
+}

@@ -1,0 +1,399 @@
+/*-------------------------------------------------------------------------
+ * zksync.c
+ *	  _PG_init, the GUCs, and every SQL-callable function.
+ *
+ * The functions here check their arguments (a NULL is an ERROR with
+ * SQLSTATE 22004, never a silent NULL result: the SQL functions are not
+ * STRICT on purpose) and hand over to lock.c or connection.c.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+
+#include "zksync.h"
+
+PG_MODULE_MAGIC;
+
+char	   *zksync_hosts = NULL;
+char	   *zksync_root = NULL;
+int			zksync_session_timeout = 10000;
+int			zksync_connect_timeout = 10000;
+
+static bool
+check_hosts(char **newval, void **extra, GucSource source)
+{
+	char	   *why = NULL;
+
+	if (zksync_hosts_are_valid(*newval, &why))
+		return true;
+	GUC_check_errdetail("zksync.hosts %s.", why);
+	return false;
+}
+
+static bool
+check_root(char **newval, void **extra, GucSource source)
+{
+	char	   *why = NULL;
+
+	if (zksync_root_is_valid(*newval, &why))
+		return true;
+	GUC_check_errdetail("zksync.root %s.", why);
+	return false;
+}
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	DefineCustomStringVariable("zksync.hosts",
+							   "ZooKeeper connect string: host:port[,host:port...][/chroot].",
+							   "Applies to the next session this backend opens; a session holding locks is kept.",
+							   &zksync_hosts, "localhost:2181",
+							   PGC_SUSET, 0, check_hosts, NULL, NULL);
+	DefineCustomStringVariable("zksync.root",
+							   "ZooKeeper path under which zksync creates every node.",
+							   NULL,
+							   &zksync_root, "/zksync",
+							   PGC_SUSET, 0, check_root, NULL, NULL);
+	DefineCustomIntVariable("zksync.session_timeout",
+							"ZooKeeper session timeout asked for at connect.",
+							"Locks of a backend that crashed or lost the network end within this time.",
+							&zksync_session_timeout, 10000, 1000, 600000,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("zksync.connect_timeout",
+							"How long a call waits for a ZooKeeper connection before it fails.",
+							NULL,
+							&zksync_connect_timeout, 10000, 1, 3600000,
+							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	MarkGUCPrefixReserved("zksync");
+
+	zksync_xact_init();
+}
+
+/* ---- argument helpers ---- */
+
+static char *
+name_arg(FunctionCallInfo fcinfo, int n, const char *what)
+{
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be NULL", what)));
+	return zksync_name_from_text(PG_GETARG_TEXT_PP(n), what);
+}
+
+static int
+timeout_arg(FunctionCallInfo fcinfo, int n)
+{
+	int			v;
+
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("timeout_ms must not be NULL")));
+	v = PG_GETARG_INT32(n);
+	if (v < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("timeout_ms must not be negative: %d", v)));
+	return v;
+}
+
+/* ---- locks ---- */
+
+static Datum
+lock_blocking(FunctionCallInfo fcinfo, ZkLockMode mode, bool xact)
+{
+	char	   *name = name_arg(fcinfo, 0, "lock name");
+
+	zksync_lock_acquire(name, mode, xact, false, 0);
+	PG_RETURN_VOID();
+}
+
+static Datum
+lock_try(FunctionCallInfo fcinfo, ZkLockMode mode, bool xact)
+{
+	char	   *name = name_arg(fcinfo, 0, "lock name");
+	int			timeout = timeout_arg(fcinfo, 1);
+
+	PG_RETURN_BOOL(zksync_lock_acquire(name, mode, xact, true, timeout));
+}
+
+PG_FUNCTION_INFO_V1(zksync_write_lock);
+Datum
+zksync_write_lock(PG_FUNCTION_ARGS)
+{
+	return lock_blocking(fcinfo, ZKLOCK_WRITE, false);
+}
+
+PG_FUNCTION_INFO_V1(zksync_read_lock);
+Datum
+zksync_read_lock(PG_FUNCTION_ARGS)
+{
+	return lock_blocking(fcinfo, ZKLOCK_READ, false);
+}
+
+PG_FUNCTION_INFO_V1(zksync_xact_write_lock);
+Datum
+zksync_xact_write_lock(PG_FUNCTION_ARGS)
+{
+	return lock_blocking(fcinfo, ZKLOCK_WRITE, true);
+}
+
+PG_FUNCTION_INFO_V1(zksync_xact_read_lock);
+Datum
+zksync_xact_read_lock(PG_FUNCTION_ARGS)
+{
+	return lock_blocking(fcinfo, ZKLOCK_READ, true);
+}
+
+PG_FUNCTION_INFO_V1(zksync_try_write_lock);
+Datum
+zksync_try_write_lock(PG_FUNCTION_ARGS)
+{
+	return lock_try(fcinfo, ZKLOCK_WRITE, false);
+}
+
+PG_FUNCTION_INFO_V1(zksync_try_read_lock);
+Datum
+zksync_try_read_lock(PG_FUNCTION_ARGS)
+{
+	return lock_try(fcinfo, ZKLOCK_READ, false);
+}
+
+PG_FUNCTION_INFO_V1(zksync_try_xact_write_lock);
+Datum
+zksync_try_xact_write_lock(PG_FUNCTION_ARGS)
+{
+	return lock_try(fcinfo, ZKLOCK_WRITE, true);
+}
+
+PG_FUNCTION_INFO_V1(zksync_try_xact_read_lock);
+Datum
+zksync_try_xact_read_lock(PG_FUNCTION_ARGS)
+{
+	return lock_try(fcinfo, ZKLOCK_READ, true);
+}
+
+PG_FUNCTION_INFO_V1(zksync_write_unlock);
+Datum
+zksync_write_unlock(PG_FUNCTION_ARGS)
+{
+	char	   *name = name_arg(fcinfo, 0, "lock name");
+
+	PG_RETURN_BOOL(zksync_lock_release(name, ZKLOCK_WRITE));
+}
+
+PG_FUNCTION_INFO_V1(zksync_read_unlock);
+Datum
+zksync_read_unlock(PG_FUNCTION_ARGS)
+{
+	char	   *name = name_arg(fcinfo, 0, "lock name");
+
+	PG_RETURN_BOOL(zksync_lock_release(name, ZKLOCK_READ));
+}
+
+PG_FUNCTION_INFO_V1(zksync_unlock_all);
+Datum
+zksync_unlock_all(PG_FUNCTION_ARGS)
+{
+	zksync_release_session_holds(false);
+	PG_RETURN_VOID();
+}
+
+/* ---- introspection ---- */
+
+PG_FUNCTION_INFO_V1(zksync_locks);
+Datum
+zksync_locks(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ZkLockInfo *rows;
+	int			n,
+				i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	n = zksync_lock_snapshot(&rows);
+	for (i = 0; i < n; i++)
+	{
+		Datum		values[7];
+		bool		nulls[7] = {0};
+
+		values[0] = CStringGetTextDatum(rows[i].name);
+		values[1] = CStringGetTextDatum(rows[i].mode);
+		values[2] = Int32GetDatum(rows[i].session_count);
+		values[3] = Int32GetDatum(rows[i].xact_count);
+		values[4] = CStringGetTextDatum(rows[i].state);
+		if (rows[i].node[0])
+			values[5] = CStringGetTextDatum(rows[i].node);
+		else
+			nulls[5] = true;
+		if (rows[i].has_token)
+			values[6] = Int64GetDatum(rows[i].token);
+		else
+			nulls[6] = true;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(zksync_lock_token);
+Datum
+zksync_lock_token(PG_FUNCTION_ARGS)
+{
+	char	   *name = name_arg(fcinfo, 0, "lock name");
+	ZkLockInfo *rows;
+	int			n,
+				i;
+	int			best = -1;
+
+	n = zksync_lock_snapshot(&rows);
+	for (i = 0; i < n; i++)
+	{
+		if (strcmp(rows[i].name, name) != 0 || !rows[i].has_token)
+			continue;
+		/* the write node, if both are held */
+		if (best < 0 || strcmp(rows[i].mode, "write") == 0)
+			best = i;
+	}
+	if (best < 0)
+		PG_RETURN_NULL();
+	PG_RETURN_INT64(rows[best].token);
+}
+
+typedef struct HolderRow
+{
+	char	   *child;
+	int64		seq;
+	bool		reader;
+	ZkReq	   *get;
+} HolderRow;
+
+static int
+holder_cmp(const void *a, const void *b)
+{
+	int64		x = ((const HolderRow *) a)->seq;
+	int64		y = ((const HolderRow *) b)->seq;
+
+	return (x > y) - (x < y);
+}
+
+PG_FUNCTION_INFO_V1(zksync_lock_holders);
+Datum
+zksync_lock_holders(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *name = name_arg(fcinfo, 0, "lock name");
+	char	   *dir = zksync_lock_dir(name);
+	ZkReq	   *g;
+	HolderRow  *rows;
+	int			n = 0,
+				i,
+				rc;
+	bool		writer_before = false;
+
+	InitMaterializedSRF(fcinfo, 0);
+	zk_connect();
+	for (;;)
+	{
+		g = zk_get_children(dir);
+		rc = zk_call(g);
+		if (!zk_is_connection_error(rc))
+			break;
+		zk_release(g);
+		if (zk_await_reconnect(false) != ZOK)
+			zk_report_error(rc, "get_children", dir);
+	}
+	if (rc == ZNONODE)
+	{
+		zk_release(g);
+		return (Datum) 0;
+	}
+	if (rc != ZOK)
+	{
+		zk_release(g);
+		zk_report_error(rc, "get_children", dir);
+	}
+	rows = palloc0(sizeof(HolderRow) * (g->nchildren + 1));
+	for (i = 0; i < g->nchildren; i++)
+	{
+		int64		seq = zksync_node_sequence(g->children[i]);
+
+		if (seq < 0)
+			continue;
+		rows[n].child = pstrdup(g->children[i]);
+		rows[n].seq = seq;
+		rows[n].reader = zksync_node_is_reader(g->children[i]);
+		n++;
+	}
+	zk_release(g);
+	qsort(rows, n, sizeof(HolderRow), holder_cmp);
+
+	/* all reads in flight at once; a node gone meanwhile is skipped */
+	for (i = 0; i < n; i++)
+		rows[i].get = zk_get(psprintf("%s/%s", dir, rows[i].child));
+	for (i = 0; i < n; i++)
+		zk_call(rows[i].get);
+
+	for (i = 0; i < n; i++)
+	{
+		Datum		values[5];
+		bool		nulls[5] = {0};
+		ZkReq	   *r = rows[i].get;
+		bool		granted;
+
+		if (r->rc != ZOK)
+			continue;
+		granted = rows[i].reader ? !writer_before : (i == 0);
+		if (!rows[i].reader)
+			writer_before = true;
+		values[0] = CStringGetTextDatum(rows[i].reader ? "read" : "write");
+		values[1] = CStringGetTextDatum(rows[i].child);
+		values[2] = Int64GetDatum(rows[i].seq);
+		values[3] = BoolGetDatum(granted);
+		if (r->data && strncmp(r->data, "{\"host\":", 8) == 0)
+			values[4] = CStringGetTextDatum(r->data);
+		else
+			values[4] = CStringGetTextDatum("");
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	for (i = 0; i < n; i++)
+		zk_release(rows[i].get);
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(zksync_session);
+Datum
+zksync_session(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[4];
+	bool		nulls[4] = {0};
+	char		server[256];
+	int64		id = zk_session_id();
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	tupdesc = BlessTupleDesc(tupdesc);
+
+	values[0] = CStringGetTextDatum(zk_session_state_name());
+	if (id != 0)
+		values[1] = CStringGetTextDatum(psprintf("0x%llx", (unsigned long long) id));
+	else
+		nulls[1] = true;
+	if (zk_current_server(server, sizeof(server)))
+		values[2] = CStringGetTextDatum(server);
+	else
+		nulls[2] = true;
+	if (id != 0)
+		values[3] = Int32GetDatum(zk_negotiated_timeout());
+	else
+		nulls[3] = true;
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}

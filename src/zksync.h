@@ -1,0 +1,152 @@
+/*-------------------------------------------------------------------------
+ * zksync.h
+ *	  What crosses files in zksync.
+ *
+ * The files and what each owns:
+ *	 zksync.c		_PG_init, the GUCs, every SQL-callable function
+ *	 names.c		validation of lock/barrier names and of zksync.root
+ *	 connection.c	the ZooKeeper session, the request transport, the wait
+ *					loop; the only file that talks to the client's threads
+ *	 lock.c			the read-write lock recipe and the per-backend hold table
+ *	 xact.c			transaction/subtransaction callbacks, DISCARD ALL
+ *-------------------------------------------------------------------------
+ */
+#ifndef ZKSYNC_H
+#define ZKSYNC_H
+
+#include "postgres.h"
+
+#include <zookeeper/zookeeper.h>
+
+#include "utils/timestamp.h"
+
+/* Longest name (one path component) and root we accept, in bytes. */
+#define ZKSYNC_NAME_MAX		200
+#define ZKSYNC_ROOT_MAX		256
+/* Longest path we ever build: root + "/locks/" + name + "/" + node name. */
+#define ZKSYNC_PATH_MAX		(ZKSYNC_ROOT_MAX + ZKSYNC_NAME_MAX + 128)
+
+/* GUCs, defined in zksync.c */
+extern char *zksync_hosts;
+extern char *zksync_root;
+extern int	zksync_session_timeout;
+extern int	zksync_connect_timeout;
+
+/* ---------------------------------------------------------------------
+ * names.c
+ * ---------------------------------------------------------------------
+ */
+extern char *zksync_name_from_text(text *t, const char *what);
+extern bool zksync_root_is_valid(const char *root, char **why);
+extern bool zksync_hosts_are_valid(const char *hosts, char **why);
+
+/* ---------------------------------------------------------------------
+ * connection.c
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * One asynchronous request to ZooKeeper.  The client's completion thread
+ * fills in the result fields and then sets `done`; until zk_wait() has
+ * reported the request done, the backend must not read them.  Results are
+ * malloc'd (the completion thread may not palloc) and are freed with the
+ * request by zk_release().
+ */
+typedef struct ZkReq
+{
+	int			rc;				/* ZOK or a ZooKeeper error code */
+	struct Stat stat;			/* create2, exists */
+	char	   *path;			/* create2: the path created */
+	char	   *data;			/* get: node data (NUL-terminated copy) */
+	int			datalen;
+	char	  **children;		/* get_children */
+	int			nchildren;
+
+	/* private to connection.c, guarded by its mutex */
+	bool		done;
+	bool		abandoned;
+	int64		sent_at_us;
+	struct ZkReq *prev;
+	struct ZkReq *next;
+} ZkReq;
+
+/* What ended a zk_wait() */
+typedef enum ZkWaitResult
+{
+	ZKW_DONE,					/* the request completed */
+	ZKW_EVENT,					/* a watch fired (or the session changed) */
+	ZKW_TIMEOUT					/* the deadline passed */
+} ZkWaitResult;
+
+extern void zk_connect(void);
+extern bool zk_session_usable(void);
+extern uint64 zk_session_generation(void);
+extern int64 zk_session_id(void);
+extern const char *zk_session_state_name(void);
+extern int	zk_negotiated_timeout(void);
+extern const char *zk_current_server(char *buf, int len);
+extern uint64 zk_events_seen(void);
+
+extern ZkReq *zk_create(const char *path, const char *data, int len, int flags);
+extern ZkReq *zk_delete(const char *path);
+extern ZkReq *zk_exists(const char *path, bool watch);
+extern ZkReq *zk_get(const char *path);
+extern ZkReq *zk_get_children(const char *path);
+extern ZkWaitResult zk_wait(ZkReq *req, uint64 events_seen,
+							TimestampTz deadline, bool nothrow);
+extern void zk_release(ZkReq *req);
+extern void zk_release_all(void);
+extern int	zk_await_reconnect(bool nothrow);
+extern void zk_reset_session(void);
+extern int	zk_call(ZkReq *req);
+
+extern bool zk_is_connection_error(int rc);
+extern void zk_report_error(int rc, const char *what, const char *path)
+			pg_attribute_noreturn();
+
+/* ---------------------------------------------------------------------
+ * lock.c
+ * ---------------------------------------------------------------------
+ */
+typedef enum ZkLockMode
+{
+	ZKLOCK_WRITE,
+	ZKLOCK_READ
+} ZkLockMode;
+
+extern bool zksync_lock_acquire(const char *name, ZkLockMode mode, bool xact,
+								bool try_only, int timeout_ms);
+extern bool zksync_lock_release(const char *name, ZkLockMode mode);
+extern void zksync_release_session_holds(bool nothrow);
+extern void zksync_release_xact_holds(int nest_level, bool nothrow);
+extern void zksync_reassign_xact_holds(int nest_level);
+extern bool zksync_have_xact_holds(void);
+extern bool zksync_holds_exist(void);
+extern void zksync_forget_session(void);
+extern void zksync_check_lost_for_commit(void);
+
+/* Row of zksync_locks() */
+typedef struct ZkLockInfo
+{
+	char		name[ZKSYNC_NAME_MAX + 1];
+	const char *mode;
+	int			session_count;
+	int			xact_count;
+	const char *state;
+	char		node[ZKSYNC_PATH_MAX];
+	int64		token;
+	bool		has_token;
+} ZkLockInfo;
+extern int	zksync_lock_snapshot(ZkLockInfo **rows);
+extern char *zksync_lock_dir(const char *name);
+extern bool zksync_node_is_reader(const char *child);
+extern int64 zksync_node_sequence(const char *child);
+extern char *zksync_owner_data(int *len);
+
+/* ---------------------------------------------------------------------
+ * xact.c
+ * ---------------------------------------------------------------------
+ */
+extern void zksync_xact_init(void);
+
+#endif							/* ZKSYNC_H */

@@ -1,0 +1,103 @@
+-- zksync 1.0: ZooKeeper coordination recipes in SQL.
+\echo Use "CREATE EXTENSION zksync" to load this file. \quit
+
+-- Locks.  The functions are not STRICT: a NULL argument is an ERROR.
+
+CREATE FUNCTION zksync_write_lock(name text) RETURNS void
+AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_write_lock(text) IS
+'Take the distributed write lock "name", waiting as long as needed (like pg_advisory_lock). Held until zksync_write_unlock, zksync_unlock_all, DISCARD ALL or backend exit.';
+
+CREATE FUNCTION zksync_read_lock(name text) RETURNS void
+AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_read_lock(text) IS
+'Take the distributed read lock "name", shared with other readers, waiting as long as needed (like pg_advisory_lock_shared).';
+
+CREATE FUNCTION zksync_xact_write_lock(name text) RETURNS void
+AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_xact_write_lock(text) IS
+'Take the distributed write lock "name" until the end of the transaction (like pg_advisory_xact_lock).';
+
+CREATE FUNCTION zksync_xact_read_lock(name text) RETURNS void
+AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_xact_read_lock(text) IS
+'Take the distributed read lock "name" until the end of the transaction (like pg_advisory_xact_lock_shared).';
+
+CREATE FUNCTION zksync_try_write_lock(name text, timeout_ms int DEFAULT 0) RETURNS boolean
+AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_try_write_lock(text, int) IS
+'Try to take the write lock "name", waiting at most timeout_ms (default 0: do not wait). Returns false if not granted; nothing is left queued.';
+
+CREATE FUNCTION zksync_try_read_lock(name text, timeout_ms int DEFAULT 0) RETURNS boolean
+AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_try_read_lock(text, int) IS
+'Try to take the read lock "name", waiting at most timeout_ms (default 0). Returns false if not granted.';
+
+CREATE FUNCTION zksync_try_xact_write_lock(name text, timeout_ms int DEFAULT 0) RETURNS boolean
+AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_try_xact_write_lock(text, int) IS
+'Try to take the write lock "name" until the end of the transaction, waiting at most timeout_ms.';
+
+CREATE FUNCTION zksync_try_xact_read_lock(name text, timeout_ms int DEFAULT 0) RETURNS boolean
+AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_try_xact_read_lock(text, int) IS
+'Try to take the read lock "name" until the end of the transaction, waiting at most timeout_ms.';
+
+CREATE FUNCTION zksync_write_unlock(name text) RETURNS boolean
+AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_write_unlock(text) IS
+'Release one session-level hold of the write lock "name". Returns false with a WARNING if this backend holds none (like pg_advisory_unlock).';
+
+CREATE FUNCTION zksync_read_unlock(name text) RETURNS boolean
+AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_read_unlock(text) IS
+'Release one session-level hold of the read lock "name". Returns false with a WARNING if this backend holds none.';
+
+CREATE FUNCTION zksync_unlock_all() RETURNS void
+AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_unlock_all() IS
+'Release every session-level zksync lock of this backend (like pg_advisory_unlock_all).';
+
+CREATE FUNCTION zksync_lock_token(name text) RETURNS bigint
+AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_lock_token(text) IS
+'Fencing token of this backend''s hold on "name": the creation zxid of its node, strictly increasing from one write holder to the next. NULL if not held.';
+
+-- Introspection.
+
+CREATE FUNCTION zksync_locks(
+    OUT name text, OUT mode text, OUT session_count int, OUT xact_count int,
+    OUT state text, OUT node text, OUT token bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_locks() IS
+'This backend''s zksync holds: state is held, waiting or lost.';
+
+CREATE FUNCTION zksync_lock_holders(name text,
+    OUT mode text, OUT node text, OUT sequence bigint, OUT granted boolean,
+    OUT owner text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_lock_holders(text) IS
+'Every contender for lock "name" as ZooKeeper sees it, from any cluster or client, in queue order; owner is the JSON a zksync backend stored in its node (empty for other clients).';
+
+CREATE FUNCTION zksync_session(
+    OUT state text, OUT session_id text, OUT server text, OUT timeout_ms int)
+RETURNS record
+AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_session() IS
+'This backend''s ZooKeeper session: state, id, server and the timeout the server granted.';
+
+-- Nobody but the owner may coordinate until a DBA says so (see README).
+DO $$
+DECLARE f regprocedure;
+BEGIN
+  FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+           JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass
+           JOIN pg_extension e ON e.oid = d.refobjid
+           WHERE e.extname = 'zksync' AND d.deptype = 'e'
+  LOOP
+    EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+  END LOOP;
+END
+$$;
