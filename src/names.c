@@ -7,11 +7,14 @@
  * climb out of the root ("..", "a/b"), must be refused here with a clear
  * ERROR, before any request is built.  ZooKeeper refuses these code points
  * in paths: U+0000, U+0001-U+001F, U+007F-U+009F, U+D800-U+F8FF and
- * U+FFF0-U+FFFF, and the components "." and "..".
+ * U+FFF0-U+FFFF, and the components "." and "..".  The server checks
+ * UTF-16 code units, so a character beyond U+FFFF (a surrogate pair, in
+ * U+D800-U+DFFF) is refused too.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 
@@ -48,12 +51,29 @@ component_problem(const char *s, int len, int maxlen)
 			(c >= 0x01 && c <= 0x1F) ||
 			(c >= 0x7F && c <= 0x9F) ||
 			(c >= 0xD800 && c <= 0xF8FF) ||
-			(c >= 0xFFF0 && c <= 0xFFFF))
+			(c >= 0xFFF0))
 			return psprintf("it contains the character U+%04X, which ZooKeeper does not allow",
 							(unsigned int) c);
 		p += clen;
 	}
 	return NULL;
+}
+
+/* The name as it can be shown in a message: control characters escaped. */
+static char *
+printable(const char *s)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (; *s; s++)
+	{
+		if ((unsigned char) *s < 0x20 || *s == 0x7f)
+			appendStringInfo(&buf, "\\x%02x", (unsigned char) *s);
+		else
+			appendStringInfoChar(&buf, *s);
+	}
+	return buf.data;
 }
 
 /*
@@ -76,7 +96,7 @@ zksync_name_from_text(text *t, const char *what)
 	if (problem)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid %s \"%s\": %s", what, raw, problem),
+				 errmsg("invalid %s \"%s\": %s", what, printable(raw), problem),
 				 errhint("A name is one ZooKeeper path component: 1 to %d bytes, no \"/\", no control characters, not \".\" or \"..\".",
 						 ZKSYNC_NAME_MAX)));
 	return utf8;
@@ -111,6 +131,11 @@ path_is_valid(const char *path, int maxlen, char **why)
 		int			clen = slash ? (int) (slash - start) : (int) strlen(start);
 		char	   *problem = component_problem(start, clen, maxlen);
 
+		if (clen == 0)
+		{
+			*why = pstrdup("it has an empty component (a doubled or trailing \"/\")");
+			return false;
+		}
 		if (problem)
 		{
 			*why = psprintf("component \"%.*s\": %s", clen, start, problem);

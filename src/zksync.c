@@ -31,7 +31,7 @@ check_hosts(char **newval, void **extra, GucSource source)
 
 	if (zksync_hosts_are_valid(*newval, &why))
 		return true;
-	GUC_check_errdetail("zksync.hosts %s.", why);
+	GUC_check_errdetail("The value is refused: %s.", why);
 	return false;
 }
 
@@ -42,7 +42,7 @@ check_root(char **newval, void **extra, GucSource source)
 
 	if (zksync_root_is_valid(*newval, &why))
 		return true;
-	GUC_check_errdetail("zksync.root %s.", why);
+	GUC_check_errdetail("The value is refused: %s.", why);
 	return false;
 }
 

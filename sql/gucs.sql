@@ -1,0 +1,51 @@
+-- Settings: check hooks refuse bad values with a clear message.
+LOAD 'zksync';
+SET zksync.hosts = '';
+SET zksync.hosts = 'localhost';
+SET zksync.hosts = 'localhost:0';
+SET zksync.hosts = 'localhost:70000';
+SET zksync.hosts = 'a:1,,b:2';
+SET zksync.hosts = 'a b:2181';
+SET zksync.hosts = 'localhost:2181/';
+SET zksync.hosts = 'localhost:2181/x/../y';
+SET zksync.root = '';
+SET zksync.root = 'zksync';
+SET zksync.root = '/';
+SET zksync.root = '/zksync/';
+SET zksync.root = '/a//b';
+SET zksync.root = '/zookeeper';
+SET zksync.root = E'/a\x01';
+SET zksync.session_timeout = 10;
+SET zksync.connect_timeout = 0;
+-- good values are taken
+SET zksync.hosts = 'zk1.example:2181,[::1]:2182/chroot/app';
+SET zksync.root = '/apps/zksync';
+SET zksync.session_timeout = '30s';
+SHOW zksync.session_timeout;
+RESET zksync.hosts;
+RESET zksync.root;
+RESET zksync.session_timeout;
+-- only superusers may point zksync elsewhere; anyone may set connect_timeout
+CREATE ROLE zksync_guc_user;
+SET ROLE zksync_guc_user;
+SET zksync.hosts = 'localhost:2181';
+SET zksync.root = '/elsewhere';
+SET zksync.session_timeout = 5000;
+SET zksync.connect_timeout = 500;
+RESET ROLE;
+DROP ROLE zksync_guc_user;
+-- the zksync prefix is reserved: a typo is an error, not a silent placeholder
+SET zksync.host = 'x:1';
+-- an unreachable ensemble is an ERROR of class 08 after connect_timeout
+SET zksync.hosts = '127.0.0.1:1';
+SET zksync.connect_timeout = 300;
+\set VERBOSITY sqlstate
+SELECT zksync_write_lock('unreachable');
+\set VERBOSITY default
+SELECT zksync_write_lock('unreachable');
+SELECT state FROM zksync_session();
+RESET zksync.hosts;
+RESET zksync.connect_timeout;
+SELECT zksync_try_write_lock('reachable-again');
+SELECT state FROM zksync_session();
+SELECT zksync_unlock_all();
