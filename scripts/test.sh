@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Run every zksync test against real parts, from a fresh Debian 12 machine:
+# install packages, build and install the extension, start a three-node
+# ZooKeeper ensemble and a PostgreSQL 15 cluster (as the postgres user),
+# run the pg_regress, isolation and TAP suites, stop everything.
+# Exits non-zero if anything fails.
+#
+# Environment: ZKSYNC_SKIP_INSTALL=1 skips apt-get; ZK_PORT (default 22181)
+# and PGPORT (default 55432) keep the test servers apart from others.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+started=$SECONDS
+
+echo "== installing packages"
+scripts/install-deps.sh
+
+echo "== building"
+make -s clean
+make -s
+make -s install
+
+# Tests run as postgres (PostgreSQL refuses root) in a copy of the tree.
+work=$(mktemp -d /tmp/zksync-test.XXXXXX)
+export ZK_DIR=$work/zk PG_DIR=$work/pg
+export ZK_PORT=${ZK_PORT:-22181} PGPORT=${PGPORT:-55432}
+mkdir -p "$work/src"
+tar --exclude=.git -cf - . | tar -xf - -C "$work/src"
+chown -R postgres: "$work"
+
+as_pg() { runuser -u postgres -- env ZK_DIR="$ZK_DIR" PG_DIR="$PG_DIR" ZK_PORT="$ZK_PORT" PGPORT="$PGPORT" "$@"; }
+
+cleanup() {
+  set +e
+  as_pg "$work/src/scripts/pg.sh" stop
+  as_pg "$work/src/scripts/zk.sh" stop
+}
+trap cleanup EXIT
+
+echo "== starting ZooKeeper and PostgreSQL"
+as_pg "$work/src/scripts/zk.sh" start
+zk_hosts=$(as_pg "$work/src/scripts/zk.sh" hosts)
+as_pg "$work/src/scripts/pg.sh" start
+
+echo "== running the suites"
+log=$work/installcheck.log
+set +e
+as_pg env ZK_HOSTS="$zk_hosts" PGHOST="$PG_DIR" PGUSER=postgres \
+  make -C "$work/src" installcheck 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+
+passed=$(grep -cE '^(ok [0-9]+ +- |test .* \.\.\. ok|t/.*\.pl \.+ ok)' "$log" || true)
+failed=$(grep -cE '^(not ok [0-9]+ +- |test .* \.\.\. FAILED|t/.*\.pl \.+ (Dubious|Failed))' "$log" || true)
+if [ "$rc" != 0 ]; then
+  for f in "$work/src/regression.diffs" "$work/src/output_iso/regression.diffs"; do
+    [ -s "$f" ] && { echo "== $f"; head -300 "$f"; }
+  done
+  for f in "$work"/src/tmp_check/log/regress_log_*; do
+    [ -f "$f" ] && grep -q "not ok\|Dubious\|died" "$f" && { echo "== $f"; tail -60 "$f"; }
+  done
+  echo "== server log (tail)"; tail -50 "$PG_DIR/server.log" || true
+  [ "$failed" = 0 ] && failed=1
+fi
+echo "== took $((SECONDS - started)) s"
+echo "tests: $passed passed, $failed failed"
+exit "$rc"

@@ -1,0 +1,89 @@
+# Helpers shared by zksync's TAP tests.
+#
+# The ensemble is the one the test command started (ZK_HOSTS, default the
+# three loopback servers of scripts/zk.sh); each test makes its own
+# PostgreSQL clusters and its own zksync.root, so tests do not see each
+# other's nodes.
+package ZkSyncTest;
+
+use strict;
+use warnings;
+use Exporter 'import';
+use FindBin;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time sleep);
+
+our @EXPORT = qw(zk_hosts zk_root new_node zk_nodes zk_ephemerals zk_four
+  zk_script poll_until elapsed_since);
+
+my $root = "/zksync-tap-" . $$ . "-" . int(rand(1e6));
+
+sub zk_hosts { return $ENV{ZK_HOSTS} // '127.0.0.1:2181,127.0.0.1:2182,127.0.0.1:2183'; }
+sub zk_root { return $root; }
+sub zk_script { return "$FindBin::Bin/../scripts/zk.sh"; }
+
+# A started cluster with zksync created in "postgres".
+sub new_node
+{
+	my ($name, %conf) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	my $timeout = $conf{session_timeout} // 4000;
+	$node->append_conf('postgresql.conf', qq{
+zksync.hosts = '@{[ zk_hosts() ]}'
+zksync.root = '$root'
+zksync.session_timeout = $timeout
+max_connections = 100
+});
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION zksync');
+	return $node;
+}
+
+sub zkclient { return ("/usr/bin/python3", "$FindBin::Bin/../test/zkclient.py", zk_hosts(), @_); }
+
+# Every node below $path (default: this test's root), read with kazoo.
+sub zk_nodes
+{
+	my ($path) = @_;
+	my ($out, $err) = run_command([ zkclient('tree', $path // $root) ]);
+	die "zkclient failed: $err" if $err =~ /Traceback/;
+	return grep { length } split /\n/, $out;
+}
+
+# Every ephemeral node below $path.
+sub zk_ephemerals
+{
+	my ($path) = @_;
+	my ($out, $err) = run_command([ zkclient('ephemerals', $path // $root) ]);
+	die "zkclient failed: $err" if $err =~ /Traceback/;
+	return grep { length } split /\n/, $out;
+}
+
+# A four-letter word to server N (1..3).
+sub zk_four
+{
+	my ($n, $word) = @_;
+	my ($out, $err) = run_command([ zk_script(), 'cmd', $n, $word ]);
+	return $out;
+}
+
+# Poll $code until it returns true, for at most $secs; returns the result.
+sub poll_until
+{
+	my ($code, $secs) = @_;
+	my $deadline = time + ($secs // 30);
+	while (time < $deadline)
+	{
+		my $r = $code->();
+		return $r if $r;
+		sleep 0.02;
+	}
+	return $code->();
+}
+
+sub elapsed_since { return time - $_[0]; }
+
+1;

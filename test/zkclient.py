@@ -1,0 +1,83 @@
+#!/usr/bin/python3
+"""A ZooKeeper client for the tests: reads ZooKeeper independently of zksync.
+
+    zkclient.py HOSTS children PATH     children of PATH, one per line
+    zkclient.py HOSTS tree PATH         every node below PATH, one per line
+    zkclient.py HOSTS ephemerals PATH   every ephemeral node below PATH
+    zkclient.py HOSTS lock PATH MODE    kazoo WriteLock/ReadLock on PATH, driven
+                                        by stdin lines: "acquire SECONDS",
+                                        "release", "quit"; answers on stdout
+
+The lock command shares the lock with zksync the way the README tells kazoo
+users to: extra_lock_patterns ["__WRIT__", "__READ__"] for the write lock,
+["__WRIT__"] for the read lock.
+"""
+import sys
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import LockTimeout, NoNodeError
+
+
+def walk(zk, path):
+    try:
+        children = zk.get_children(path)
+    except NoNodeError:
+        return
+    for child in sorted(children):
+        full = path.rstrip("/") + "/" + child
+        yield full
+        yield from walk(zk, full)
+
+
+def main():
+    hosts, command, path = sys.argv[1], sys.argv[2], sys.argv[3]
+    zk = KazooClient(hosts=hosts, timeout=10.0)
+    zk.start(timeout=30)
+    try:
+        if command == "children":
+            try:
+                for child in sorted(zk.get_children(path)):
+                    print(child)
+            except NoNodeError:
+                pass
+        elif command == "tree":
+            for node in walk(zk, path):
+                print(node)
+        elif command == "ephemerals":
+            for node in walk(zk, path):
+                stat = zk.exists(node)
+                if stat is not None and stat.ephemeralOwner:
+                    print(node)
+        elif command == "lock":
+            mode = sys.argv[4]
+            if mode == "write":
+                lock = zk.WriteLock(path, "kazoo-test",
+                                    extra_lock_patterns=["__WRIT__", "__READ__"])
+            else:
+                lock = zk.ReadLock(path, "kazoo-test",
+                                   extra_lock_patterns=["__WRIT__"])
+            print("ready", flush=True)
+            for line in sys.stdin:
+                words = line.split()
+                if not words:
+                    continue
+                if words[0] == "acquire":
+                    try:
+                        got = lock.acquire(timeout=float(words[1]))
+                    except LockTimeout:
+                        got = False
+                    print("acquired" if got else "timeout", flush=True)
+                elif words[0] == "release":
+                    lock.release()
+                    print("released", flush=True)
+                elif words[0] == "quit":
+                    break
+        else:
+            sys.exit("unknown command " + command)
+    finally:
+        zk.stop()
+        zk.close()
+
+
+if __name__ == "__main__":
+    main()
