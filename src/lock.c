@@ -25,12 +25,10 @@
  * is no herd.  A watch that fires only tells us to read the children again;
  * the predecessor may have gone because it gave up, not because it held.
  *
- * The GUID.  If the connection drops while a create is in flight, we cannot
- * know whether the node was made.  After the client reconnects (same
- * session), we list the children and look for our GUID, and accept the node
- * only if its ephemeralOwner is our session.  The same search runs when a
- * wait is abandoned before the create's reply arrived, so a cancelled or
- * timed-out wait never leaves its node behind.
+ * The GUID.  Nodes are made by nodes.c's protected create: a create whose
+ * reply was lost is found again by its GUID, and a wait that ends by an
+ * ERROR (cancel, statement_timeout) has its node deleted in PG_CATCH before
+ * the client hears of the error, so nothing is left behind to block others.
  *
  * Holds.  Per backend there is at most one node per (lock, mode).  A hold
  * counts session-level and transaction-level acquisitions apart, as
@@ -54,18 +52,10 @@
  */
 #include "postgres.h"
 
-#include <unistd.h>
-
 #include "access/xact.h"
-#include "commands/dbcommands.h"
-#include "lib/stringinfo.h"
 #include "miscadmin.h"
-#include "postmaster/postmaster.h"
-#include "storage/lock.h"
 #include "storage/proc.h"
-#include "utils/guc.h"
 #include "utils/hsearch.h"
-#include "utils/json.h"
 #include "utils/memutils.h"
 
 #include "zksync.h"
@@ -112,14 +102,7 @@ static int	max_xact = 0;
  * The acquisition in progress, for the cleanup that runs when its wait is
  * interrupted: the GUID finds the node even if the create's reply is lost.
  */
-static struct
-{
-	bool		active;
-	char		dir[ZKSYNC_PATH_MAX];
-	char		guid[40];
-	char		node[ZKSYNC_PATH_MAX];
-	ZkReq	   *create;
-} acq;
+static ZkProtected acq;
 
 #define MODE_CHAR(m)	((m) == ZKLOCK_WRITE ? 'w' : 'r')
 #define MODE_NAME(c)	((c) == 'w' ? "write" : "read")
@@ -169,184 +152,12 @@ zksync_lock_dir(const char *name)
 	return psprintf("%s/locks/%s", zksync_root, name);
 }
 
-/* The sequence number a contender ends with, or -1 if it has none. */
-int64
-zksync_node_sequence(const char *child)
-{
-	size_t		len = strlen(child);
-	int64		seq = 0;
-	size_t		i;
-
-	if (len < 10)
-		return -1;
-	for (i = len - 10; i < len; i++)
-	{
-		if (child[i] < '0' || child[i] > '9')
-			return -1;
-		seq = seq * 10 + (child[i] - '0');
-	}
-	return seq;
-}
-
 bool
 zksync_node_is_reader(const char *child)
 {
 	return strstr(child, "__READ__") != NULL ||
 		strstr(child, "__rlock__") != NULL ||
 		strstr(child, "-read-") != NULL;
-}
-
-static void
-make_guid(char *buf, size_t len)
-{
-	uint8		b[16];
-
-	if (!pg_strong_random(b, sizeof(b)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate a random GUID")));
-	b[6] = (b[6] & 0x0f) | 0x40;	/* version 4 */
-	b[8] = (b[8] & 0x3f) | 0x80;	/* variant 1 */
-	snprintf(buf, len,
-			 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-			 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
-			 b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
-}
-
-/*
- * The data of every node we create: who made it, so an operator can see
- * which backend on which cluster holds a lock.
- */
-char *
-zksync_owner_data(int *len)
-{
-	static char *dbname = NULL;
-	char		host[256];
-	StringInfoData buf;
-
-	if (dbname == NULL && IsTransactionState() && MyDatabaseId != InvalidOid)
-	{
-		char	   *d = get_database_name(MyDatabaseId);
-
-		if (d)
-			dbname = MemoryContextStrdup(TopMemoryContext, d);
-	}
-	if (gethostname(host, sizeof(host)) != 0)
-		strlcpy(host, "", sizeof(host));
-	host[sizeof(host) - 1] = '\0';
-
-	initStringInfo(&buf);
-	appendStringInfoString(&buf, "{\"host\":");
-	escape_json(&buf, host);
-	appendStringInfo(&buf, ",\"port\":%d,\"database\":", PostPortNumber);
-	escape_json(&buf, dbname ? dbname : "");
-	appendStringInfo(&buf, ",\"pid\":%d,\"application_name\":", MyProcPid);
-	escape_json(&buf, application_name ? application_name : "");
-	appendStringInfoChar(&buf, '}');
-	*len = buf.len;
-	return buf.data;
-}
-
-/*
- * Create the lock directory and its parents as containers.  Existing ones
- * are fine.  Returns ZOK or the first other error.
- */
-static int
-ensure_parents(const char *dir)
-{
-	ZkReq	   *reqs[16];
-	int			n = 0;
-	int			rc = ZOK;
-	int			i;
-	const char *p;
-
-	for (p = strchr(dir + 1, '/');; p = strchr(p + 1, '/'))
-	{
-		char	   *prefix = p ? pnstrdup(dir, p - dir) : pstrdup(dir);
-
-		if (n == lengthof(reqs))
-			break;
-		reqs[n++] = zk_create(prefix, "", 0, ZOO_CONTAINER);
-		pfree(prefix);
-		if (p == NULL)
-			break;
-	}
-	for (i = 0; i < n; i++)
-	{
-		int			r = zk_call(reqs[i]);
-
-		if (r != ZOK && r != ZNODEEXISTS && rc == ZOK)
-			rc = r;
-	}
-	for (i = 0; i < n; i++)
-		zk_release(reqs[i]);
-	return rc;
-}
-
-/*
- * After a connection error: wait for the client to reconnect (same
- * session).  Throws if it cannot within zksync.connect_timeout or the
- * session is gone.
- */
-static void
-reconnect_or_error(const char *doing, const char *path)
-{
-	int			rc = zk_await_reconnect(false);
-
-	if (rc != ZOK)
-		zk_report_error(rc, doing, path);
-}
-
-/*
- * Find the node with our GUID among the children of `dir` and check that it
- * belongs to this session.  Fills `node` and `token`; returns true if found.
- */
-static bool
-find_own_node(const char *dir, const char *guid, char *node, int64 *token)
-{
-	for (;;)
-	{
-		ZkReq	   *g = zk_get_children(dir);
-		int			rc = zk_call(g);
-		int			i;
-		bool		found = false;
-
-		if (zk_is_connection_error(rc))
-		{
-			zk_release(g);
-			reconnect_or_error("get_children", dir);
-			continue;
-		}
-		if (rc == ZNONODE)
-		{
-			zk_release(g);
-			return false;
-		}
-		if (rc != ZOK)
-		{
-			zk_release(g);
-			zk_report_error(rc, "get_children", dir);
-		}
-		for (i = 0; i < g->nchildren && !found; i++)
-		{
-			ZkReq	   *e;
-			char		path[ZKSYNC_PATH_MAX];
-
-			if (strstr(g->children[i], guid) == NULL)
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", dir, g->children[i]);
-			e = zk_exists(path, false);
-			if (zk_call(e) == ZOK && e->stat.ephemeralOwner == zk_session_id())
-			{
-				strlcpy(node, path, ZKSYNC_PATH_MAX);
-				*token = e->stat.czxid;
-				found = true;
-			}
-			zk_release(e);
-		}
-		zk_release(g);
-		return found;
-	}
 }
 
 /*
@@ -392,193 +203,24 @@ find_blocker(ZkReq *g, const char *mynode, char mode, const char *ignore,
 }
 
 /*
- * Delete one of our nodes.  Connection errors are retried on the same
- * session.  With `nothrow` (abort and commit callbacks), gives up after
- * zksync.connect_timeout and returns false; the caller must then end the
- * session so the node cannot outlive the hold.
- */
-static bool
-delete_node(const char *path, bool nothrow)
-{
-	TimestampTz deadline = 0;
-
-	if (nothrow)
-		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-											   zksync_connect_timeout);
-	for (;;)
-	{
-		ZkReq	   *d;
-		int			rc;
-
-		if (!zk_session_usable())
-			return true;		/* the session and its nodes are gone */
-		d = zk_delete(path);
-		if (zk_wait(d, 0, deadline, nothrow) == ZKW_TIMEOUT)
-		{
-			zk_release(d);
-			return false;
-		}
-		rc = d->rc;
-		zk_release(d);
-		if (rc == ZOK || rc == ZNONODE || rc == ZSESSIONEXPIRED)
-			return true;
-		if (zk_is_connection_error(rc))
-		{
-			rc = zk_await_reconnect(nothrow);
-			if (rc == ZSESSIONEXPIRED)
-				return true;
-			if (rc == ZOK)
-				continue;
-			if (nothrow)
-				return false;
-			zk_report_error(rc, "delete", path);
-		}
-		if (nothrow)
-		{
-			ereport(WARNING,
-					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-					 errmsg("could not delete ZooKeeper node \"%s\": %s",
-							path, zerror(rc))));
-			return false;
-		}
-		zk_report_error(rc, "delete", path);
-	}
-}
-
-/*
- * Cleanup of an acquisition whose wait ended without a grant by an ERROR
- * (cancel, statement_timeout, connection trouble).  Runs in PG_CATCH before
- * the error is re-thrown, so the node is gone before the client hears of
- * the error.  Never throws.
- */
-static void
-abandon_acquisition(void)
-{
-	TimestampTz deadline;
-
-	if (!acq.active)
-		return;
-	acq.active = false;
-	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-										   zksync_connect_timeout);
-
-	/* a create still in flight: wait a little for its reply */
-	if (acq.node[0] == '\0' && acq.create)
-	{
-		if (zk_wait(acq.create, 0, deadline, true) == ZKW_DONE &&
-			acq.create->rc == ZOK && acq.create->path)
-			strlcpy(acq.node, acq.create->path, sizeof(acq.node));
-	}
-	zk_release(acq.create);
-	acq.create = NULL;
-
-	if (acq.node[0] == '\0' && zk_session_usable())
-	{
-		/* reply unknown: look for our GUID */
-		ZkReq	   *g = zk_get_children(acq.dir);
-
-		if (zk_wait(g, 0, deadline, true) == ZKW_DONE && g->rc == ZOK)
-		{
-			int			i;
-
-			for (i = 0; i < g->nchildren; i++)
-				if (strstr(g->children[i], acq.guid))
-					snprintf(acq.node, sizeof(acq.node), "%s/%s",
-							 acq.dir, g->children[i]);
-		}
-		else if (g->rc != ZNONODE)
-		{
-			/* we cannot tell whether a node of ours exists: end the session */
-			zk_release(g);
-			ereport(WARNING,
-					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg("could not check ZooKeeper for an abandoned lock node under \"%s\"; closing the session",
-							acq.dir)));
-			zk_reset_session();
-			return;
-		}
-		zk_release(g);
-	}
-	if (acq.node[0] != '\0' && !delete_node(acq.node, true))
-	{
-		ereport(WARNING,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("could not delete abandoned lock node \"%s\"; closing the session",
-						acq.node)));
-		zk_reset_session();
-	}
-}
-
-/*
  * Create our node and wait until it is granted or `deadline` (0: none)
  * passes.  Returns true when granted, with hold->node and hold->token set;
  * false on timeout, with the node deleted.  May throw (interrupts,
- * ZooKeeper errors); the caller's PG_CATCH runs abandon_acquisition().
+ * ZooKeeper errors); the caller's PG_CATCH abandons `acq`.
  */
 static bool
 acquire_node(Hold *hold, char mode, bool downgrade, TimestampTz deadline)
 {
 	const char *dir = hold->key.dir;
-	char		prefix[ZKSYNC_PATH_MAX];
 	char	   *data;
 	int			datalen;
 	ZkReq	   *g = NULL;
-	int			attempts = 0;
 
-	make_guid(acq.guid, sizeof(acq.guid));
-	strlcpy(acq.dir, dir, sizeof(acq.dir));
-	acq.node[0] = '\0';
-	acq.create = NULL;
-	acq.active = true;
-
-	snprintf(prefix, sizeof(prefix), "%s/_c_%s-%s", dir, acq.guid,
-			 mode == 'w' ? "__WRIT__" : "__READ__");
-	data = zksync_owner_data(&datalen);
-
-	/* create, pipelined with the first listing of the children */
-	while (acq.node[0] == '\0')
-	{
-		int			rc;
-
-		if (++attempts > 10)
-			ereport(ERROR,
-					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-					 errmsg("could not create a lock node under \"%s\" after %d attempts",
-							dir, attempts - 1)));
-		acq.create = zk_create(prefix, data, datalen, ZOO_EPHEMERAL_SEQUENTIAL);
-		if (!downgrade)
-			g = zk_get_children(dir);
-		rc = zk_call(acq.create);
-		if (rc == ZOK)
-		{
-			strlcpy(acq.node, acq.create->path, sizeof(acq.node));
-			hold->token = acq.create->stat.czxid;
-		}
-		zk_release(acq.create);
-		acq.create = NULL;
-		if (rc == ZOK)
-			break;
-
-		zk_release(g);
-		g = NULL;
-		if (rc == ZNONODE)
-		{
-			rc = ensure_parents(dir);
-			if (zk_is_connection_error(rc))
-				reconnect_or_error("create", dir);
-			else if (rc != ZOK)
-				zk_report_error(rc, "create", dir);
-		}
-		else if (zk_is_connection_error(rc))
-		{
-			/* did the create happen?  The GUID tells. */
-			reconnect_or_error("create", prefix);
-			find_own_node(dir, acq.guid, acq.node, &hold->token);
-		}
-		else
-			zk_report_error(rc, "create", prefix);
-	}
+	data = zksync_owner_data(NULL, &datalen);
+	zk_protected_create(&acq, dir, mode == 'w' ? "__WRIT__" : "__READ__",
+						data, datalen, downgrade ? NULL : &g);
 	strlcpy(hold->node, acq.node, sizeof(hold->node));
+	hold->token = acq.czxid;
 
 	if (downgrade)
 	{
@@ -596,44 +238,32 @@ acquire_node(Hold *hold, char mode, bool downgrade, TimestampTz deadline)
 		char		path[ZKSYNC_PATH_MAX];
 
 		if (g == NULL)
-			g = zk_get_children(dir);
-		rc = zk_call(g);
-		if (rc != ZOK)
+			g = zk_children_retrying(dir);
+		else if (zk_call(g) != ZOK)
 		{
+			/* the pipelined listing failed: list again */
 			zk_release(g);
-			g = NULL;
-			if (zk_is_connection_error(rc))
-			{
-				reconnect_or_error("get_children", dir);
-				continue;
-			}
-			zk_report_error(rc, "get_children", dir);
+			g = zk_children_retrying(dir);
 		}
 		blocker = find_blocker(g, acq.node, mode, NULL, &missing);
+		if (blocker)
+			snprintf(path, sizeof(path), "%s/%s", dir, blocker);
+		zk_release(g);			/* blocker pointed into g: use path below */
+		g = NULL;
 		if (missing)
-		{
-			zk_release(g);
 			ereport(ERROR,
 					(errcode(ERRCODE_CONNECTION_FAILURE),
 					 errmsg("lock node \"%s\" disappeared while waiting; the ZooKeeper session was lost",
 							acq.node)));
-		}
 		if (blocker == NULL)
 		{
-			zk_release(g);
 			acq.active = false;
 			return true;
 		}
 		if (deadline != 0 && GetCurrentTimestamp() >= deadline)
-		{
-			zk_release(g);
 			break;
-		}
 
 		/* watch only the one that must go before us */
-		snprintf(path, sizeof(path), "%s/%s", dir, blocker);
-		zk_release(g);
-		g = NULL;
 		seen = zk_events_seen();
 		e = zk_exists(path, true);
 		rc = zk_call(e);
@@ -642,7 +272,7 @@ acquire_node(Hold *hold, char mode, bool downgrade, TimestampTz deadline)
 			continue;			/* already gone: look again */
 		if (zk_is_connection_error(rc))
 		{
-			reconnect_or_error("exists", path);
+			zk_reconnect_or_error("exists", path);
 			continue;
 		}
 		if (rc != ZOK)
@@ -657,8 +287,7 @@ acquire_node(Hold *hold, char mode, bool downgrade, TimestampTz deadline)
 	}
 
 	/* timed out: our node must not stay behind to block others */
-	if (!delete_node(acq.node, false))
-		zk_report_error(ZCONNECTIONLOSS, "delete", acq.node);
+	zk_delete_node(acq.node, false);
 	acq.active = false;
 	hold->node[0] = '\0';
 	return false;
@@ -774,7 +403,7 @@ zksync_lock_acquire(const char *name, ZkLockMode mode, bool xact,
 	PG_CATCH();
 	{
 		HOLD_INTERRUPTS();
-		abandon_acquisition();
+		zk_protected_abandon(&acq);
 		RESUME_INTERRUPTS();
 		hold = find_hold(dir, m);
 		if (hold)
@@ -807,24 +436,10 @@ static bool
 read_needs_write_node(Hold *read, const char *write_node)
 {
 	ZkReq	   *g;
-	int			rc;
 	bool		missing;
 	bool		needed;
 
-	for (;;)
-	{
-		g = zk_get_children(read->key.dir);
-		rc = zk_call(g);
-		if (!zk_is_connection_error(rc))
-			break;
-		zk_release(g);
-		reconnect_or_error("get_children", read->key.dir);
-	}
-	if (rc != ZOK)
-	{
-		zk_release(g);
-		zk_report_error(rc, "get_children", read->key.dir);
-	}
+	g = zk_children_retrying(read->key.dir);
 	needed = find_blocker(g, read->node, 'r', strrchr(write_node, '/') + 1,
 						  &missing) != NULL;
 	zk_release(g);
@@ -854,9 +469,9 @@ drop_hold(Hold *hold, bool nothrow)
 			(nothrow || read_needs_write_node(read, hold->node)))
 			strlcpy(read->retained, hold->node, sizeof(read->retained));
 		else
-			ok = delete_node(hold->node, nothrow);
+			ok = zk_delete_node(hold->node, nothrow);
 		if (ok && hold->retained[0])
-			ok = delete_node(hold->retained, nothrow);
+			ok = zk_delete_node(hold->retained, nothrow);
 	}
 	if (!ok)
 	{

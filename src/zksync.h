@@ -7,6 +7,8 @@
  *	 names.c		validation of lock/barrier names and of zksync.root
  *	 connection.c	the ZooKeeper session, the request transport, the wait
  *					loop; the only file that talks to the client's threads
+ *	 nodes.c		node operations the recipes share: protected (GUID)
+ *					create, delete with retries, container parents
  *	 lock.c			the read-write lock recipe and the per-backend hold table
  *	 xact.c			transaction/subtransaction callbacks, DISCARD ALL
  *-------------------------------------------------------------------------
@@ -105,6 +107,33 @@ extern void zk_report_error(int rc, const char *what, const char *path)
 			pg_attribute_noreturn();
 
 /* ---------------------------------------------------------------------
+ * nodes.c
+ * ---------------------------------------------------------------------
+ */
+
+/* A node created under a GUID, findable again if the reply is lost. */
+typedef struct ZkProtected
+{
+	bool		active;			/* may exist in ZooKeeper and is ours */
+	char		dir[ZKSYNC_PATH_MAX];
+	char		guid[40];
+	char		node[ZKSYNC_PATH_MAX];	/* full path, "" until known */
+	int64		czxid;
+	ZkReq	   *create;			/* the create in flight, if any */
+} ZkProtected;
+
+extern int64 zksync_node_sequence(const char *child);
+extern char *zksync_owner_data(const char *extra, int *len);
+extern int	zk_ensure_parents(const char *dir);
+extern void zk_reconnect_or_error(const char *doing, const char *path);
+extern ZkReq *zk_children_retrying(const char *dir);
+extern void zk_protected_create(ZkProtected *pn, const char *dir,
+								const char *suffix, const char *data,
+								int datalen, ZkReq **children);
+extern void zk_protected_abandon(ZkProtected *pn);
+extern bool zk_delete_node(const char *path, bool nothrow);
+
+/* ---------------------------------------------------------------------
  * lock.c
  * ---------------------------------------------------------------------
  */
@@ -140,8 +169,6 @@ typedef struct ZkLockInfo
 extern int	zksync_lock_snapshot(ZkLockInfo **rows);
 extern char *zksync_lock_dir(const char *name);
 extern bool zksync_node_is_reader(const char *child);
-extern int64 zksync_node_sequence(const char *child);
-extern char *zksync_owner_data(int *len);
 
 /* ---------------------------------------------------------------------
  * xact.c
