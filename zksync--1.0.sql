@@ -63,6 +63,38 @@ AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION zksync_lock_token(text) IS
 'Fencing token of this backend''s hold on "name": the creation zxid of its node, strictly increasing from one write holder to the next. NULL if not held.';
 
+-- Barriers.  A NULL timeout_ms means no limit.
+
+CREATE FUNCTION zksync_barrier_set(name text) RETURNS boolean
+AS 'MODULE_PATHNAME', 'zksync_barrier_set_sql' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_barrier_set(text) IS
+'Set the barrier "name" (a persistent node: it outlives this backend). True if this call set it, false if it was already set.';
+
+CREATE FUNCTION zksync_barrier_unset(name text) RETURNS boolean
+AS 'MODULE_PATHNAME', 'zksync_barrier_unset_sql' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_barrier_unset(text) IS
+'Remove the barrier "name", releasing every waiter. True if this call removed it, false if it was not set. Anyone may unset a barrier.';
+
+CREATE FUNCTION zksync_barrier_is_set(name text) RETURNS boolean
+AS 'MODULE_PATHNAME', 'zksync_barrier_is_set_sql' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_barrier_is_set(text) IS
+'Is the barrier "name" set?';
+
+CREATE FUNCTION zksync_barrier_wait(name text, timeout_ms int DEFAULT NULL) RETURNS boolean
+AS 'MODULE_PATHNAME', 'zksync_barrier_wait_sql' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_barrier_wait(text, int) IS
+'Wait until the barrier "name" is not set: true at once if it is not set, false if timeout_ms (NULL: no limit) runs out first.';
+
+CREATE FUNCTION zksync_dbarrier_enter(name text, participants int, timeout_ms int DEFAULT NULL) RETURNS boolean
+AS 'MODULE_PATHNAME', 'zksync_dbarrier_enter_sql' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_dbarrier_enter(text, int, int) IS
+'Enter the double barrier "name" and wait until "participants" have entered: true then; false if timeout_ms (NULL: no limit) runs out first, having left again.';
+
+CREATE FUNCTION zksync_dbarrier_exit(name text, timeout_ms int DEFAULT NULL) RETURNS boolean
+AS 'MODULE_PATHNAME', 'zksync_dbarrier_exit_sql' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_dbarrier_exit(text, int) IS
+'Leave the double barrier "name" and wait until every participant has exited or disconnected: true then; false if timeout_ms (NULL: no limit) runs out first. Either way this backend has left.';
+
 -- Introspection.
 
 CREATE FUNCTION zksync_locks(

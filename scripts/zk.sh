@@ -51,7 +51,6 @@ configure() {
       echo "maxClientCnxns=0"
       echo "4lw.commands.whitelist=*"
       echo "admin.enableServer=false"
-      echo "znode.container.checkIntervalMs=1000"
       echo "forceSync=yes"
       for j in $(seq 1 $N); do
         echo "server.$j=127.0.0.1:$((12887 + j + ZK_PORT - 2181)):$((13887 + j + ZK_PORT - 2181))"
@@ -71,7 +70,8 @@ start1() {
   local i=$1 d="$ZK_DIR/n$1"
   alive "$i" && return 0
   # shellcheck disable=SC2086
-  nohup java -Xmx256m -Dzookeeper.log.dir="$d/logs" \
+  # containers (empty lock and barrier directories) are reaped every second
+  nohup java -Xmx256m -Dzookeeper.log.dir="$d/logs" -Dznode.container.checkIntervalMs=1000 \
     -Dlog4j.configuration="file:$d/log4j.properties" \
     -Dzookeeper.jmx.log4j.disable=true \
     -cp "/usr/share/java/zookeeper.jar:/usr/share/java/*" \

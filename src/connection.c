@@ -95,6 +95,21 @@ static bool exit_hook_set = false;
 static char *conn_hosts = NULL;
 static int	conn_timeout = 0;
 
+/* Does this session carry anything a reconnect would lose? */
+static bool
+session_in_use(void)
+{
+	return zksync_holds_exist() || zksync_dbarriers_entered();
+}
+
+/* The session is gone: so are our locks and barrier participations. */
+static void
+forget_session(void)
+{
+	zksync_forget_session();
+	zksync_dbarrier_forget_session();
+}
+
 static int64
 mono_us(void)
 {
@@ -670,9 +685,9 @@ zk_connect(void)
 				 errmsg("ZooKeeper session 0x%llx expired; every lock it held is lost",
 						(unsigned long long) zoo_client_id(zh)->client_id)));
 		close_handle();
-		zksync_forget_session();
+		forget_session();
 	}
-	if (zh != NULL && !zksync_holds_exist() &&
+	if (zh != NULL && !session_in_use() &&
 		(strcmp(conn_hosts, zksync_hosts) != 0 ||
 		 conn_timeout != zksync_session_timeout))
 		close_handle();
@@ -687,14 +702,14 @@ zk_connect(void)
 	{
 		/* brand-new session refused, or an old one expired while waiting */
 		close_handle();
-		zksync_forget_session();
+		forget_session();
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("ZooKeeper session expired while connecting to \"%s\"",
 						conn_hosts ? conn_hosts : zksync_hosts)));
 	}
 	/* not reachable in time; keep a session that holds locks, it may recover */
-	if (!zksync_holds_exist())
+	if (!session_in_use())
 		close_handle();
 	ereport(ERROR,
 			(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
@@ -711,7 +726,7 @@ void
 zk_reset_session(void)
 {
 	close_handle();
-	zksync_forget_session();
+	forget_session();
 }
 
 bool

@@ -56,8 +56,8 @@ zksync_node_sequence(const char *child)
 	return seq;
 }
 
-static void
-make_guid(char *buf, size_t len)
+void
+zksync_make_guid(char *buf, size_t len)
 {
 	uint8		b[16];
 
@@ -231,7 +231,7 @@ zk_protected_create(ZkProtected *pn, const char *dir, const char *suffix,
 	int			attempts = 0;
 
 	memset(pn, 0, sizeof(*pn));
-	make_guid(pn->guid, sizeof(pn->guid));
+	zksync_make_guid(pn->guid, sizeof(pn->guid));
 	strlcpy(pn->dir, dir, sizeof(pn->dir));
 	pn->active = true;
 	snprintf(prefix, sizeof(prefix), "%s/_c_%s-%s", dir, pn->guid, suffix);

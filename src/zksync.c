@@ -207,6 +207,76 @@ zksync_unlock_all(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* ---- barriers ---- */
+
+/* An optional timeout: NULL means no limit (returned as -1). */
+static int
+optional_timeout_arg(FunctionCallInfo fcinfo, int n)
+{
+	if (PG_NARGS() <= n || PG_ARGISNULL(n))
+		return -1;
+	return timeout_arg(fcinfo, n);
+}
+
+PG_FUNCTION_INFO_V1(zksync_barrier_set_sql);
+Datum
+zksync_barrier_set_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(zksync_barrier_set(name_arg(fcinfo, 0, "barrier name")));
+}
+
+PG_FUNCTION_INFO_V1(zksync_barrier_unset_sql);
+Datum
+zksync_barrier_unset_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(zksync_barrier_unset(name_arg(fcinfo, 0, "barrier name")));
+}
+
+PG_FUNCTION_INFO_V1(zksync_barrier_is_set_sql);
+Datum
+zksync_barrier_is_set_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(zksync_barrier_is_set(name_arg(fcinfo, 0, "barrier name")));
+}
+
+PG_FUNCTION_INFO_V1(zksync_barrier_wait_sql);
+Datum
+zksync_barrier_wait_sql(PG_FUNCTION_ARGS)
+{
+	char	   *name = name_arg(fcinfo, 0, "barrier name");
+
+	PG_RETURN_BOOL(zksync_barrier_wait(name, optional_timeout_arg(fcinfo, 1)));
+}
+
+PG_FUNCTION_INFO_V1(zksync_dbarrier_enter_sql);
+Datum
+zksync_dbarrier_enter_sql(PG_FUNCTION_ARGS)
+{
+	char	   *name = name_arg(fcinfo, 0, "double barrier name");
+	int			participants;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("participants must not be NULL")));
+	participants = PG_GETARG_INT32(1);
+	if (participants < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("participants must be at least 1, not %d", participants)));
+	PG_RETURN_BOOL(zksync_dbarrier_enter(name, participants,
+										 optional_timeout_arg(fcinfo, 2)));
+}
+
+PG_FUNCTION_INFO_V1(zksync_dbarrier_exit_sql);
+Datum
+zksync_dbarrier_exit_sql(PG_FUNCTION_ARGS)
+{
+	char	   *name = name_arg(fcinfo, 0, "double barrier name");
+
+	PG_RETURN_BOOL(zksync_dbarrier_exit(name, optional_timeout_arg(fcinfo, 1)));
+}
+
 /* ---- introspection ---- */
 
 PG_FUNCTION_INFO_V1(zksync_locks);

@@ -10,6 +10,7 @@
  *	 nodes.c		node operations the recipes share: protected (GUID)
  *					create, delete with retries, container parents
  *	 lock.c			the read-write lock recipe and the per-backend hold table
+ *	 barrier.c		barriers and double barriers
  *	 xact.c			transaction/subtransaction callbacks, DISCARD ALL
  *-------------------------------------------------------------------------
  */
@@ -123,6 +124,7 @@ typedef struct ZkProtected
 } ZkProtected;
 
 extern int64 zksync_node_sequence(const char *child);
+extern void zksync_make_guid(char *buf, size_t len);
 extern char *zksync_owner_data(const char *extra, int *len);
 extern int	zk_ensure_parents(const char *dir);
 extern void zk_reconnect_or_error(const char *doing, const char *path);
@@ -169,6 +171,20 @@ typedef struct ZkLockInfo
 extern int	zksync_lock_snapshot(ZkLockInfo **rows);
 extern char *zksync_lock_dir(const char *name);
 extern bool zksync_node_is_reader(const char *child);
+
+/* ---------------------------------------------------------------------
+ * barrier.c
+ * ---------------------------------------------------------------------
+ */
+extern bool zksync_barrier_set(const char *name);
+extern bool zksync_barrier_unset(const char *name);
+extern bool zksync_barrier_is_set(const char *name);
+extern bool zksync_barrier_wait(const char *name, int timeout_ms);
+extern bool zksync_dbarrier_enter(const char *name, int participants,
+								  int timeout_ms);
+extern bool zksync_dbarrier_exit(const char *name, int timeout_ms);
+extern bool zksync_dbarriers_entered(void);
+extern void zksync_dbarrier_forget_session(void);
 
 /* ---------------------------------------------------------------------
  * xact.c

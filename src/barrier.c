@@ -1,0 +1,513 @@
+/*-------------------------------------------------------------------------
+ * barrier.c
+ *	  Barriers and double barriers (the seed's Barrier and DoubleBarrier).
+ *
+ * Barrier: {root}/barriers/{name}, a persistent node.  It outlives the
+ * session that set it and anyone may remove it.  Set is a create (exactly
+ * one of two racing setters gets true); wait watches the node and returns
+ * once it is gone, so one unset wakes every waiter (that herd is the
+ * point).  The node's data carries who set it and a GUID, so that a create
+ * whose reply was lost can tell whether it was ours.
+ *
+ * Double barrier: ZooKeeper's recipe, under {root}/dbarriers/{name}/:
+ *
+ *	 _c_{guid}-__PART__{seq}	one ephemeral node per participant; its data
+ *								says how many participants were agreed on
+ *	 ready						ephemeral, made by the participant that sees
+ *								the count reached
+ *
+ *	 enter: create our node; watch "ready"; if it exists, or the count of
+ *			participants has reached N, make "ready" and pass; else wait.
+ *	 exit:	list the participants; none left: done; only us: delete our
+ *			node and "ready", done; we are the lowest: wait for the highest
+ *			to go; else delete our node and wait for the lowest to go.
+ *			Look again after every wake-up.
+ *
+ * Participant nodes are ephemeral, so a backend that disconnects counts as
+ * exited.  An enter that times out, or is interrupted, deletes its node
+ * before returning (nodes.c's protected create finds it even if the
+ * create's reply was lost).  An exit that times out or is interrupted also
+ * deletes our node: the backend has left, it only did not see everyone
+ * else leave.  The participant table is per backend and not transactional.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+
+#include "zksync.h"
+
+#define PART_TAG	"__PART__"
+
+typedef struct Participant
+{
+	char		dir[ZKSYNC_PATH_MAX];	/* key: {root}/dbarriers/{name} */
+	char		node[ZKSYNC_PATH_MAX];
+	int			participants;
+} Participant;
+
+static HTAB *entered = NULL;
+
+/* the enter in progress, for its PG_CATCH */
+static ZkProtected entering;
+
+static TimestampTz
+deadline_after(int timeout_ms)
+{
+	if (timeout_ms < 0)
+		return 0;
+	return TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+}
+
+static char *
+barrier_path(const char *name)
+{
+	return psprintf("%s/barriers/%s", zksync_root, name);
+}
+
+/* ===================================================================
+ * Barrier
+ * ===================================================================
+ */
+
+/* Set the barrier; true if this call set it, false if it was already set. */
+bool
+zksync_barrier_set(const char *name)
+{
+	char	   *path = barrier_path(name);
+	char		uuid[40];
+	char		guid[64];
+	char	   *data;
+	int			len;
+	int			attempts = 0;
+
+	zk_connect();
+	zksync_make_guid(uuid, sizeof(uuid));
+	snprintf(guid, sizeof(guid), "\"guid\":\"%s\"", uuid);
+	data = zksync_owner_data(guid, &len);
+
+	for (;;)
+	{
+		ZkReq	   *c = zk_create(path, data, len, 0);
+		int			rc = zk_call(c);
+
+		zk_release(c);
+		if (rc == ZOK)
+			return true;
+		if (rc == ZNODEEXISTS && attempts == 0)
+			return false;
+		if (rc == ZNODEEXISTS)
+		{
+			/* after a lost reply: is the barrier there ours? */
+			ZkReq	   *g = zk_get(path);
+			bool		ours;
+
+			rc = zk_call(g);
+			ours = rc == ZOK && g->data && strstr(g->data, guid) != NULL;
+			zk_release(g);
+			if (rc == ZOK)
+				return ours;
+			if (rc == ZNONODE)
+				continue;		/* gone meanwhile: set it again */
+		}
+		attempts++;
+		if (attempts > 10)
+			zk_report_error(rc, "create", path);
+		if (rc == ZNONODE)
+		{
+			rc = zk_ensure_parents(psprintf("%s/barriers", zksync_root));
+			if (rc != ZOK && !zk_is_connection_error(rc))
+				zk_report_error(rc, "create", path);
+		}
+		else if (!zk_is_connection_error(rc))
+			zk_report_error(rc, "create", path);
+		if (zk_is_connection_error(rc))
+			zk_reconnect_or_error("create", path);
+	}
+}
+
+/* Remove the barrier; true if this call removed it. */
+bool
+zksync_barrier_unset(const char *name)
+{
+	char	   *path = barrier_path(name);
+	bool		retried = false;
+
+	zk_connect();
+	for (;;)
+	{
+		ZkReq	   *d = zk_delete(path);
+		int			rc = zk_call(d);
+
+		zk_release(d);
+		if (rc == ZOK)
+			return true;
+		/* after a lost reply, the delete may have been ours */
+		if (rc == ZNONODE)
+			return retried;
+		if (!zk_is_connection_error(rc))
+			zk_report_error(rc, "delete", path);
+		zk_reconnect_or_error("delete", path);
+		retried = true;
+	}
+}
+
+/* exists, retrying connection errors; true if the node is there */
+static bool
+node_exists(const char *path, bool watch)
+{
+	for (;;)
+	{
+		ZkReq	   *e = zk_exists(path, watch);
+		int			rc = zk_call(e);
+
+		zk_release(e);
+		if (rc == ZOK)
+			return true;
+		if (rc == ZNONODE)
+			return false;
+		if (!zk_is_connection_error(rc))
+			zk_report_error(rc, "exists", path);
+		zk_reconnect_or_error("exists", path);
+	}
+}
+
+bool
+zksync_barrier_is_set(const char *name)
+{
+	zk_connect();
+	return node_exists(barrier_path(name), false);
+}
+
+/*
+ * Wait until the barrier is not set: true at once if it is not, false if
+ * `timeout_ms` (negative: no limit) runs out first.
+ */
+bool
+zksync_barrier_wait(const char *name, int timeout_ms)
+{
+	char	   *path = barrier_path(name);
+	TimestampTz deadline = deadline_after(timeout_ms);
+
+	zk_connect();
+	for (;;)
+	{
+		uint64		seen = zk_events_seen();
+
+		if (!node_exists(path, true))
+			return true;
+		if (deadline != 0 && GetCurrentTimestamp() >= deadline)
+			return false;
+		if (zk_wait(NULL, seen, deadline, false) == ZKW_TIMEOUT)
+			return !node_exists(path, false);
+		if (!zk_session_usable())
+			zk_connect();		/* the watch died with the session */
+	}
+}
+
+/* ===================================================================
+ * Double barrier
+ * ===================================================================
+ */
+
+static void
+init_entered(void)
+{
+	HASHCTL		ctl;
+
+	if (entered)
+		return;
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = ZKSYNC_PATH_MAX;
+	ctl.entrysize = sizeof(Participant);
+	ctl.hcxt = TopMemoryContext;
+	entered = hash_create("zksync double barriers", 16, &ctl,
+						  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+}
+
+static bool
+is_participant(const char *child)
+{
+	return strstr(child, PART_TAG) != NULL && zksync_node_sequence(child) >= 0;
+}
+
+/* The participants agreed on by the first one in, or -1 if none is in. */
+static int
+agreed_participants(const char *dir, ZkReq *children)
+{
+	int			i;
+
+	for (i = 0; i < children->nchildren; i++)
+	{
+		char	   *path;
+		ZkReq	   *g;
+		int			n = -1;
+
+		if (!is_participant(children->children[i]))
+			continue;
+		path = psprintf("%s/%s", dir, children->children[i]);
+		g = zk_get(path);
+		if (zk_call(g) == ZOK && g->data)
+		{
+			const char *p = strstr(g->data, "\"participants\":");
+
+			if (p)
+				n = atoi(p + strlen("\"participants\":"));
+		}
+		zk_release(g);
+		if (n > 0)
+			return n;
+	}
+	return -1;
+}
+
+static int
+count_participants(ZkReq *children)
+{
+	int			i,
+				n = 0;
+
+	for (i = 0; i < children->nchildren; i++)
+		if (is_participant(children->children[i]))
+			n++;
+	return n;
+}
+
+/* Create "ready" (someone else's is as good). */
+static void
+make_ready(const char *dir)
+{
+	char	   *path = psprintf("%s/ready", dir);
+
+	for (;;)
+	{
+		ZkReq	   *c = zk_create(path, "", 0, ZOO_EPHEMERAL);
+		int			rc = zk_call(c);
+
+		zk_release(c);
+		if (rc == ZOK || rc == ZNODEEXISTS)
+			return;
+		if (!zk_is_connection_error(rc))
+			zk_report_error(rc, "create", path);
+		zk_reconnect_or_error("create", path);
+	}
+}
+
+/*
+ * Enter: true once `participants` have entered; false if `timeout_ms`
+ * (negative: no limit) runs out first, having left again.
+ */
+bool
+zksync_dbarrier_enter(const char *name, int participants, int timeout_ms)
+{
+	char	   *dir = psprintf("%s/dbarriers/%s", zksync_root, name);
+	char	   *ready = psprintf("%s/ready", dir);
+	TimestampTz deadline = deadline_after(timeout_ms);
+	ZkReq	   *g;
+	int			agreed;
+	char		extra[64];
+	char	   *data;
+	int			len;
+	bool		passed = false;
+	Participant *p;
+
+	init_entered();
+	if (hash_search(entered, dir, HASH_FIND, NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this backend has already entered double barrier \"%s\"", name),
+				 errhint("Call zksync_dbarrier_exit('%s') first.", name)));
+	zk_connect();
+
+	g = zk_children_retrying(dir);
+	agreed = g->rc == ZOK ? agreed_participants(dir, g) : -1;
+	zk_release(g);
+	if (agreed > 0 && agreed != participants)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("double barrier \"%s\" was entered with %d participants, not %d",
+						name, agreed, participants)));
+
+	snprintf(extra, sizeof(extra), "\"participants\":%d", participants);
+	data = zksync_owner_data(extra, &len);
+
+	PG_TRY();
+	{
+		zk_protected_create(&entering, dir, PART_TAG, data, len, NULL);
+		for (;;)
+		{
+			uint64		seen = zk_events_seen();
+
+			if (node_exists(ready, true))
+			{
+				passed = true;
+				break;
+			}
+			g = zk_children_retrying(dir);
+			if (g->rc == ZOK && count_participants(g) >= participants)
+			{
+				zk_release(g);
+				make_ready(dir);
+				passed = true;
+				break;
+			}
+			zk_release(g);
+			if (deadline != 0 && GetCurrentTimestamp() >= deadline)
+				break;
+			if (zk_wait(NULL, seen, deadline, false) == ZKW_TIMEOUT)
+				continue;		/* look once more, then give up */
+			if (!zk_session_usable())
+				ereport(ERROR,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("ZooKeeper session expired while entering double barrier \"%s\"",
+								name)));
+		}
+		if (!passed)
+		{
+			zk_delete_node(entering.node, false);
+			entering.active = false;
+		}
+	}
+	PG_CATCH();
+	{
+		HOLD_INTERRUPTS();
+		zk_protected_abandon(&entering);
+		RESUME_INTERRUPTS();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	if (!passed)
+		return false;
+	entering.active = false;
+	p = (Participant *) hash_search(entered, dir, HASH_ENTER, NULL);
+	strlcpy(p->node, entering.node, sizeof(p->node));
+	p->participants = participants;
+	return true;
+}
+
+static int
+child_cmp(const void *a, const void *b)
+{
+	int64		x = zksync_node_sequence(*(char *const *) a);
+	int64		y = zksync_node_sequence(*(char *const *) b);
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Exit: true once every participant has exited or disconnected; false if
+ * `timeout_ms` (negative: no limit) runs out first.  Either way this
+ * backend has left the barrier when it returns.
+ */
+bool
+zksync_dbarrier_exit(const char *name, int timeout_ms)
+{
+	char	   *dir = psprintf("%s/dbarriers/%s", zksync_root, name);
+	TimestampTz deadline = deadline_after(timeout_ms);
+	Participant *p;
+	char		node[ZKSYNC_PATH_MAX];
+	const char *mine;
+	bool		done = false;
+
+	init_entered();
+	p = (Participant *) hash_search(entered, dir, HASH_FIND, NULL);
+	if (p == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this backend has not entered double barrier \"%s\"", name)));
+	strlcpy(node, p->node, sizeof(node));
+	mine = strrchr(node, '/') + 1;
+	zk_connect();
+
+	PG_TRY();
+	{
+		for (;;)
+		{
+			ZkReq	   *g = zk_children_retrying(dir);
+			char	  **parts;
+			int			n = 0,
+						i;
+			bool		me_in = false;
+			char		watch[ZKSYNC_PATH_MAX];
+			uint64		seen;
+
+			parts = palloc(sizeof(char *) * (g->nchildren + 1));
+			for (i = 0; g->rc == ZOK && i < g->nchildren; i++)
+				if (is_participant(g->children[i]))
+				{
+					parts[n] = pstrdup(g->children[i]);
+					me_in |= strcmp(parts[n], mine) == 0;
+					n++;
+				}
+			zk_release(g);
+			qsort(parts, n, sizeof(char *), child_cmp);
+
+			if (n == 0 || (n == 1 && me_in))
+			{
+				/* the last one out leaves nothing behind */
+				zk_delete_node(node, false);
+				zk_delete_node(psprintf("%s/ready", dir), false);
+				done = true;
+				break;
+			}
+			if (me_in && strcmp(parts[0], mine) == 0)
+				snprintf(watch, sizeof(watch), "%s/%s", dir, parts[n - 1]);
+			else
+			{
+				if (me_in)
+					zk_delete_node(node, false);
+				snprintf(watch, sizeof(watch), "%s/%s", dir, parts[0]);
+			}
+			if (deadline != 0 && GetCurrentTimestamp() >= deadline)
+				break;
+			seen = zk_events_seen();
+			if (!node_exists(watch, true))
+				continue;
+			zk_wait(NULL, seen, deadline, false);
+			if (!zk_session_usable())
+				ereport(ERROR,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("ZooKeeper session expired while leaving double barrier \"%s\"",
+								name)));
+		}
+		if (!done)
+			zk_delete_node(node, false);
+	}
+	PG_CATCH();
+	{
+		/* interrupted: we have left all the same */
+		HOLD_INTERRUPTS();
+		if (!zk_delete_node(node, true))
+			zk_reset_session();
+		hash_search(entered, dir, HASH_REMOVE, NULL);
+		RESUME_INTERRUPTS();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	hash_search(entered, dir, HASH_REMOVE, NULL);
+	return done;
+}
+
+bool
+zksync_dbarriers_entered(void)
+{
+	return entered != NULL && hash_get_num_entries(entered) > 0;
+}
+
+/* The session ended: our participant nodes are gone with it. */
+void
+zksync_dbarrier_forget_session(void)
+{
+	HASH_SEQ_STATUS seq;
+	Participant *p;
+
+	if (entered == NULL)
+		return;
+	hash_seq_init(&seq, entered);
+	while ((p = hash_seq_search(&seq)) != NULL)
+		hash_search(entered, p->dir, HASH_REMOVE, NULL);
+}
