@@ -51,8 +51,17 @@ as_pg env ZK_HOSTS="$zk_hosts" PGHOST="$PG_DIR" PGUSER=postgres \
 rc=${PIPESTATUS[0]}
 set -e
 
-passed=$(grep -cE '^(ok [0-9]+ +- |test .* \.\.\. ok|t/.*\.pl \.+ ok)' "$log" || true)
-failed=$(grep -cE '^(not ok [0-9]+ +- |test .* \.\.\. FAILED|t/.*\.pl \.+ (Dubious|Failed))' "$log" || true)
+echo "== the demo, checked"
+if ZKSYNC_SKIP_INSTALL=1 DEMO_ZK_PORT=$((ZK_PORT + 10)) DEMO_PORT_A=$((PGPORT + 10)) \
+   DEMO_PORT_B=$((PGPORT + 11)) bash "$top/scripts/demo.sh" --check 2>&1 | tee -a "$log"; then
+  echo "ok - demo" >> "$log"
+else
+  echo "not ok - demo" | tee -a "$log"
+  rc=1
+fi
+
+passed=$(grep -cE '^(ok - demo$|ok [0-9]+ +- |test .* \.\.\. ok|t/.*\.pl \.+ ok)' "$log" || true)
+failed=$(grep -cE '^(not ok - demo$|not ok [0-9]+ +- |test .* \.\.\. FAILED|t/.*\.pl \.+ (Dubious|Failed))' "$log" || true)
 if [ "$rc" != 0 ]; then
   for f in "$work/src/regression.diffs" "$work/src/output_iso/regression.diffs"; do
     [ -s "$f" ] && { echo "== $f"; head -300 "$f"; }
