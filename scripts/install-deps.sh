@@ -13,6 +13,6 @@ apt-get install -y -qq --no-install-recommends \
   build-essential ca-certificates git \
   postgresql-15 postgresql-server-dev-15 postgresql-client-15 \
   libzookeeper-mt-dev zookeeper default-jre-headless \
-  python3 python3-kazoo libipc-run-perl \
+  python3 python3-kazoo python3-psycopg2 libipc-run-perl \
   iproute2 iptables procps util-linux \
-  gnuplot-nox >/dev/null
+  gnuplot-nox ruby >/dev/null

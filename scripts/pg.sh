@@ -4,26 +4,29 @@
 #   scripts/pg.sh start | stop | psql [args...]
 #
 # Environment: PG_DIR (default /tmp/zksync-pg), PGPORT (default 5499),
-# ZK_HOSTS (zksync.hosts, default: scripts/zk.sh hosts).  The socket lives
-# in PG_DIR.  As root, the commands run as postgres (PostgreSQL refuses
-# to run as root).
+# ZK_HOSTS (zksync.hosts, default: scripts/zk.sh hosts), PG_OS_USER (the
+# operating-system user that runs the server, default postgres; the fault
+# tests use a second one so that iptables can cut one cluster's traffic).
+# The socket lives in PG_DIR.  As root, the commands run as PG_OS_USER
+# (PostgreSQL refuses to run as root).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 PG_DIR=${PG_DIR:-/tmp/zksync-pg}
 PGPORT=${PGPORT:-5499}
 PGBIN=${PGBIN:-$(pg_config --bindir)}
+PG_OS_USER=${PG_OS_USER:-postgres}
 ZK_HOSTS=${ZK_HOSTS:-$("$here/zk.sh" hosts)}
 
 as_pg() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  if [ "$(id -u)" = 0 ]; then runuser -u "$PG_OS_USER" -- "$@"; else "$@"; fi
 }
 
 case "${1:-}" in
   start)
     if [ ! -s "$PG_DIR/data/PG_VERSION" ]; then
       mkdir -p "$PG_DIR"
-      [ "$(id -u)" = 0 ] && chown postgres: "$PG_DIR"
+      [ "$(id -u)" = 0 ] && chown "$PG_OS_USER": "$PG_DIR"
       as_pg "$PGBIN/initdb" -D "$PG_DIR/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
       cat >> "$PG_DIR/data/postgresql.conf" <<CONF
 port = $PGPORT

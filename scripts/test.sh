@@ -51,6 +51,17 @@ as_pg env ZK_HOSTS="$zk_hosts" PGHOST="$PG_DIR" PGUSER=postgres \
 rc=${PIPESTATUS[0]}
 set -e
 
+echo "== fault tests (as root: iptables, signals to ZooKeeper servers)"
+if /usr/bin/python3 "$work/src/test/faults.py" --scripts "$work/src/scripts" --work "$work/faults" \
+     --zk-dir "$ZK_DIR" --zk-port "$ZK_PORT" --pg-port $((PGPORT + 20)) 2>&1 | tee -a "$log"; then
+  :
+else
+  rc=1
+fi
+
+echo "== Vagrantfile (not run in CI) is valid Ruby"
+if ruby -c "$top/Vagrantfile" >/dev/null; then echo "ok - Vagrantfile" >> "$log"; else echo "not ok - Vagrantfile" | tee -a "$log"; rc=1; fi
+
 echo "== the demo, checked"
 if ZKSYNC_SKIP_INSTALL=1 DEMO_ZK_PORT=$((ZK_PORT + 10)) DEMO_PORT_A=$((PGPORT + 10)) \
    DEMO_PORT_B=$((PGPORT + 11)) bash "$top/scripts/demo.sh" --check 2>&1 | tee -a "$log"; then
@@ -60,8 +71,8 @@ else
   rc=1
 fi
 
-passed=$(grep -cE '^(ok - demo$|ok [0-9]+ +- |test .* \.\.\. ok|t/.*\.pl \.+ ok)' "$log" || true)
-failed=$(grep -cE '^(not ok - demo$|not ok [0-9]+ +- |test .* \.\.\. FAILED|t/.*\.pl \.+ (Dubious|Failed))' "$log" || true)
+passed=$(grep -cE '^(ok - (demo|Vagrantfile)$|ok [0-9]+ +- |test .* \.\.\. ok|t/.*\.pl \.+ ok)' "$log" || true)
+failed=$(grep -cE '^(not ok - (demo|Vagrantfile)$|not ok [0-9]+ +- |test .* \.\.\. FAILED|t/.*\.pl \.+ (Dubious|Failed))' "$log" || true)
 if [ "$rc" != 0 ]; then
   for f in "$work/src/regression.diffs" "$work/src/output_iso/regression.diffs"; do
     [ -s "$f" ] && { echo "== $f"; head -300 "$f"; }

@@ -91,8 +91,20 @@ static int	event_fd = -1;
 static zhandle_t *zh = NULL;
 static uint64 session_gen = 0;
 static bool exit_hook_set = false;
+/*
+ * The ACL of every node we create.  Without zksync.auth: open to all (so
+ * Curator and kazoo clients can share the locks).  With it: everything for
+ * our digest identity, read-only for the world, so no other client can
+ * delete or change our nodes (deleting needs DELETE on the parent, which
+ * is why the lock and barrier directories get this ACL too).
+ */
+static struct ACL auth_acl_entries[2];
+static struct ACL_vector auth_acl = {2, auth_acl_entries};
+static struct ACL_vector *node_acl = NULL;
+
 /* settings the current handle was made with */
 static char *conn_hosts = NULL;
+static char *conn_auth = NULL;
 static int	conn_timeout = 0;
 
 /* Does this session carry anything a reconnect would lose? */
@@ -633,10 +645,24 @@ open_handle(void)
 				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
 				 errmsg("could not start a ZooKeeper session for \"%s\": %m",
 						zksync_hosts)));
+
+	node_acl = &ZOO_OPEN_ACL_UNSAFE;
+	if (zksync_auth && zksync_auth[0])
+	{
+		/* sent before any request of ours: the client orders them */
+		zoo_add_auth(zh, "digest", zksync_auth, strlen(zksync_auth), NULL, NULL);
+		auth_acl_entries[0].perms = ZOO_PERM_ALL;
+		auth_acl_entries[0].id = ZOO_AUTH_IDS;
+		auth_acl_entries[1].perms = ZOO_PERM_READ;
+		auth_acl_entries[1].id = ZOO_ANYONE_ID_UNSAFE;
+		node_acl = &auth_acl;
+	}
 	session_gen++;
 	free(conn_hosts);
 	conn_hosts = strdup(zksync_hosts);
 	conn_timeout = zksync_session_timeout;
+	free(conn_auth);
+	conn_auth = strdup(zksync_auth ? zksync_auth : "");
 }
 
 /*
@@ -689,6 +715,7 @@ zk_connect(void)
 	}
 	if (zh != NULL && !session_in_use() &&
 		(strcmp(conn_hosts, zksync_hosts) != 0 ||
+		 strcmp(conn_auth, zksync_auth ? zksync_auth : "") != 0 ||
 		 conn_timeout != zksync_session_timeout))
 		close_handle();
 
@@ -727,6 +754,44 @@ zk_reset_session(void)
 {
 	close_handle();
 	forget_session();
+}
+
+/*
+ * Is the session alive right now?  For the commit check (SPEC point 9).
+ *
+ * While the client is connected it has heard from the server within the
+ * last 2/3 of the session timeout (else it drops the connection), and the
+ * server expires a session only after a full timeout of silence: so a
+ * connected session is alive.  While disconnected we cannot know: wait
+ * for the client to reconnect (alive) or learn of the expiry, for at most
+ * the session timeout.  Returns false if the session is gone or could not
+ * be confirmed; the caller treats its locks as lost.  May throw on
+ * interrupts.
+ */
+bool
+zk_confirm_session_alive(void)
+{
+	TimestampTz deadline;
+	int			timeout;
+
+	if (zh == NULL || handle_is_dead())
+		return false;
+	if (handle_is_connected())
+		return true;
+	timeout = zoo_recv_timeout(zh);
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+										   timeout > 0 ? timeout : zksync_session_timeout);
+	for (;;)
+	{
+		uint64		seen = zk_events_seen();
+
+		if (handle_is_dead())
+			return false;
+		if (handle_is_connected())
+			return true;
+		if (zk_wait(NULL, seen, deadline, false) == ZKW_TIMEOUT)
+			return handle_is_connected();
+	}
 }
 
 bool
@@ -796,8 +861,7 @@ zk_create(const char *path, const char *data, int len, int flags)
 {
 	ZkReq	   *req = req_new();
 
-	return req_sent(req, zoo_acreate2(zh, path, data, len,
-									  &ZOO_OPEN_ACL_UNSAFE, flags,
+	return req_sent(req, zoo_acreate2(zh, path, data, len, node_acl, flags,
 									  create_done, req));
 }
 

@@ -660,8 +660,12 @@ zksync_forget_session(void)
 }
 
 /*
- * Pre-commit: refuse to commit a transaction that relied on a lock that
- * is lost: any transaction hold, or a session hold lost during it.
+ * Pre-commit: refuse to commit a transaction that relied on a lock that is
+ * lost: any transaction hold, or a session hold held during it.  If the
+ * backend is cut off from ZooKeeper it cannot know whether its session
+ * still lives, so it waits up to the session timeout for the client to
+ * find out (zk_confirm_session_alive); if it cannot be confirmed, the
+ * session is closed and its locks count as lost.
  */
 void
 zksync_check_lost_for_commit(void)
@@ -669,12 +673,17 @@ zksync_check_lost_for_commit(void)
 	HASH_SEQ_STATUS seq;
 	Hold	   *hold;
 	Hold	   *bad = NULL;
+	bool		relied = false;
 
 	if (holds == NULL || hash_get_num_entries(holds) == 0)
 		return;
-	/* learn of an expiry the client has already seen */
-	if (!zk_session_usable())
-		zksync_forget_session();
+	hash_seq_init(&seq, holds);
+	while ((hold = hash_seq_search(&seq)) != NULL)
+		if (hold->state == HOLD_HELD)
+			relied = true;
+	if (relied && !zk_confirm_session_alive())
+		zk_reset_session();		/* marks every hold lost, now */
+
 	hash_seq_init(&seq, holds);
 	while ((hold = hash_seq_search(&seq)) != NULL)
 	{
@@ -689,7 +698,8 @@ zksync_check_lost_for_commit(void)
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 				 errmsg("cannot commit: zksync %s lock \"%s\" was lost during the transaction",
 						MODE_NAME(bad->key.mode), bad->name),
-				 errdetail("The ZooKeeper session that held it expired; another client may have taken the lock.")));
+				 errdetail("The ZooKeeper session that held it expired or could not be confirmed alive; another client may have taken the lock."),
+				 errhint("The transaction is rolled back. Release the lost lock with zksync_unlock_all() or take it again.")));
 }
 
 /* Copy the hold table for zksync_locks(). */

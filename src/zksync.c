@@ -23,6 +23,7 @@ char	   *zksync_hosts = NULL;
 char	   *zksync_root = NULL;
 int			zksync_session_timeout = 10000;
 int			zksync_connect_timeout = 10000;
+char	   *zksync_auth = NULL;
 
 static bool
 check_hosts(char **newval, void **extra, GucSource source)
@@ -44,6 +45,22 @@ check_root(char **newval, void **extra, GucSource source)
 		return true;
 	GUC_check_errdetail("The value is refused: %s.", why);
 	return false;
+}
+
+static bool
+check_auth(char **newval, void **extra, GucSource source)
+{
+	const char *colon;
+
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+	colon = strchr(*newval, ':');
+	if (colon == NULL || colon == *newval)
+	{
+		GUC_check_errdetail("The value is refused: expected user:password for ZooKeeper digest authentication.");
+		return false;
+	}
+	return true;
 }
 
 void		_PG_init(void);
@@ -71,6 +88,12 @@ _PG_init(void)
 							NULL,
 							&zksync_connect_timeout, 10000, 1, 3600000,
 							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomStringVariable("zksync.auth",
+							   "ZooKeeper digest identity (user:password) for every node zksync creates.",
+							   "When set, zksync's nodes are writable and deletable by this identity only. Empty: open ACLs.",
+							   &zksync_auth, "",
+							   PGC_SUSET, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
+							   check_auth, NULL, NULL);
 	MarkGUCPrefixReserved("zksync");
 
 	zksync_xact_init();

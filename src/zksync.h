@@ -34,6 +34,7 @@ extern char *zksync_hosts;
 extern char *zksync_root;
 extern int	zksync_session_timeout;
 extern int	zksync_connect_timeout;
+extern char *zksync_auth;
 
 /* ---------------------------------------------------------------------
  * names.c
@@ -83,6 +84,7 @@ typedef enum ZkWaitResult
 
 extern void zk_connect(void);
 extern bool zk_session_usable(void);
+extern bool zk_confirm_session_alive(void);
 extern uint64 zk_session_generation(void);
 extern int64 zk_session_id(void);
 extern const char *zk_session_state_name(void);

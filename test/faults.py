@@ -1,0 +1,599 @@
+#!/usr/bin/python3
+"""Fault tests for zksync: real servers on loopback, faults injected for real.
+
+Run as root by scripts/test.sh after the other suites, against the ensemble
+that scripts/zk.sh started.  It starts two PostgreSQL clusters: A, run by
+the postgres user, and B, run by a user of its own (zksync_cut) so that an
+iptables owner match can cut B's traffic to the ensemble and nothing else.
+Every rule it adds is on the loopback interface and is removed at the end.
+
+Output is TAP-like ("ok N - ...", "not ok N - ...") and ends with a line
+"faults: N passed, N failed".  Figures (cycles, overlaps, faults, orphans,
+inputs) are printed as "# " lines.
+
+    faults.py --scripts DIR --work DIR --zk-port PORT --pg-port PORT [--quick]
+"""
+import argparse
+import logging
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+
+import psycopg2
+import psycopg2.errors
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoAuthError, NoNodeError
+
+ROOT = "/zksync-faults"
+CUT_USER = "zksync_cut"
+
+
+class Harness:
+    def __init__(self, args):
+        self.args = args
+        self.n = 0
+        self.failed = 0
+        self.zk_ports = [args.zk_port + i for i in range(3)]
+        self.hosts = ",".join("127.0.0.1:%d" % p for p in self.zk_ports)
+        self.rules = []
+        self.zk = KazooClient(hosts=self.hosts, timeout=10.0)
+        self.zk.start(timeout=30)
+        self.clusters = {}
+
+    # ---- reporting ----
+    def ok(self, cond, desc):
+        self.n += 1
+        if cond:
+            print("ok %d - %s" % (self.n, desc), flush=True)
+        else:
+            self.failed += 1
+            print("not ok %d - %s" % (self.n, desc), flush=True)
+        return cond
+
+    def note(self, text):
+        print("# " + text, flush=True)
+
+    # ---- processes ----
+    def zkctl(self, *words):
+        env = dict(os.environ, ZK_DIR=self.args.zk_dir, ZK_PORT=str(self.args.zk_port))
+        cmd = [os.path.join(self.args.scripts, "zk.sh")] + [str(w) for w in words]
+        if os.getuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--", "env",
+                   "ZK_DIR=" + self.args.zk_dir, "ZK_PORT=%d" % self.args.zk_port] + cmd
+        return subprocess.run(cmd, env=env, capture_output=True, text=True)
+
+    def start_cluster(self, name, os_user, port, extra_conf=""):
+        pg_dir = os.path.join(self.args.work, "pg-" + name)
+        env = dict(os.environ, PG_DIR=pg_dir, PGPORT=str(port), ZK_HOSTS=self.hosts,
+                   PG_OS_USER=os_user)
+        pg = os.path.join(self.args.scripts, "pg.sh")
+        subprocess.run([pg, "start"], env=env, check=True, capture_output=True)
+        conf = os.path.join(pg_dir, "data", "postgresql.conf")
+        with open(conf, "a") as f:
+            f.write("zksync.root = '%s'\nzksync.session_timeout = 4000\n"
+                    "zksync.connect_timeout = 5000\n%s\n" % (ROOT, extra_conf))
+        subprocess.run([pg, "stop"], env=env, check=True, capture_output=True)
+        subprocess.run([pg, "start"], env=env, check=True, capture_output=True)
+        self.clusters[name] = dict(dir=pg_dir, port=port, env=env)
+        c = self.connect(name)
+        c.cursor().execute("CREATE EXTENSION IF NOT EXISTS zksync")
+        c.close()
+
+    def stop_clusters(self):
+        for name, cl in self.clusters.items():
+            subprocess.run([os.path.join(self.args.scripts, "pg.sh"), "stop"],
+                           env=cl["env"], capture_output=True)
+
+    def connect(self, name, app="faults"):
+        cl = self.clusters[name]
+        for _ in range(100):
+            try:
+                c = psycopg2.connect(host=cl["dir"], port=cl["port"], user="postgres",
+                                     dbname="postgres", application_name=app)
+                c.autocommit = True
+                return c
+            except psycopg2.OperationalError:
+                time.sleep(0.1)   # a cluster restarting after a crash
+        raise RuntimeError("cannot connect to cluster " + name)
+
+    def server_log(self, name):
+        with open(os.path.join(self.clusters[name]["dir"], "server.log"), errors="replace") as f:
+            return f.read()
+
+    # ---- the network cut (iptables owner match on cluster B's user) ----
+    def _rule(self, target):
+        return ["OUTPUT", "-o", "lo", "-p", "tcp", "-m", "owner", "--uid-owner", CUT_USER,
+                "-m", "multiport", "--dports", ",".join(map(str, self.zk_ports))] + target
+
+    def cut(self, reset=False):
+        rule = self._rule(["-j", "REJECT", "--reject-with", "tcp-reset"] if reset else ["-j", "DROP"])
+        subprocess.run(["iptables", "-I"] + rule, check=True)
+        self.rules.append(rule)
+
+    def heal(self):
+        while self.rules:
+            subprocess.run(["iptables", "-D"] + self.rules.pop(), check=False)
+
+    # ---- ZooKeeper, read independently ----
+    def nodes(self, path=ROOT):
+        out = []
+        try:
+            children = self.zk.get_children(path)
+        except NoNodeError:
+            return out
+        for c in children:
+            full = path + "/" + c
+            out.append(full)
+            out.extend(self.nodes(full))
+        return out
+
+    def ephemerals(self, path=ROOT):
+        found = []
+        for n in self.nodes(path):
+            st = self.zk.exists(n)
+            if st is not None and st.ephemeralOwner:
+                found.append(n)
+        return found
+
+    def poll(self, fn, secs=30.0, step=0.05):
+        deadline = time.time() + secs
+        while time.time() < deadline:
+            r = fn()
+            if r:
+                return r
+            time.sleep(step)
+        return fn()
+
+
+def q(conn, sql, *params):
+    cur = conn.cursor()
+    cur.execute(sql, params)
+    return cur.fetchone()[0] if cur.description else None
+
+
+# =====================================================================
+# The tests
+# =====================================================================
+
+def test_leader_kill(h):
+    """Eight backends on two clusters cycle on one lock while the leader is
+    killed and restarted and a follower is frozen; an independent checker
+    proves no two holders overlapped and fencing tokens only grew."""
+    lock = threading.Lock()
+    state = dict(inside=0, overlaps=0, cycles=0, errors=0, last_token=0, stale=0)
+    per_worker = {}
+    stop = threading.Event()
+
+    def worker(i):
+        cluster = "A" if i % 2 == 0 else "B"
+        conn = h.connect(cluster, "worker-%d" % i)
+        per_worker[i] = 0
+        while not stop.is_set():
+            try:
+                cur = conn.cursor()
+                cur.execute("SET statement_timeout = '20s'")
+                cur.execute("SELECT zksync_write_lock('fence')")
+                cur.execute("SELECT zksync_lock_token('fence')")
+                token = cur.fetchone()[0]
+                with lock:
+                    state["inside"] += 1
+                    if state["inside"] > 1:
+                        state["overlaps"] += 1
+                    if token <= state["last_token"]:
+                        state["stale"] += 1
+                    state["last_token"] = max(state["last_token"], token)
+                time.sleep(0.002)
+                with lock:
+                    state["inside"] -= 1
+                cur.execute("SELECT zksync_write_unlock('fence')")
+                with lock:
+                    state["cycles"] += 1
+                per_worker[i] += 1
+            except psycopg2.Error as e:
+                with lock:
+                    state["errors"] += 1
+                    state.setdefault("messages", set()).add(str(e).splitlines()[0][:120])
+                try:
+                    conn.cursor().execute("SELECT zksync_unlock_all()")
+                except psycopg2.Error:
+                    pass
+                if conn.closed:
+                    conn = h.connect(cluster, "worker-%d" % i)
+                time.sleep(0.05)
+        conn.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    faults = 0
+    rounds = 2 if h.args.quick else 3
+    time.sleep(2)
+    for r in range(rounds):
+        leader = h.zkctl("leader").stdout.strip()
+        h.zkctl("kill1", leader)
+        faults += 1
+        h.note("round %d: killed leader zk%s" % (r + 1, leader))
+        time.sleep(2)
+        h.zkctl("start1", leader)
+        time.sleep(1)
+        follower = [i for i in ("1", "2", "3") if i != h.zkctl("leader").stdout.strip()][0]
+        h.zkctl("freeze", follower)
+        faults += 1
+        h.note("round %d: froze follower zk%s for 1.5 s" % (r + 1, follower))
+        time.sleep(1.5)
+        h.zkctl("thaw", follower)
+        time.sleep(1)
+    before = dict(per_worker)
+    time.sleep(3)
+    progress = all(per_worker[i] > before.get(i, 0) for i in per_worker)
+    stop.set()
+    for t in threads:
+        t.join(timeout=60)
+    for m in sorted(state.get("messages", ())):
+        h.note("worker error seen: " + m)
+    h.note("leader kill: %d cycles, %d overlaps, %d stale tokens, %d faults injected, %d errors"
+           % (state["cycles"], state["overlaps"], state["stale"], faults, state["errors"]))
+    h.ok(state["cycles"] > 100, "workers cycled the lock (%d cycles)" % state["cycles"])
+    h.ok(state["overlaps"] == 0, "no two holders overlapped (%d overlaps)" % state["overlaps"])
+    h.ok(state["stale"] == 0, "fencing tokens strictly increased from holder to holder")
+    h.ok(progress, "every worker kept making progress after the faults")
+    h.ok(h.poll(lambda: not h.ephemerals(ROOT + "/locks/fence"), 15) is not False
+         and not h.ephemerals(ROOT + "/locks/fence"), "no orphan node left")
+    return state
+
+
+def test_partition(h):
+    """Cluster B holds a transaction lock and is cut off for longer than the
+    session timeout; A takes the lock; B's COMMIT fails and rolls back."""
+    a = h.connect("A")
+    b = h.connect("B", "partitioned")
+    q(b, "CREATE TABLE IF NOT EXISTS part_t (v text)")
+    q(b, "TRUNCATE part_t")
+    b.autocommit = False
+    q(b, "SELECT zksync_xact_write_lock('part')")
+    q(b, "INSERT INTO part_t VALUES ('written under the lock')")
+    node = h.ephemerals(ROOT + "/locks/part")
+    h.ok(len(node) == 1, "B holds the lock in ZooKeeper")
+    h.cut()
+    gone = h.poll(lambda: not h.ephemerals(ROOT + "/locks/part"), 30)
+    h.ok(gone, "B's session expired on the server: its node is gone")
+    t0 = time.time()
+    h.ok(q(a, "SELECT zksync_try_write_lock('part', 10000)") is True, "A takes the lock")
+    h.note("A got the lock %.2f s after B's node vanished" % (time.time() - t0))
+    t0 = time.time()
+    err = None
+    try:
+        b.commit()
+    except psycopg2.Error as e:
+        err = e
+    took = time.time() - t0
+    h.ok(err is not None and "cannot commit" in str(err) and '"part"' in str(err),
+         "B's COMMIT fails, naming the lost lock (%s)" % (str(err).splitlines()[0] if err else "no error"))
+    h.note("B's commit gave up after %.2f s" % took)
+    b.rollback()
+    b.autocommit = True
+    c = h.connect("B")
+    h.ok(q(c, "SELECT count(*) FROM part_t") == 0, "nothing B wrote is visible")
+    c.close()
+    h.heal()
+    q(a, "SELECT zksync_write_unlock('part')")
+    ok = False
+    try:
+        ok = h.poll(lambda: q(b, "SELECT zksync_try_write_lock('part', 2000)"), 20, 0.2)
+    except psycopg2.Error as e:
+        h.note("after heal: " + str(e).splitlines()[0])
+    h.ok(ok is True, "after the cut heals, B works again (new session)")
+    lost_state = q(b, "SELECT string_agg(name || ':' || state, ',') FROM zksync_locks()")
+    h.ok(lost_state == "part:held", "B holds only its new lock (%s)" % lost_state)
+    q(b, "SELECT zksync_unlock_all()")
+    a.close()
+    b.close()
+
+
+def test_expiry_idle_in_transaction(h):
+    """B sits idle in a transaction holding a lock; its session expires
+    while it is cut off; after the cut heals, COMMIT fails; a session lock
+    shows as lost and unlocking it is an ERROR naming it."""
+    b = h.connect("B", "idle-in-xact")
+    q(b, "SELECT zksync_write_lock('sess')")
+    b.autocommit = False
+    q(b, "SELECT zksync_xact_read_lock('idle')")
+    h.cut()
+    h.poll(lambda: not h.ephemerals(ROOT + "/locks/idle"), 30)
+    h.heal()
+    time.sleep(0.5)
+    err = None
+    try:
+        b.commit()
+    except psycopg2.Error as e:
+        err = e
+    h.ok(err is not None and "cannot commit" in str(err),
+         "COMMIT after expiry while idle in a transaction fails (%s)"
+         % (str(err).splitlines()[0] if err else "no error"))
+    b.rollback()
+    b.autocommit = True
+    states = q(b, "SELECT string_agg(name || ':' || state, ',') FROM zksync_locks()")
+    h.ok(states == "sess:lost", "the session lock shows as lost (%s)" % states)
+    err = None
+    try:
+        q(b, "SELECT zksync_write_unlock('sess')")
+    except psycopg2.Error as e:
+        err = e
+    h.ok(err is not None and '"sess"' in str(err) and "lost" in str(err),
+         "unlocking a lost lock is an ERROR naming it")
+    h.ok(q(b, "SELECT count(*) FROM zksync_locks()") == 0, "and it is gone afterwards")
+    h.ok(q(b, "SELECT zksync_try_write_lock('sess')") is True, "the next call makes a new session")
+    q(b, "SELECT zksync_unlock_all()")
+    b.close()
+
+
+def test_kill9_backend(h):
+    """A backend holding a lock is killed with SIGKILL: the lock frees within
+    the session timeout (the session is left to expire)."""
+    b = h.connect("B", "doomed")
+    q(b, "SELECT zksync_write_lock('k9')")
+    pid = q(b, "SELECT pg_backend_pid()")
+    a = h.connect("A")
+    h.ok(q(a, "SELECT zksync_try_write_lock('k9')") is False, "A is excluded while B holds")
+    t0 = time.time()
+    os.kill(pid, 9)
+    got = q(a, "SELECT zksync_try_write_lock('k9', 15000)")
+    took = time.time() - t0
+    h.ok(got is True and took < 4.0 + 2.0,
+         "lock freed %.2f s after kill -9 (session timeout 4 s)" % took)
+    h.note("kill -9: lock free after %.2f s" % took)
+    q(a, "SELECT zksync_unlock_all()")
+    a.close()
+    try:
+        b.close()
+    except psycopg2.Error:
+        pass
+    h.connect("B").close()   # wait for B's crash recovery
+
+
+def test_reset_during_acquire(h):
+    """Connections reset (TCP RST) while a backend acquires and releases in
+    a loop: creates whose replies were lost are found by their GUID; no
+    orphan node is left while the session lives."""
+    b = h.connect("B", "reset")
+    stop = threading.Event()
+    counts = dict(cycles=0, errors=0)
+
+    def loop():
+        c = h.connect("B", "reset-loop")
+        while not stop.is_set():
+            try:
+                q(c, "SELECT zksync_write_lock('rst')")
+                q(c, "SELECT zksync_write_unlock('rst')")
+                counts["cycles"] += 1
+            except psycopg2.Error:
+                counts["errors"] += 1
+                try:
+                    q(c, "SELECT zksync_unlock_all()")
+                except psycopg2.Error:
+                    pass
+        c.close()
+
+    t = threading.Thread(target=loop)
+    t.start()
+    resets = 12 if h.args.quick else 25
+    for _ in range(resets):
+        time.sleep(random.uniform(0.05, 0.3))
+        h.cut(reset=True)
+        time.sleep(random.uniform(0.01, 0.2))
+        h.heal()
+    time.sleep(1)
+    stop.set()
+    t.join(timeout=60)
+    h.note("connection resets: %d, cycles %d, errors %d" % (resets, counts["cycles"], counts["errors"]))
+    h.ok(counts["cycles"] > resets, "the loop kept cycling through %d resets" % resets)
+    left = h.poll(lambda: not h.ephemerals(ROOT + "/locks/rst"), 15)
+    h.ok(left is True, "no orphan node under the lock (sessions still alive)")
+    b.close()
+
+
+def test_orphans(h):
+    """Waits ended by try timeout, lock_timeout, statement_timeout and
+    cancel, interleaved with connection drops, leave zero nodes behind."""
+    a = h.connect("A", "orphan-holder")
+    q(a, "SELECT zksync_write_lock('orph')")
+    b = h.connect("B", "orphan-waiter")
+    pid = q(b, "SELECT pg_backend_pid()")
+    c = h.connect("B", "canceller")
+    total = 100 if h.args.quick else 200
+    kinds = dict(try_timeout=0, lock_timeout=0, statement_timeout=0, cancel=0, other=0)
+    drops = 0
+    for i in range(total):
+        if i % 25 == 12:
+            h.cut(reset=True)
+            drops += 1
+        kind = ("try_timeout", "lock_timeout", "statement_timeout", "cancel")[i % 4]
+        try:
+            if kind == "try_timeout":
+                r = q(b, "SELECT zksync_try_write_lock('orph', 30)")
+                kinds[kind] += 1 if r is False else 0
+            elif kind == "lock_timeout":
+                q(b, "SET lock_timeout = '30ms'")
+                try:
+                    q(b, "SELECT zksync_write_lock('orph')")
+                except psycopg2.errors.LockNotAvailable:
+                    kinds[kind] += 1
+                q(b, "RESET lock_timeout")
+            elif kind == "statement_timeout":
+                q(b, "SET statement_timeout = '30ms'")
+                try:
+                    q(b, "SELECT zksync_read_lock('orph')")
+                except psycopg2.errors.QueryCanceled:
+                    kinds[kind] += 1
+                q(b, "RESET statement_timeout")
+            else:
+                timer = threading.Timer(0.03, lambda: q(c, "SELECT pg_cancel_backend(%s)", pid))
+                timer.start()
+                try:
+                    q(b, "SELECT zksync_write_lock('orph')")
+                except psycopg2.errors.QueryCanceled:
+                    kinds[kind] += 1
+                timer.join()
+        except psycopg2.Error:
+            kinds["other"] += 1
+            for setting in ("lock_timeout", "statement_timeout"):
+                try:
+                    q(b, "RESET " + setting)
+                except psycopg2.Error:
+                    pass
+        if i % 25 == 12:
+            h.heal()
+    nodes = h.poll(lambda: len(h.ephemerals(ROOT + "/locks/orph")) == 1, 15)
+    left = len(h.ephemerals(ROOT + "/locks/orph")) - 1
+    h.note("orphans: %d waits (%s), %d connection drops, %d nodes left"
+           % (total, ", ".join("%s %d" % kv for kv in kinds.items()), drops, left))
+    h.ok(nodes is True and left == 0, "zero nodes left behind by %d ended waits" % total)
+    h.ok(sum(v for k, v in kinds.items() if k != "other") >= total * 0.8,
+         "most waits ended the way they were asked to")
+    q(a, "SELECT zksync_unlock_all()")
+    for conn in (a, b, c):
+        conn.close()
+
+
+def test_bad_input(h):
+    """A few thousand random names and arguments to every function: each is
+    accepted or refused with an ERROR, the server never crashes, and no node
+    appears outside zksync.root."""
+    rnd = random.Random(4537)
+    before = set(h.zk.get_children("/"))
+    a = h.connect("A", "fuzz")
+    alphabet = ["a", "Z", "0", ".", "/", "-", "_", " ", "\x01", "\x1f", "\x7f", "\u0085",
+                "\u00e9", "\u2603", "\ud7ff", "\ue000", "\uf8ff", "\ufff0", "\uffef", "\U0001F512",
+                "..", "%", "'", "\\", "\t", "\n", "zookeeper", "__WRIT__", "__READ__"]
+    calls = [
+        "SELECT zksync_try_write_lock(%s)", "SELECT zksync_try_read_lock(%s, %s)",
+        "SELECT zksync_try_xact_write_lock(%s, %s)", "SELECT zksync_write_unlock(%s)",
+        "SELECT zksync_read_unlock(%s)", "SELECT zksync_lock_token(%s)",
+        "SELECT count(*) FROM zksync_lock_holders(%s)", "SELECT zksync_barrier_set(%s)",
+        "SELECT zksync_barrier_unset(%s)", "SELECT zksync_barrier_is_set(%s)",
+        "SELECT zksync_barrier_wait(%s, %s)", "SELECT zksync_dbarrier_enter(%s, %s, %s)",
+        "SELECT zksync_dbarrier_exit(%s, %s)",
+    ]
+    total = 1500 if h.args.quick else 3000
+    accepted = refused = 0
+    states = {}
+    for i in range(total):
+        kind = rnd.random()
+        if kind < 0.1:
+            name = None
+        elif kind < 0.2:
+            name = "".join(rnd.choice("abc") for _ in range(rnd.randint(190, 260)))
+        else:
+            name = "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 12)))
+        sql = rnd.choice(calls)
+        nparams = sql.count("%s")
+        params = [name] + [rnd.choice([None, -1, 0, 1, 2, 10, -2147483648, 2147483647])
+                           if j > 0 else None for j in range(1, nparams)]
+        if "barrier_wait" in sql or "dbarrier" in sql:
+            # no blocking for long: a small or invalid timeout
+            params = [name] + [rnd.choice([None, -1, 0, 1, 2, 5])
+                               if ("enter" in sql and j == 1) else rnd.choice([-1, 0, 1, None])
+                               for j in range(1, nparams)]
+            if "enter" in sql and params[-1] is None:
+                params[-1] = 0
+            if "barrier_wait" in sql and params[-1] is None:
+                params[-1] = 0
+            if "exit" in sql and params[-1] is None:
+                params[-1] = 0
+        try:
+            q(a, sql, *params)
+            accepted += 1
+        except psycopg2.Error as e:
+            refused += 1
+            states[e.pgcode] = states.get(e.pgcode, 0) + 1
+            if a.closed:
+                break
+    crashed = "terminated by signal" in h.server_log("A")
+    h.note("bad input: %d calls, %d accepted, %d refused, SQLSTATEs %s"
+           % (total, accepted, refused, sorted(states.items())))
+    h.ok(not a.closed, "the connection survived every call")
+    h.ok(not crashed, "the server never crashed (no 'terminated by signal' in its log)")
+    h.ok(set(states) <= {"22023", "22004", "55000", "XX000"} and "XX000" not in states,
+         "every refusal was a clear ERROR with a SQLSTATE (%s)" % ",".join(sorted(states)))
+    q(a, "SELECT zksync_unlock_all()")
+    a.close()
+    after = set(h.zk.get_children("/"))
+    h.ok(after <= before | {ROOT.strip("/")}, "no node appeared outside zksync.root (%s)"
+         % sorted(after - before))
+    for barrier in h.nodes(ROOT + "/barriers"):
+        h.zk.delete(barrier)
+
+
+def test_acl(h):
+    """With zksync.auth, an unauthenticated client cannot delete a lock node
+    or the lock's directory entries."""
+    h.start_cluster("C", "postgres", h.args.pg_port + 2,
+                    "zksync.auth = 'zksync:s3cret'\nzksync.root = '/zksync-acl'")
+    c = h.connect("C")
+    q(c, "SELECT zksync_write_lock('secure')")
+    nodes = [n for n in (h.nodes("/zksync-acl/locks/secure")) if "__WRIT__" in n]
+    h.ok(len(nodes) == 1, "the lock node exists")
+    denied = False
+    try:
+        h.zk.delete(nodes[0])
+    except NoAuthError:
+        denied = True
+    h.ok(denied, "an unauthenticated kazoo client cannot delete it")
+    other = KazooClient(hosts=h.hosts, auth_data=[("digest", "zksync:s3cret")])
+    other.start(timeout=30)
+    children = other.get_children("/zksync-acl/locks/secure")
+    other.stop()
+    h.ok(len(children) == 1, "the identity's own clients can still read it")
+    q(c, "SELECT zksync_write_unlock('secure')")
+    h.ok(not h.ephemerals("/zksync-acl"), "released normally by its owner")
+    c.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scripts", required=True)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--zk-dir", required=True)
+    ap.add_argument("--zk-port", type=int, required=True)
+    ap.add_argument("--pg-port", type=int, required=True)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", default="")
+    args = ap.parse_args()
+    logging.getLogger("kazoo").setLevel(logging.CRITICAL)
+
+    if subprocess.run(["id", CUT_USER], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                        CUT_USER], check=True)
+    os.makedirs(args.work, exist_ok=True)
+    os.chmod(args.work, 0o755)
+    h = Harness(args)
+    tests = [test_leader_kill, test_partition, test_expiry_idle_in_transaction,
+             test_kill9_backend, test_reset_during_acquire, test_orphans, test_bad_input, test_acl]
+    try:
+        h.start_cluster("A", "postgres", args.pg_port)
+        h.start_cluster("B", CUT_USER, args.pg_port + 1)
+        for t in tests:
+            if args.only and t.__name__ not in args.only.split(","):
+                continue
+            h.note("--- " + t.__name__ + ": " + t.__doc__.split("\n")[0])
+            t0 = time.time()
+            try:
+                t(h)
+            except Exception as e:   # a broken test is a failed test
+                h.ok(False, "%s raised %r" % (t.__name__, e))
+            finally:
+                h.heal()
+            h.note("%s took %.1f s" % (t.__name__, time.time() - t0))
+    finally:
+        h.heal()
+        h.stop_clusters()
+        h.zk.stop()
+    print("faults: %d passed, %d failed" % (h.n - h.failed, h.failed))
+    sys.exit(1 if h.failed else 0)
+
+
+if __name__ == "__main__":
+    main()
