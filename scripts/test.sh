@@ -23,6 +23,7 @@ make -s install
 
 # Tests run as postgres (PostgreSQL refuses root) in a copy of the tree.
 work=$(mktemp -d /tmp/zksync-test.XXXXXX)
+chmod 755 "$work"   # the fault tests run a cluster as another user below it
 export ZK_DIR=$work/zk PG_DIR=$work/pg
 export ZK_PORT=${ZK_PORT:-22181} PGPORT=${PGPORT:-55432}
 mkdir -p "$work/src"

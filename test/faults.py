@@ -573,8 +573,12 @@ def main():
     tests = [test_leader_kill, test_partition, test_expiry_idle_in_transaction,
              test_kill9_backend, test_reset_during_acquire, test_orphans, test_bad_input, test_acl]
     try:
-        h.start_cluster("A", "postgres", args.pg_port)
-        h.start_cluster("B", CUT_USER, args.pg_port + 1)
+        try:
+            h.start_cluster("A", "postgres", args.pg_port)
+            h.start_cluster("B", CUT_USER, args.pg_port + 1)
+        except Exception as e:
+            h.ok(False, "start the two clusters: %r" % e)
+            tests = []
         for t in tests:
             if args.only and t.__name__ not in args.only.split(","):
                 continue
