@@ -33,10 +33,12 @@
  * session reaches the server (ZOOKEEPER-4537).  The client sends no ping
  * while a request is outstanding, so a lone session would stall for 2/3 of
  * the session timeout and then drop its connection.  Whenever a request has
- * been outstanding for more than ZK_OVERDUE_US, the wait loop sends one
- * cheap read (exists on "/") on the same session, which unsticks the server
- * (SPEC point 12).  Every request zksync sends is waited for in zk_wait(),
- * so the check runs whenever a request can be outstanding.
+ * been outstanding for more than ZK_OVERDUE_US, a watchdog thread of ours
+ * sends one cheap read (exists on "/") on the same session, which unsticks
+ * the server (SPEC point 12).  It runs whether or not the backend waits:
+ * releases are not waited for (zk_release_node), so a delete can be in
+ * flight while the backend sits idle.  Like the client's threads, it never
+ * calls PostgreSQL and takes no signals.
  *
  * Session loss.  A lost connection (ZCONNECTIONLOSS) is not a lost session:
  * the client reconnects to another server with the same session, and the
@@ -67,7 +69,15 @@
 
 /* A request outstanding longer than this gets a poke (ZOOKEEPER-4537). */
 #define ZK_OVERDUE_US		100000
-/* How often the wait loop looks at outstanding requests. */
+/*
+ * A release is held back this long, so that it reaches the server together
+ * with this backend's next request (typically the next lock's create) and
+ * both share one fsync in the server's group commit; if no request comes,
+ * the watchdog sends it when the time is up.  Short against a write's
+ * fsync, so others hardly wait longer for the lock.
+ */
+#define ZK_RELEASE_HOLD_US	2000
+/* How often the watchdog looks at outstanding requests. */
 #define ZK_TICK_MS			50
 
 /* ---- shared with the client's threads, guarded by shared_mu ---- */
@@ -75,6 +85,35 @@ static pthread_mutex_t shared_mu = PTHREAD_MUTEX_INITIALIZER;
 static ZkReq live = {.prev = &live,.next = &live};	/* list head */
 static uint64 watch_events = 0;
 static bool poke_in_flight = false;
+
+/*
+ * Releases in flight: deletes of our nodes that the backend did not wait
+ * for (zk_release_node).  One that fails on a connection error is sent
+ * again by the watchdog once the client has reconnected, so a released
+ * lock never stays behind while the session lives, even if the backend
+ * goes idle.
+ */
+typedef enum ZkReleaseState
+{
+	REL_HELD_BACK,				/* not sent yet (see ZK_RELEASE_HOLD_US) */
+	REL_SENT,
+	REL_RETRY					/* failed on a connection error */
+} ZkReleaseState;
+
+typedef struct ZkRelease
+{
+	char	   *path;
+	ZkReleaseState state;
+	int64		sent_at_us;		/* or, while held back, when released */
+	struct ZkRelease *next;
+} ZkRelease;
+static ZkRelease *releases = NULL;
+
+/* The watchdog thread (see "Stuck requests" above). */
+static pthread_t watchdog_thread;
+static bool watchdog_running = false;	/* backend-only */
+static bool watchdog_stop = false;
+static pthread_cond_t watchdog_cv = PTHREAD_COND_INITIALIZER;
 
 #define LOG_RING_SIZE 32
 #define LOG_LINE_MAX 300
@@ -290,6 +329,32 @@ strings_done(int rc, const struct String_vector *strings, const void *data)
 	wake_backend();
 }
 
+/* client thread: a release is done, or must be sent again */
+static void
+release_done(int rc, const void *data)
+{
+	ZkRelease  *rel = (ZkRelease *) data;
+	ZkRelease **pp;
+
+	pthread_mutex_lock(&shared_mu);
+	if (rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT)
+		rel->state = REL_RETRY;
+	else
+	{
+		/* done: deleted, already gone, or gone with the session */
+		for (pp = &releases; *pp; pp = &(*pp)->next)
+			if (*pp == rel)
+			{
+				*pp = rel->next;
+				break;
+			}
+		free(rel->path);
+		free(rel);
+	}
+	pthread_mutex_unlock(&shared_mu);
+	wake_backend();
+}
+
 /* client thread: the reply to a poke carries nothing we need */
 static void
 poke_done(int rc, const struct Stat *stat, const void *data)
@@ -298,6 +363,102 @@ poke_done(int rc, const struct Stat *stat, const void *data)
 	poke_in_flight = false;
 	pthread_mutex_unlock(&shared_mu);
 }
+
+/*
+ * watchdog thread: every ZK_TICK_MS, whatever the backend is doing, send
+ * one cheap read if a request is overdue (ZOOKEEPER-4537), and send again
+ * the releases that failed on a connection error; and send each held-back
+ * release once its ZK_RELEASE_HOLD_US are up.  It calls only the
+ * ZooKeeper client (which is thread-safe), never PostgreSQL, and never
+ * while holding shared_mu.  It runs only while `zh` is open: close_handle()
+ * stops and joins it first.
+ */
+static void *
+watchdog_main(void *arg)
+{
+	zhandle_t  *h = (zhandle_t *) arg;
+
+	pthread_mutex_lock(&shared_mu);
+	while (!watchdog_stop)
+	{
+		struct timespec until;
+		int64		now;
+		bool		poke = false;
+		int			nresend = 0;
+		char	   *resend[16];
+		ZkRelease  *resend_rel[16];
+		ZkReq	   *req;
+		ZkRelease  *rel;
+		bool		connected;
+		int			i;
+
+		int64		sleep_us = ZK_TICK_MS * 1000L;
+
+		/* wake in time for the earliest held-back release */
+		now = mono_us();
+		for (rel = releases; rel; rel = rel->next)
+			if (rel->state == REL_HELD_BACK)
+				sleep_us = Min(sleep_us, Max(rel->sent_at_us + ZK_RELEASE_HOLD_US - now, 100));
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += sleep_us * 1000L;
+		while (until.tv_nsec >= 1000000000L)
+		{
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&watchdog_cv, &shared_mu, &until);
+		if (watchdog_stop)
+			break;
+
+		now = mono_us();
+		for (rel = releases; rel && nresend < 16; rel = rel->next)
+			if (rel->state == REL_HELD_BACK &&
+				now - rel->sent_at_us >= ZK_RELEASE_HOLD_US)
+			{
+				rel->state = REL_SENT;
+				rel->sent_at_us = now;
+				resend[nresend] = rel->path;
+				resend_rel[nresend++] = rel;
+			}
+		connected = zoo_state(h) == ZOO_CONNECTED_STATE;
+		if (connected && !poke_in_flight)
+		{
+			for (req = live.next; req != &live && !poke; req = req->next)
+				if (!req->done && now - req->sent_at_us > ZK_OVERDUE_US)
+					poke = true;
+			for (rel = releases; rel && !poke; rel = rel->next)
+				if (rel->state == REL_SENT && now - rel->sent_at_us > ZK_OVERDUE_US)
+					poke = true;
+			if (poke)
+				poke_in_flight = true;
+		}
+		for (rel = releases; connected && rel && nresend < 16; rel = rel->next)
+			if (rel->state == REL_RETRY)
+			{
+				rel->state = REL_SENT;
+				rel->sent_at_us = now;
+				resend[nresend] = rel->path;
+				resend_rel[nresend++] = rel;
+			}
+		pthread_mutex_unlock(&shared_mu);
+
+		if (poke && zoo_aexists(h, "/", 0, poke_done, NULL) != ZOK)
+		{
+			pthread_mutex_lock(&shared_mu);
+			poke_in_flight = false;
+			pthread_mutex_unlock(&shared_mu);
+		}
+		/* rel->path stays valid: only release_done frees, after this send */
+		for (i = 0; i < nresend; i++)
+			if (zoo_adelete(h, resend[i], -1, release_done, resend_rel[i]) != ZOK)
+				release_done(ZCONNECTIONLOSS, resend_rel[i]);
+
+		pthread_mutex_lock(&shared_mu);
+	}
+	pthread_mutex_unlock(&shared_mu);
+	return NULL;
+}
+
 
 /*
  * client thread: the session watcher and every node watch.  We keep no
@@ -370,13 +531,34 @@ drain_client_log(void)
 static void
 close_handle(void)
 {
+	ZkRelease  *rel;
+
 	if (zh == NULL)
 		return;
+	if (watchdog_running)
+	{
+		pthread_mutex_lock(&shared_mu);
+		watchdog_stop = true;
+		pthread_cond_signal(&watchdog_cv);
+		pthread_mutex_unlock(&shared_mu);
+		pthread_join(watchdog_thread, NULL);
+		watchdog_running = false;
+	}
 	/* joins the client's threads: no callback runs after this */
 	zookeeper_close(zh);
 	zh = NULL;
 	/* requests still linked were answered with ZCLOSING; nobody waits */
 	zk_release_all();
+	/* the session is closed: the nodes still to be released are gone */
+	pthread_mutex_lock(&shared_mu);
+	while ((rel = releases) != NULL)
+	{
+		releases = rel->next;
+		free(rel->path);
+		free(rel);
+	}
+	poke_in_flight = false;
+	pthread_mutex_unlock(&shared_mu);
 }
 
 /* on_proc_exit: close the session so our ephemeral nodes go at once */
@@ -386,10 +568,41 @@ close_at_exit(int code, Datum arg)
 	close_handle();
 }
 
+/*
+ * Send the held-back releases now, ahead of a request of ours: the server
+ * applies a session's requests in order, and the release and the request
+ * share one fsync.
+ */
+static void
+flush_held_releases(void)
+{
+	ZkRelease  *send[16];
+	ZkRelease  *rel;
+	int			n = 0,
+				i;
+	int64		now = mono_us();
+
+	pthread_mutex_lock(&shared_mu);
+	for (rel = releases; rel && n < 16; rel = rel->next)
+		if (rel->state == REL_HELD_BACK)
+		{
+			rel->state = REL_SENT;
+			rel->sent_at_us = now;
+			send[n++] = rel;
+		}
+	pthread_mutex_unlock(&shared_mu);
+	for (i = 0; i < n; i++)
+		if (zoo_adelete(zh, send[i]->path, -1, release_done, send[i]) != ZOK)
+			release_done(ZCONNECTIONLOSS, send[i]);
+}
+
 static ZkReq *
 req_new(void)
 {
-	ZkReq	   *req = calloc(1, sizeof(ZkReq));
+	ZkReq	   *req;
+
+	flush_held_releases();
+	req = calloc(1, sizeof(ZkReq));
 
 	if (req == NULL)
 		ereport(ERROR,
@@ -480,62 +693,6 @@ handle_is_connected(void)
 	return zh != NULL && zoo_state(zh) == ZOO_CONNECTED_STATE;
 }
 
-/*
- * Send one cheap read if a request is overdue (see ZOOKEEPER-4537 above).
- */
-static void
-poke_if_overdue(void)
-{
-	int64		now = mono_us();
-	bool		need = false;
-	ZkReq	   *req;
-
-	if (!handle_is_connected())
-		return;
-	pthread_mutex_lock(&shared_mu);
-	if (!poke_in_flight)
-	{
-		for (req = live.next; req != &live; req = req->next)
-		{
-			if (!req->done && !req->abandoned &&
-				now - req->sent_at_us > ZK_OVERDUE_US)
-			{
-				need = true;
-				break;
-			}
-		}
-		if (need)
-			poke_in_flight = true;
-	}
-	pthread_mutex_unlock(&shared_mu);
-
-	if (need && zoo_aexists(zh, "/", 0, poke_done, NULL) != ZOK)
-	{
-		pthread_mutex_lock(&shared_mu);
-		poke_in_flight = false;
-		pthread_mutex_unlock(&shared_mu);
-	}
-}
-
-static bool
-any_outstanding(void)
-{
-	bool		found = false;
-	ZkReq	   *req;
-
-	pthread_mutex_lock(&shared_mu);
-	for (req = live.next; req != &live; req = req->next)
-	{
-		if (!req->done && !req->abandoned)
-		{
-			found = true;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&shared_mu);
-	return found;
-}
-
 uint64
 zk_events_seen(void)
 {
@@ -581,13 +738,6 @@ zk_wait(ZkReq *req, uint64 events_seen, TimestampTz deadline, bool nothrow)
 				return ZKW_TIMEOUT;
 			timeout_ms = (long) ((deadline - now + 999) / 1000);
 		}
-		if (any_outstanding())
-		{
-			poke_if_overdue();
-			if (timeout_ms < 0 || timeout_ms > ZK_TICK_MS)
-				timeout_ms = ZK_TICK_MS;
-		}
-
 		rc = WaitLatchOrSocket(MyLatch,
 							   WL_LATCH_SET | WL_SOCKET_READABLE |
 							   WL_EXIT_ON_PM_DEATH |
@@ -638,6 +788,12 @@ open_handle(void)
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	zh = zookeeper_init2(zksync_hosts, watcher, zksync_session_timeout,
 						 NULL, NULL, 0, log_to_ring);
+	if (zh != NULL)
+	{
+		watchdog_stop = false;
+		watchdog_running =
+			pthread_create(&watchdog_thread, NULL, watchdog_main, zh) == 0;
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 
 	if (zh == NULL)
@@ -898,6 +1054,44 @@ zk_get_children(const char *path)
 	ZkReq	   *req = req_new();
 
 	return req_sent(req, zoo_aget_children(zh, path, 0, strings_done, req));
+}
+
+/*
+ * Delete one of our nodes without waiting for the reply.  The delete is
+ * held back up to ZK_RELEASE_HOLD_US (see there) and then sent ahead of
+ * this backend's next request; the server applies a session's requests in
+ * order, so everything this backend does later sees the node gone, and
+ * other clients see it within a few milliseconds.  If the
+ * delete fails on a connection error, the watchdog sends it again after
+ * the reconnect; if the session ends, the node goes with it.  Never throws
+ * except on out-of-memory, so it may run in commit and abort callbacks.
+ */
+void
+zk_release_node(const char *path)
+{
+	ZkRelease  *rel;
+
+	if (zh == NULL || handle_is_dead())
+		return;					/* the node is gone with the session */
+	rel = malloc(sizeof(ZkRelease));
+	if (rel)
+		rel->path = strdup(path);
+	if (rel == NULL || rel->path == NULL)
+	{
+		free(rel);
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	}
+	rel->state = REL_HELD_BACK;
+	rel->sent_at_us = mono_us();
+	pthread_mutex_lock(&shared_mu);
+	rel->next = releases;
+	releases = rel;
+	pthread_cond_signal(&watchdog_cv);	/* to send it in time */
+	pthread_mutex_unlock(&shared_mu);
+	if (!watchdog_running)
+		flush_held_releases();
 }
 
 /* Wait (interruptibly, no deadline) for a request; return its rc. */

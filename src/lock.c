@@ -447,15 +447,17 @@ read_needs_write_node(Hold *read, const char *write_node)
 }
 
 /*
- * Drop a hold whose counts are both zero: delete its node(s) and forget
- * it.  With `nothrow`, failure to delete ends the session instead of
- * throwing (a node must never outlive its hold).
+ * Drop a hold whose counts are both zero: release its node(s) and forget
+ * it.  The deletes are not waited for (zk_release_node): this backend's
+ * later requests are ordered after them, other clients see the lock free
+ * within a round trip, and a delete lost to a connection error is sent
+ * again by the connection's watchdog.  With `nothrow` (transaction
+ * callbacks) nothing here may throw, so the downgrade check, which reads
+ * ZooKeeper, is skipped and the write node retained.
  */
 static void
 drop_hold(Hold *hold, bool nothrow)
 {
-	bool		ok = true;
-
 	if (hold->session_count > 0 || hold->xact_count > 0)
 		return;
 	if (hold->state == HOLD_HELD)
@@ -464,24 +466,13 @@ drop_hold(Hold *hold, bool nothrow)
 
 		if (hold->key.mode == 'w')
 			read = find_hold(hold->key.dir, 'r');
-		/* without a ZooKeeper read (nothrow), retain to be safe */
 		if (read && read->state == HOLD_HELD &&
 			(nothrow || read_needs_write_node(read, hold->node)))
 			strlcpy(read->retained, hold->node, sizeof(read->retained));
 		else
-			ok = zk_delete_node(hold->node, nothrow);
-		if (ok && hold->retained[0])
-			ok = zk_delete_node(hold->retained, nothrow);
-	}
-	if (!ok)
-	{
-		ereport(WARNING,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("could not release zksync %s lock \"%s\"; closing the ZooKeeper session so that it is not left behind",
-						MODE_NAME(hold->key.mode), hold->name)));
-		remove_hold(hold);
-		zk_reset_session();
-		return;
+			zk_release_node(hold->node);
+		if (hold->retained[0])
+			zk_release_node(hold->retained);
 	}
 	remove_hold(hold);
 }

@@ -101,6 +101,7 @@ extern ZkWaitResult zk_wait(ZkReq *req, uint64 events_seen,
 							TimestampTz deadline, bool nothrow);
 extern void zk_release(ZkReq *req);
 extern void zk_release_all(void);
+extern void zk_release_node(const char *path);
 extern int	zk_await_reconnect(bool nothrow);
 extern void zk_reset_session(void);
 extern int	zk_call(ZkReq *req);

@@ -49,7 +49,7 @@ $tx->query_safe("BEGIN; SELECT zksync_xact_write_lock('ledger')");
 is($b->safe_psql('postgres', "SELECT zksync_try_xact_write_lock('ledger')"), 'f',
 	'a transaction lock on A excludes B');
 $tx->query_safe('COMMIT');
-is($b->safe_psql('postgres', "SELECT zksync_try_xact_write_lock('ledger')"), 't',
+is($b->safe_psql('postgres', "SELECT zksync_try_xact_write_lock('ledger', 5000)"), 't',
 	'and is free for B after A commits');
 
 $_->quit for ($ha, $wb, $tx);

@@ -1,0 +1,406 @@
+#!/usr/bin/python3
+"""zksync benchmark: the same work side by side, in one run, on one ensemble.
+
+Contenders, alternated round by round so that machine drift hits them alike:
+  floor-sync       the ZooKeeper C client: create, get_children, delete (bench/floor.c)
+  floor-pipelined  the same with create and get_children in one round trip
+  zksync           SELECT zksync_write_lock('b'); SELECT zksync_write_unlock('b')
+                   (prepared statements, one warm backend)
+  zksync-xact      BEGIN; SELECT zksync_xact_write_lock('b'); COMMIT
+  kazoo            kazoo Lock acquire/release
+  advisory         pg_advisory_lock / pg_advisory_unlock, the local reference
+Then contention (4 and 16 backends vs kazoo processes on one lock), scale
+(hand-off latency with 1, 100 and 1000 contenders queued), a barrier release
+of 100 waiting backends, and the per-backend cost of a session.
+
+Prints a table with medians, p99, worst cycle and the ratios, writes
+OUT/results.md, OUT/latency.dat and OUT/latency.png (gnuplot).
+"""
+import argparse
+import multiprocessing
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import logging
+
+import psycopg2
+from kazoo.client import KazooClient
+
+
+def pct(values, p):
+    s = sorted(values)
+    if not s:
+        return float("nan")
+    return s[min(len(s) - 1, int(len(s) * p))]
+
+
+def summary(us):
+    return dict(n=len(us), median=statistics.median(us), p99=pct(us, 0.99), worst=max(us),
+                rate=1e6 / statistics.mean(us))
+
+
+class Bench:
+    def __init__(self, a):
+        self.a = a
+        self.root = "/zksync-bench"
+        self.lat = {}
+
+    def pg(self, app="bench"):
+        c = psycopg2.connect(host=self.a.pg_host, port=self.a.pg_port, user="postgres",
+                             dbname="postgres", application_name=app)
+        c.autocommit = True
+        cur = c.cursor()
+        cur.execute("SET zksync.root = %s", (self.root,))
+        return c
+
+    def kz(self):
+        z = KazooClient(hosts=self.a.zk_hosts, timeout=10.0)
+        z.start(timeout=30)
+        return z
+
+    # ---- uncontended contenders: each returns a list of cycle times (us) ----
+    def floor(self, mode, n):
+        out = subprocess.run([self.a.floor, self.a.zk_hosts, self.root + "/locks/floor", mode, str(n)],
+                             capture_output=True, text=True, check=True).stdout
+        return [int(x) for x in out.split()]
+
+    def zksync(self, conn, n, xact=False):
+        cur = conn.cursor()
+        us = []
+        if xact:
+            conn.autocommit = False
+            for _ in range(n):
+                t0 = time.perf_counter_ns()
+                cur.execute("EXECUTE xl")
+                conn.commit()
+                us.append((time.perf_counter_ns() - t0) // 1000)
+            conn.autocommit = True
+        else:
+            for _ in range(n):
+                t0 = time.perf_counter_ns()
+                cur.execute("EXECUTE l")
+                cur.execute("EXECUTE u")
+                us.append((time.perf_counter_ns() - t0) // 1000)
+        return us
+
+    def advisory(self, conn, n):
+        cur = conn.cursor()
+        us = []
+        for _ in range(n):
+            t0 = time.perf_counter_ns()
+            cur.execute("EXECUTE al")
+            cur.execute("EXECUTE au")
+            us.append((time.perf_counter_ns() - t0) // 1000)
+        return us
+
+    def kazoo(self, zk, n):
+        lock = zk.Lock(self.root + "/kazoo/b")
+        us = []
+        for _ in range(n):
+            t0 = time.perf_counter_ns()
+            lock.acquire()
+            lock.release()
+            us.append((time.perf_counter_ns() - t0) // 1000)
+        return us
+
+    def uncontended(self):
+        conn = self.pg("bench-zksync")
+        cur = conn.cursor()
+        cur.execute("PREPARE l AS SELECT zksync_write_lock('b')")
+        cur.execute("PREPARE u AS SELECT zksync_write_unlock('b')")
+        cur.execute("PREPARE xl AS SELECT zksync_xact_write_lock('b')")
+        cur.execute("PREPARE al AS SELECT pg_advisory_lock(4537)")
+        cur.execute("PREPARE au AS SELECT pg_advisory_unlock(4537)")
+        zk = self.kz()
+        runs = [
+            ("floor-sync", lambda n: self.floor("sync", n)),
+            ("floor-pipelined", lambda n: self.floor("pipelined", n)),
+            ("zksync", lambda n: self.zksync(conn, n)),
+            ("zksync-xact", lambda n: self.zksync(conn, n, xact=True)),
+            ("kazoo", lambda n: self.kazoo(zk, n)),
+            ("advisory", lambda n: self.advisory(conn, n)),
+        ]
+        for name, fn in runs:      # warm up every path once
+            fn(20)
+        for r in range(self.a.rounds):
+            order = runs[r % len(runs):] + runs[:r % len(runs)]
+            for name, fn in order:
+                self.lat.setdefault(name, []).extend(fn(self.a.cycles))
+            print("  round %d/%d done" % (r + 1, self.a.rounds), file=sys.stderr, flush=True)
+        zk.stop()
+        conn.close()
+
+    # ---- contention ----
+    def zksync_contended(self, backends, secs):
+        # one process per backend, as for kazoo: no GIL shared between them
+        q = multiprocessing.Queue()
+        start = multiprocessing.Event()
+        ps = [multiprocessing.Process(target=zksync_worker,
+                                      args=(self.a.pg_host, self.a.pg_port, self.root, start, secs, q))
+              for _ in range(backends)]
+        for p in ps:
+            p.start()
+        time.sleep(2)
+        start.set()
+        total = sum(q.get() for _ in ps)
+        for p in ps:
+            p.join()
+        return total / secs
+
+    def kazoo_contended(self, procs, secs):
+        q = multiprocessing.Queue()
+        start = multiprocessing.Event()
+        ps = [multiprocessing.Process(target=kazoo_worker,
+                                      args=(self.a.zk_hosts, self.root + "/kazoo/contended", start, secs, q))
+              for _ in range(procs)]
+        for p in ps:
+            p.start()
+        time.sleep(2)
+        start.set()
+        total = sum(q.get() for _ in ps)
+        for p in ps:
+            p.join()
+        return total / secs
+
+    # ---- scale: hand-off latency with N contenders queued ----
+    def handoff(self, queued, reps):
+        zk = self.kz()
+        holder = self.pg("bench-holder")
+        waiter = self.pg("bench-waiter")
+        hcur, wcur = holder.cursor(), waiter.cursor()
+        lockdir = self.root + "/locks/scale"
+        us = []
+        for _ in range(reps):
+            hcur.execute("SELECT zksync_write_lock('scale')")
+            done = {}
+
+            def wait():
+                wcur.execute("SELECT zksync_write_lock('scale')")
+                done["t"] = time.perf_counter_ns()
+
+            t = threading.Thread(target=wait)
+            t.start()
+            while len(zk.get_children(lockdir)) < 2:
+                time.sleep(0.002)
+            # the other contenders queue behind the waiter
+            fills = [zk.create_async(lockdir + "/_c_fill-__WRIT__", b"", ephemeral=True, sequence=True)
+                     for _ in range(queued - 1)]
+            paths = [f.get() for f in fills]
+            t0 = time.perf_counter_ns()
+            hcur.execute("SELECT zksync_write_unlock('scale')")
+            t.join()
+            us.append((done["t"] - t0) // 1000)
+            wcur.execute("SELECT zksync_write_unlock('scale')")
+            for f in [zk.delete_async(p) for p in paths]:
+                f.get()
+        zk.stop()
+        holder.close()
+        waiter.close()
+        return us
+
+    def barrier_release(self, waiters, reps):
+        results = []
+        for _ in range(reps):
+            ctl = self.pg("bench-barrier")
+            cur = ctl.cursor()
+            cur.execute("SELECT zksync_barrier_set('release')")
+            conns = [self.pg("bench-barrier-w") for _ in range(waiters)]
+            ends = []
+            lock = threading.Lock()
+
+            def wait(c):
+                c.cursor().execute("SELECT zksync_barrier_wait('release')")
+                with lock:
+                    ends.append(time.perf_counter_ns())
+
+            ts = [threading.Thread(target=wait, args=(c,)) for c in conns]
+            for t in ts:
+                t.start()
+            while True:
+                cur.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Extension'")
+                if cur.fetchone()[0] >= waiters:
+                    break
+                time.sleep(0.01)
+            t0 = time.perf_counter_ns()
+            cur.execute("SELECT zksync_barrier_unset('release')")
+            for t in ts:
+                t.join()
+            results.append((max(ends) - t0) // 1000)
+            for c in conns:
+                c.close()
+            ctl.close()
+        return results
+
+    def backend_cost(self, samples):
+        rss, first, plain = [], [], []
+        for _ in range(samples):
+            c = self.pg("bench-cost")
+            cur = c.cursor()
+            cur.execute("SELECT pg_backend_pid()")
+            pid = cur.fetchone()[0]
+            t0 = time.perf_counter_ns()
+            cur.execute("SELECT 1")
+            plain.append((time.perf_counter_ns() - t0) // 1000)
+            cur.execute("LOAD 'zksync'")
+            before = vmrss(pid)
+            t0 = time.perf_counter_ns()
+            cur.execute("SELECT zksync_try_write_lock('cost')")
+            first.append((time.perf_counter_ns() - t0) // 1000)
+            cur.execute("SELECT zksync_write_unlock('cost')")
+            time.sleep(0.2)
+            rss.append(vmrss(pid) - before)
+            c.close()
+        return statistics.median(rss), statistics.median(first), statistics.median(plain)
+
+
+def zksync_worker(host, port, root, start, secs, q):
+    c = psycopg2.connect(host=host, port=port, user="postgres", dbname="postgres",
+                         application_name="bench-contended")
+    c.autocommit = True
+    cur = c.cursor()
+    cur.execute("SET zksync.root = %s", (root,))
+    cur.execute("PREPARE l AS SELECT zksync_write_lock('contended')")
+    cur.execute("PREPARE u AS SELECT zksync_write_unlock('contended')")
+    cur.execute("EXECUTE l")
+    cur.execute("EXECUTE u")
+    start.wait()
+    n = 0
+    end = time.time() + secs
+    while time.time() < end:
+        cur.execute("EXECUTE l")
+        cur.execute("EXECUTE u")
+        n += 1
+    c.close()
+    q.put(n)
+
+
+def kazoo_worker(hosts, path, start, secs, q):
+    logging.getLogger("kazoo").setLevel(logging.CRITICAL)
+    zk = KazooClient(hosts=hosts, timeout=10.0)
+    zk.start(timeout=30)
+    lock = zk.Lock(path)
+    lock.acquire()
+    lock.release()
+    start.wait()
+    n = 0
+    end = time.time() + secs
+    while time.time() < end:
+        lock.acquire()
+        lock.release()
+        n += 1
+    zk.stop()
+    q.put(n)
+
+
+def vmrss(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pg-host", required=True)
+    ap.add_argument("--pg-port", type=int, required=True)
+    ap.add_argument("--zk-hosts", required=True)
+    ap.add_argument("--floor", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--cycles", type=int, default=250)
+    ap.add_argument("--contention-secs", type=float, default=8)
+    ap.add_argument("--machine", default="")
+    a = ap.parse_args()
+    logging.getLogger("kazoo").setLevel(logging.CRITICAL)
+    os.makedirs(a.out, exist_ok=True)
+    b = Bench(a)
+
+    print("== uncontended cycles, %d rounds x %d cycles, contenders alternated" % (a.rounds, a.cycles),
+          file=sys.stderr)
+    b.uncontended()
+    print("== contention", file=sys.stderr)
+    cont = {}
+    for rep in range(2):
+        for n in (4, 16):
+            cont.setdefault(("zksync", n), []).append(b.zksync_contended(n, a.contention_secs))
+            cont.setdefault(("kazoo", n), []).append(b.kazoo_contended(n, a.contention_secs))
+    print("== scale: hand-off with 1, 100, 1000 queued", file=sys.stderr)
+    scale = {n: b.handoff(n, 15) for n in (1, 100, 1000)}
+    print("== barrier release of 100 waiting backends", file=sys.stderr)
+    barrier = b.barrier_release(100, 3)
+    rss_kb, first_us, plain_us = b.backend_cost(5)
+
+    s = {k: summary(v) for k, v in b.lat.items()}
+    lines = []
+    lines.append("| contender | cycles | cycles/s | median ms | p99 ms | worst ms |")
+    lines.append("|---|---|---|---|---|---|")
+    for k in ("floor-sync", "floor-pipelined", "zksync", "zksync-xact", "kazoo", "advisory"):
+        v = s[k]
+        lines.append("| %s | %d | %.0f | %.3f | %.3f | %.3f |"
+                     % (k, v["n"], v["rate"], v["median"] / 1000, v["p99"] / 1000, v["worst"] / 1000))
+    lines.append("")
+    lines.append("| contention (one lock) | cycles/s (2 runs) |")
+    lines.append("|---|---|")
+    for k in (("zksync", 4), ("kazoo", 4), ("zksync", 16), ("kazoo", 16)):
+        lines.append("| %s, %d %s | %s |" % (k[0], k[1], "backends" if k[0] == "zksync" else "processes",
+                                           " / ".join("%.0f" % x for x in cont[k])))
+    lines.append("")
+    lines.append("| contenders queued | hand-off median ms | p99 ms |")
+    lines.append("|---|---|---|")
+    for n, v in scale.items():
+        lines.append("| %d | %.3f | %.3f |" % (n, statistics.median(v) / 1000, pct(v, 0.99) / 1000))
+    lines.append("")
+    lines.append("barrier release of 100 waiting backends (unset to last return): %s ms"
+                 % " / ".join("%.1f" % (x / 1000) for x in barrier))
+    lines.append("per backend: first call (connect) %.1f ms (a plain SELECT 1: %.2f ms), "
+                 "resident memory added by a session %d kB" % (first_us / 1000, plain_us / 1000, rss_kb))
+    lines.append("")
+    r_floor = s["zksync"]["median"] / s["floor-pipelined"]["median"]
+    r_kazoo = s["zksync"]["rate"] / s["kazoo"]["rate"]
+    r_cont = statistics.median(cont[("zksync", 4)]) / statistics.median(cont[("kazoo", 4)])
+    r_scale = statistics.median(scale[1000]) / statistics.median(scale[1])
+    lines.append("| ratio | value | target | from |")
+    lines.append("|---|---|---|---|")
+    lines.append("| zksync / floor-pipelined cycle time | %.3f | <= 1.15 | medians %.3f / %.3f ms |"
+                 % (r_floor, s["zksync"]["median"] / 1000, s["floor-pipelined"]["median"] / 1000))
+    lines.append("| zksync / kazoo uncontended rate | %.2f | >= 1.8 | %.0f / %.0f cycles/s |"
+                 % (r_kazoo, s["zksync"]["rate"], s["kazoo"]["rate"]))
+    lines.append("| zksync 4 backends / kazoo 4 processes | %.2f | >= 1.3 | %.0f / %.0f cycles/s |"
+                 % (r_cont, statistics.median(cont[("zksync", 4)]), statistics.median(cont[("kazoo", 4)])))
+    lines.append("| hand-off with 1000 queued / with 1 | %.2f | <= 3 | medians %.3f / %.3f ms |"
+                 % (r_scale, statistics.median(scale[1000]) / 1000, statistics.median(scale[1]) / 1000))
+    lines.append("| zksync / advisory lock cycle time | %.0f | (local reference) | medians %.3f / %.3f ms |"
+                 % (s["zksync"]["median"] / s["advisory"]["median"], s["zksync"]["median"] / 1000,
+                    s["advisory"]["median"] / 1000))
+    text = "\n".join(lines)
+    if a.machine:
+        text = a.machine + "\n\n" + text
+    print(text)
+    with open(os.path.join(a.out, "results.md"), "w") as f:
+        f.write(text + "\n")
+
+    # latency distributions (CDF) for the plot
+    names = ["floor-sync", "floor-pipelined", "zksync", "zksync-xact", "kazoo"]
+    with open(os.path.join(a.out, "latency.dat"), "w") as f:
+        for k in names:
+            v = sorted(b.lat[k])
+            f.write("# %s\n" % k)
+            for i, x in enumerate(v):
+                f.write("%.3f %.5f\n" % (x / 1000, (i + 1) / len(v)))
+            f.write("\n\n")
+    plot = os.path.join(a.out, "latency.png")
+    gp = ("set terminal png size 900,560; set output '%s'; set logscale x; set grid;"
+          "set xlabel 'cycle time, ms (log scale)'; set ylabel 'fraction of cycles';"
+          "set key bottom right; set title 'Uncontended lock cycle: latency distribution';"
+          "plot " % plot + ", ".join("'%s' index %d with lines lw 2 title '%s'"
+                                      % (os.path.join(a.out, "latency.dat"), i, k)
+                                      for i, k in enumerate(names)))
+    subprocess.run(["gnuplot", "-e", gp], check=False)
+
+
+if __name__ == "__main__":
+    main()
