@@ -134,27 +134,12 @@ class Bench:
         conn.close()
 
     # ---- contention ----
-    def zksync_contended(self, backends, secs):
-        # one process per backend, as for kazoo: no GIL shared between them
+    def contended(self, worker, args, procs, secs):
+        """Cycles per second of `procs` processes running worker(*args,
+        start, secs, queue) on one lock (processes: no GIL between them)."""
         q = multiprocessing.Queue()
         start = multiprocessing.Event()
-        ps = [multiprocessing.Process(target=zksync_worker,
-                                      args=(self.a.pg_host, self.a.pg_port, self.root, start, secs, q))
-              for _ in range(backends)]
-        for p in ps:
-            p.start()
-        time.sleep(2)
-        start.set()
-        total = sum(q.get() for _ in ps)
-        for p in ps:
-            p.join()
-        return total / secs
-
-    def kazoo_contended(self, procs, secs):
-        q = multiprocessing.Queue()
-        start = multiprocessing.Event()
-        ps = [multiprocessing.Process(target=kazoo_worker,
-                                      args=(self.a.zk_hosts, self.root + "/kazoo/contended", start, secs, q))
+        ps = [multiprocessing.Process(target=worker, args=args + (start, secs, q))
               for _ in range(procs)]
         for p in ps:
             p.start()
@@ -164,6 +149,12 @@ class Bench:
         for p in ps:
             p.join()
         return total / secs
+
+    def zksync_contended(self, backends, secs):
+        return self.contended(zksync_worker, (self.a.pg_host, self.a.pg_port, self.root), backends, secs)
+
+    def kazoo_contended(self, procs, secs):
+        return self.contended(kazoo_worker, (self.a.zk_hosts, self.root + "/kazoo/contended"), procs, secs)
 
     # ---- scale: hand-off latency with N contenders queued ----
     def handoff(self, queued, reps):

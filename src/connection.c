@@ -822,17 +822,16 @@ open_handle(void)
 }
 
 /*
- * Wait until the current handle is connected, for at most
- * zksync.connect_timeout.  Returns ZOK, ZSESSIONEXPIRED or
- * ZCONNECTIONLOSS (timed out).  Throws on interrupts unless nothrow.
+ * Wait up to `timeout_ms` for the current handle to be connected.  Returns
+ * ZOK, ZSESSIONEXPIRED, or ZCONNECTIONLOSS (timed out).  Throws on
+ * interrupts unless nothrow.
  */
-int
-zk_await_reconnect(bool nothrow)
+static int
+await_connected(int timeout_ms, bool nothrow)
 {
 	TimestampTz deadline;
 
-	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-										   zksync_connect_timeout);
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
 	for (;;)
 	{
 		uint64		seen = zk_events_seen();
@@ -844,6 +843,17 @@ zk_await_reconnect(bool nothrow)
 		if (zk_wait(NULL, seen, deadline, nothrow) == ZKW_TIMEOUT)
 			return handle_is_connected() ? ZOK : ZCONNECTIONLOSS;
 	}
+}
+
+/*
+ * Wait until the current handle is connected, for at most
+ * zksync.connect_timeout.  Returns ZOK, ZSESSIONEXPIRED or
+ * ZCONNECTIONLOSS (timed out).  Throws on interrupts unless nothrow.
+ */
+int
+zk_await_reconnect(bool nothrow)
+{
+	return await_connected(zksync_connect_timeout, nothrow);
 }
 
 /*
@@ -927,27 +937,13 @@ zk_reset_session(void)
 bool
 zk_confirm_session_alive(void)
 {
-	TimestampTz deadline;
 	int			timeout;
 
 	if (zh == NULL || handle_is_dead())
 		return false;
-	if (handle_is_connected())
-		return true;
 	timeout = zoo_recv_timeout(zh);
-	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-										   timeout > 0 ? timeout : zksync_session_timeout);
-	for (;;)
-	{
-		uint64		seen = zk_events_seen();
-
-		if (handle_is_dead())
-			return false;
-		if (handle_is_connected())
-			return true;
-		if (zk_wait(NULL, seen, deadline, false) == ZKW_TIMEOUT)
-			return handle_is_connected();
-	}
+	return await_connected(timeout > 0 ? timeout : zksync_session_timeout,
+						   false) == ZOK;
 }
 
 bool

@@ -325,14 +325,21 @@ add_count(Hold *hold, bool xact)
 }
 
 static void
+report_lost(char mode, const char *name)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CONNECTION_FAILURE),
+			 errmsg("zksync %s lock \"%s\" was lost with its ZooKeeper session",
+					MODE_NAME(mode), name),
+			 errdetail("The session expired, or could not be confirmed alive and was closed; another client may have taken the lock."),
+			 errhint("Release it with zksync_unlock_all() or by ending the transaction.")));
+}
+
+static void
 error_if_lost(Hold *hold)
 {
 	if (hold->state == HOLD_LOST)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("zksync %s lock \"%s\" was lost when its ZooKeeper session expired",
-						MODE_NAME(hold->key.mode), hold->name),
-				 errhint("Release it with zksync_unlock_all() or by ending the transaction.")));
+		report_lost(hold->key.mode, hold->name);
 }
 
 /*
@@ -502,13 +509,11 @@ zksync_lock_release(const char *name, ZkLockMode mode)
 	}
 	if (hold->state == HOLD_LOST)
 	{
+		/* the hold ends here, and the caller hears that it had been lost */
 		hold->session_count--;
 		if (hold->session_count == 0 && hold->xact_count == 0)
 			remove_hold(hold);
-		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("zksync %s lock \"%s\" was lost when its ZooKeeper session expired",
-						MODE_NAME(m), name)));
+		report_lost(m, name);
 	}
 	if (hold->session_count == 1 && hold->xact_count == 0)
 	{
@@ -561,7 +566,7 @@ zksync_release_session_holds(bool nothrow)
 		if (hold->state == HOLD_LOST)
 			ereport(WARNING,
 					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg("zksync %s lock \"%s\" had been lost when its ZooKeeper session expired",
+					 errmsg("zksync %s lock \"%s\" had been lost with its ZooKeeper session",
 							MODE_NAME(hold->key.mode), hold->name)));
 		hold->session_count = 0;
 		if (hold->xact_count == 0)
