@@ -201,6 +201,7 @@ free_req(ZkReq *req)
 
 	free(req->path);
 	free(req->data);
+	free(req->priv);
 	for (i = 0; i < req->nchildren; i++)
 		free(req->children[i]);
 	free(req->children);
@@ -597,12 +598,10 @@ flush_held_releases(void)
 }
 
 static ZkReq *
-req_new(void)
+req_new_noflush(void)
 {
-	ZkReq	   *req;
+	ZkReq	   *req = calloc(1, sizeof(ZkReq));
 
-	flush_held_releases();
-	req = calloc(1, sizeof(ZkReq));
 
 	if (req == NULL)
 		ereport(ERROR,
@@ -616,6 +615,13 @@ req_new(void)
 	live.prev = req;
 	pthread_mutex_unlock(&shared_mu);
 	return req;
+}
+
+static ZkReq *
+req_new(void)
+{
+	flush_held_releases();
+	return req_new_noflush();
 }
 
 /* The client refused the request outright: its completion will not run. */
@@ -1008,13 +1014,125 @@ zk_current_server(char *buf, int len)
 
 /* ---- request constructors; the caller must have called zk_connect() ---- */
 
+/*
+ * A recipe node's create batched with held-back releases in one multi
+ * (see ZK_RELEASE_HOLD_US): one transaction, so one fsync for both.
+ */
+#define ZK_BATCH_MAX 8
+typedef struct ZkBatch
+{
+	int			nrel;
+	ZkRelease  *rels[ZK_BATCH_MAX];
+	zoo_op_t	ops[ZK_BATCH_MAX + 1];
+	zoo_op_result_t results[ZK_BATCH_MAX + 1];
+	char		created[ZKSYNC_PATH_MAX];
+} ZkBatch;
+
+/*
+ * client thread: a batched create is done.  On failure nothing of the
+ * multi happened: releases go back to be sent again (dropped if already
+ * gone), and the create reports ZNONODE, "not made, make it again", unless
+ * the outcome is unknown (connection loss) or the create itself failed.
+ */
+static void
+batch_done(int rc, const void *data)
+{
+	ZkReq	   *req = (ZkReq *) data;
+	ZkBatch    *b = (ZkBatch *) req->priv;
+	char	   *copy = NULL;
+	int			i;
+	/* outcome unknown, or the session is gone: report as is */
+	bool		unknown = (rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT ||
+						   rc == ZCLOSING || rc == ZINVALIDSTATE ||
+						   rc == ZSESSIONEXPIRED);
+
+	if (rc == ZOK)
+		copy = strdup(b->created);
+	pthread_mutex_lock(&shared_mu);
+	for (i = 0; i < b->nrel; i++)
+	{
+		ZkRelease  *rel = b->rels[i];
+		ZkRelease **pp;
+
+		if (rc != ZOK && !unknown && b->results[i].err != ZNONODE)
+		{
+			rel->state = REL_HELD_BACK;
+			continue;
+		}
+		if (unknown)
+		{
+			rel->state = REL_RETRY;
+			continue;
+		}
+		for (pp = &releases; *pp; pp = &(*pp)->next)
+			if (*pp == rel)
+			{
+				*pp = rel->next;
+				break;
+			}
+		free(rel->path);
+		free(rel);
+	}
+	if (rc == ZOK && copy == NULL)
+		rc = ZSYSTEMERROR;
+	else if (rc != ZOK && !unknown)
+	{
+		int			own = b->results[b->nrel].err;
+
+		rc = (own != ZOK && own != ZRUNTIMEINCONSISTENCY) ? own : ZNONODE;
+	}
+	req->path = copy;
+	finish_locked(req, rc);
+	pthread_mutex_unlock(&shared_mu);
+	wake_backend();
+}
+
 ZkReq *
 zk_create(const char *path, const char *data, int len, int flags)
 {
-	ZkReq	   *req = req_new();
+	ZkReq	   *req = req_new_noflush();
+	ZkBatch    *b = NULL;
+	ZkRelease  *rel;
+	int			i;
 
-	return req_sent(req, zoo_acreate2(zh, path, data, len, node_acl, flags,
-									  create_done, req));
+	/* only recipe nodes (ephemeral sequential) carry releases along */
+	if (flags == ZOO_EPHEMERAL_SEQUENTIAL)
+	{
+		pthread_mutex_lock(&shared_mu);
+		for (rel = releases; rel; rel = rel->next)
+		{
+			if (rel->state != REL_HELD_BACK)
+				continue;
+			if (b == NULL)
+			{
+				b = calloc(1, sizeof(ZkBatch));
+				if (b == NULL)
+					break;
+			}
+			if (b->nrel == ZK_BATCH_MAX)
+				break;
+			rel->state = REL_SENT;
+			rel->sent_at_us = mono_us();
+			b->rels[b->nrel++] = rel;
+		}
+		pthread_mutex_unlock(&shared_mu);
+	}
+	flush_held_releases();		/* any left over go on their own */
+	if (b == NULL || b->nrel == 0)
+	{
+		free(b);
+		return req_sent(req, zoo_acreate2(zh, path, data, len, node_acl, flags,
+										  create_done, req));
+	}
+	for (i = 0; i < b->nrel; i++)
+		zoo_delete_op_init(&b->ops[i], b->rels[i]->path, -1);
+	zoo_create_op_init(&b->ops[b->nrel], path, data, len, node_acl, flags,
+					   b->created, sizeof(b->created));
+	req->priv = b;
+	i = zoo_amulti(zh, b->nrel + 1, b->ops, b->results, batch_done, req);
+	if (i != ZOK)
+		batch_done(i, req);		/* ZINVALIDSTATE, or a marshalling error */
+	return req;
 }
 
 ZkReq *

@@ -698,6 +698,36 @@ zksync_check_lost_for_commit(void)
 				 errhint("The transaction is rolled back. Release the lost lock with zksync_unlock_all() or take it again.")));
 }
 
+/*
+ * A node created in a batch with releases (connection.c) comes back
+ * without its stat, so its token (czxid) is read when first asked for.
+ */
+static void
+fill_tokens(void)
+{
+	HASH_SEQ_STATUS seq;
+	Hold	   *hold;
+	bool		connected = false;
+
+	hash_seq_init(&seq, holds);
+	while ((hold = hash_seq_search(&seq)) != NULL)
+	{
+		ZkReq	   *e;
+
+		if (hold->state != HOLD_HELD || hold->token != 0 || hold->node[0] == '\0')
+			continue;
+		if (!connected)
+		{
+			zk_connect();
+			connected = true;
+		}
+		e = zk_exists(hold->node, false);
+		if (zk_call(e) == ZOK && e->stat.ephemeralOwner == zk_session_id())
+			hold->token = e->stat.czxid;
+		zk_release(e);
+	}
+}
+
 /* Copy the hold table for zksync_locks(). */
 int
 zksync_lock_snapshot(ZkLockInfo **rows)
@@ -711,6 +741,7 @@ zksync_lock_snapshot(ZkLockInfo **rows)
 		*rows = NULL;
 		return 0;
 	}
+	fill_tokens();
 	*rows = palloc0(sizeof(ZkLockInfo) * (hash_get_num_entries(holds) + 1));
 	hash_seq_init(&seq, holds);
 	while ((hold = hash_seq_search(&seq)) != NULL)
@@ -725,7 +756,7 @@ zksync_lock_snapshot(ZkLockInfo **rows)
 			hold->state == HOLD_LOST ? "lost" : "waiting";
 		strlcpy(r->node, hold->node, sizeof(r->node));
 		r->token = hold->token;
-		r->has_token = hold->node[0] != '\0' && hold->state == HOLD_HELD;
+		r->has_token = hold->token != 0 && hold->state == HOLD_HELD;
 	}
 	return n;
 }

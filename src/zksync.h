@@ -59,12 +59,13 @@ extern bool zksync_hosts_are_valid(const char *hosts, char **why);
 typedef struct ZkReq
 {
 	int			rc;				/* ZOK or a ZooKeeper error code */
-	struct Stat stat;			/* create2, exists */
+	struct Stat stat;			/* create2 (czxid 0 if batched), exists */
 	char	   *path;			/* create2: the path created */
 	char	   *data;			/* get: node data (NUL-terminated copy) */
 	int			datalen;
 	char	  **children;		/* get_children */
 	int			nchildren;
+	void	   *priv;			/* connection.c's, freed with the request */
 
 	/* private to connection.c, guarded by its mutex */
 	bool		done;

@@ -75,6 +75,21 @@ is(${ $kw->{out} }, "acquired\n", 'kazoo writer granted after zksync reader left
 ${ $kw->{out} } = '';
 is(say_kazoo($kw, 'release'), 'released', 'kazoo write released');
 
+# a node deleted behind zksync's back (an operator with a ZooKeeper client):
+# the release that follows fails inside the batch with the next create,
+# and the next lock still works and leaves nothing behind
+$zk->query_safe("SELECT zksync_write_lock('behind')");
+my @mine = grep { m{/locks/behind/} } zk_nodes();
+is(scalar(@mine), 1, 'zksync holds "behind"');
+run_command([ '/usr/bin/python3', '-c',
+	"from kazoo.client import KazooClient; z = KazooClient(hosts='@{[ zk_hosts() ]}'); z.start(); z.delete('$mine[0]'); z.stop()" ]);
+is($zk->query_safe("SELECT zksync_write_unlock('behind'), zksync_write_lock('behind'), zksync_lock_token('behind') > 0"),
+	't||t', 'unlock and lock again after the node was deleted behind our back');
+my @now = grep { m{/locks/behind/_c_} } zk_nodes();
+is(scalar(@now), 1, 'exactly one node: the new one');
+isnt($now[0], $mine[0], 'and it is a new node');
+$zk->query_safe("SELECT zksync_write_unlock('behind')");
+
 ${ $_->{in} } .= "quit\n" for ($kw, $kr);
 $_->{h}->finish for ($kw, $kr);
 $zk->quit;
