@@ -68,9 +68,9 @@ class Bench:
         return [int(x) for x in out.split()]
 
     def zksync(self, conn, n, xact=False):
-        cur = conn.cursor()
-        us = []
         if xact:
+            cur = conn.cursor()
+            us = []
             conn.autocommit = False
             for _ in range(n):
                 t0 = time.perf_counter_ns()
@@ -78,21 +78,17 @@ class Bench:
                 conn.commit()
                 us.append((time.perf_counter_ns() - t0) // 1000)
             conn.autocommit = True
-        else:
-            for _ in range(n):
-                t0 = time.perf_counter_ns()
-                cur.execute("EXECUTE l")
-                cur.execute("EXECUTE u")
-                us.append((time.perf_counter_ns() - t0) // 1000)
-        return us
+            return us
+        return self.two_statements(conn, "l", "u", n)
 
-    def advisory(self, conn, n):
+    def two_statements(self, conn, lock, unlock, n):
+        """n cycles of two prepared statements (lock, unlock)."""
         cur = conn.cursor()
         us = []
         for _ in range(n):
             t0 = time.perf_counter_ns()
-            cur.execute("EXECUTE al")
-            cur.execute("EXECUTE au")
+            cur.execute("EXECUTE " + lock)
+            cur.execute("EXECUTE " + unlock)
             us.append((time.perf_counter_ns() - t0) // 1000)
         return us
 
@@ -121,7 +117,7 @@ class Bench:
             ("zksync", lambda n: self.zksync(conn, n)),
             ("zksync-xact", lambda n: self.zksync(conn, n, xact=True)),
             ("kazoo", lambda n: self.kazoo(zk, n)),
-            ("advisory", lambda n: self.advisory(conn, n)),
+            ("advisory", lambda n: self.two_statements(conn, "al", "au", n)),
         ]
         for name, fn in runs:      # warm up every path once
             fn(20)

@@ -392,7 +392,6 @@ watchdog_main(void *arg)
 		ZkRelease  *rel;
 		bool		connected;
 		int			i;
-
 		int64		sleep_us = ZK_TICK_MS * 1000L;
 
 		/* wake in time for the earliest held-back release */

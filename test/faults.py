@@ -440,20 +440,17 @@ def test_orphans(h):
             if kind == "try_timeout":
                 r = q(b, "SELECT zksync_try_write_lock('orph', 30)")
                 kinds[kind] += 1 if r is False else 0
-            elif kind == "lock_timeout":
-                q(b, "SET lock_timeout = '30ms'")
+            elif kind in ("lock_timeout", "statement_timeout"):
+                sql, expected = {
+                    "lock_timeout": ("SELECT zksync_write_lock('orph')", psycopg2.errors.LockNotAvailable),
+                    "statement_timeout": ("SELECT zksync_read_lock('orph')", psycopg2.errors.QueryCanceled),
+                }[kind]
+                q(b, "SET %s = '30ms'" % kind)
                 try:
-                    q(b, "SELECT zksync_write_lock('orph')")
-                except psycopg2.errors.LockNotAvailable:
+                    q(b, sql)
+                except expected:
                     kinds[kind] += 1
-                q(b, "RESET lock_timeout")
-            elif kind == "statement_timeout":
-                q(b, "SET statement_timeout = '30ms'")
-                try:
-                    q(b, "SELECT zksync_read_lock('orph')")
-                except psycopg2.errors.QueryCanceled:
-                    kinds[kind] += 1
-                q(b, "RESET statement_timeout")
+                q(b, "RESET " + kind)
             else:
                 timer = threading.Timer(0.03, lambda: q(c, "SELECT pg_cancel_backend(%s)", pid))
                 timer.start()
