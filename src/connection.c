@@ -128,7 +128,6 @@ static int	event_fd = -1;
 
 /* ---- backend-only state ---- */
 static zhandle_t *zh = NULL;
-static uint64 session_gen = 0;
 static bool exit_hook_set = false;
 /*
  * The ACL of every node we create.  Without zksync.auth: open to all (so
@@ -818,7 +817,6 @@ open_handle(void)
 		auth_acl_entries[1].id = ZOO_ANYONE_ID_UNSAFE;
 		node_acl = &auth_acl;
 	}
-	session_gen++;
 	free(conn_hosts);
 	conn_hosts = strdup(zksync_hosts);
 	conn_timeout = zksync_session_timeout;
@@ -955,12 +953,6 @@ bool
 zk_session_usable(void)
 {
 	return zh != NULL && !handle_is_dead();
-}
-
-uint64
-zk_session_generation(void)
-{
-	return session_gen;
 }
 
 int64

@@ -86,7 +86,6 @@ typedef enum ZkWaitResult
 extern void zk_connect(void);
 extern bool zk_session_usable(void);
 extern bool zk_confirm_session_alive(void);
-extern uint64 zk_session_generation(void);
 extern int64 zk_session_id(void);
 extern const char *zk_session_state_name(void);
 extern int	zk_negotiated_timeout(void);
