@@ -387,31 +387,16 @@ zksync_lock_holders(PG_FUNCTION_ARGS)
 	ZkReq	   *g;
 	HolderRow  *rows;
 	int			n = 0,
-				i,
-				rc;
+				i;
 	bool		writer_before = false;
 
 	InitMaterializedSRF(fcinfo, 0);
 	zk_connect();
-	for (;;)
-	{
-		g = zk_get_children(dir);
-		rc = zk_call(g);
-		if (!zk_is_connection_error(rc))
-			break;
-		zk_release(g);
-		if (zk_await_reconnect(false) != ZOK)
-			zk_report_error(rc, "get_children", dir);
-	}
-	if (rc == ZNONODE)
+	g = zk_children_retrying(dir);	/* ZOK or ZNONODE; others throw */
+	if (g->rc == ZNONODE)
 	{
 		zk_release(g);
 		return (Datum) 0;
-	}
-	if (rc != ZOK)
-	{
-		zk_release(g);
-		zk_report_error(rc, "get_children", dir);
 	}
 	rows = palloc0(sizeof(HolderRow) * (g->nchildren + 1));
 	for (i = 0; i < g->nchildren; i++)

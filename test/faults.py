@@ -148,6 +148,15 @@ class Harness:
         return fn()
 
 
+def error_of(fn):
+    """The psycopg2 error that fn() raises, or None."""
+    try:
+        fn()
+    except psycopg2.Error as e:
+        return e
+    return None
+
+
 def q(conn, sql, *params):
     cur = conn.cursor()
     cur.execute(sql, params)
@@ -264,11 +273,7 @@ def test_partition(h):
     h.ok(q(a, "SELECT zksync_try_write_lock('part', 10000)") is True, "A takes the lock")
     h.note("A got the lock %.2f s after B's node vanished" % (time.time() - t0))
     t0 = time.time()
-    err = None
-    try:
-        b.commit()
-    except psycopg2.Error as e:
-        err = e
+    err = error_of(b.commit)
     took = time.time() - t0
     h.ok(err is not None and "cannot commit" in str(err) and '"part"' in str(err),
          "B's COMMIT fails, naming the lost lock (%s)" % (str(err).splitlines()[0] if err else "no error"))
@@ -305,11 +310,7 @@ def test_expiry_idle_in_transaction(h):
     h.poll(lambda: not h.ephemerals(ROOT + "/locks/idle"), 30)
     h.heal()
     time.sleep(0.5)
-    err = None
-    try:
-        b.commit()
-    except psycopg2.Error as e:
-        err = e
+    err = error_of(b.commit)
     h.ok(err is not None and "cannot commit" in str(err),
          "COMMIT after expiry while idle in a transaction fails (%s)"
          % (str(err).splitlines()[0] if err else "no error"))
@@ -317,11 +318,7 @@ def test_expiry_idle_in_transaction(h):
     b.autocommit = True
     states = q(b, "SELECT string_agg(name || ':' || state, ',') FROM zksync_locks()")
     h.ok(states == "sess:lost", "the session lock shows as lost (%s)" % states)
-    err = None
-    try:
-        q(b, "SELECT zksync_write_unlock('sess')")
-    except psycopg2.Error as e:
-        err = e
+    err = error_of(lambda: q(b, "SELECT zksync_write_unlock('sess')"))
     h.ok(err is not None and '"sess"' in str(err) and "lost" in str(err),
          "unlocking a lost lock is an ERROR naming it")
     h.ok(q(b, "SELECT count(*) FROM zksync_locks()") == 0, "and it is gone afterwards")
