@@ -101,6 +101,8 @@ main(int argc, char **argv)
 	n = atoi(argv[4]);
 	zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
 	zh = zookeeper_init(hosts, watcher, 10000, NULL, NULL, 0);
+	/* as zksync does: no DNS resolution of the hosts on every poll */
+	zoo_set_servers_resolution_delay(zh, 30000);
 	for (i = 0; i < 1000 && zoo_state(zh) != ZOO_CONNECTED_STATE; i++)
 	{
 		struct timespec ts = {0, 10000000};

@@ -37,6 +37,7 @@ max_prepared_transactions = 5
 fsync = off
 logging_collector = off
 log_line_prefix = '%m [%p] %q%a '
+shared_preload_libraries = 'zksync'
 zksync.hosts = '$ZK_HOSTS'
 CONF
     fi

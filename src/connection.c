@@ -77,6 +77,8 @@
  * fsync, so others hardly wait longer for the lock.
  */
 #define ZK_RELEASE_HOLD_US	2000
+/* Least time between routine DNS resolutions of zksync.hosts. */
+#define ZK_RESOLVE_DELAY_MS	30000
 /* How often the watchdog looks at outstanding requests. */
 #define ZK_TICK_MS			50
 
@@ -731,6 +733,9 @@ zk_wait(ZkReq *req, uint64 events_seen, TimestampTz deadline, bool nothrow)
 		pthread_mutex_unlock(&shared_mu);
 		if (ready)
 			return req ? ZKW_DONE : ZKW_EVENT;
+		/* a watch wait also ends when another backend hands us the lock */
+		if (req == NULL && zksync_handoff_received())
+			return ZKW_EVENT;
 		if (req == NULL && handle_is_dead())
 			return ZKW_EVENT;
 
@@ -794,6 +799,14 @@ open_handle(void)
 						 NULL, NULL, 0, log_to_ring);
 	if (zh != NULL)
 	{
+		/*
+		 * By default the client resolves every host name of the connect
+		 * string each time its I/O thread polls, that is for every request
+		 * and reply: some netlink round trips each, a good part of a lock
+		 * cycle.  Resolve at most every ZK_RESOLVE_DELAY_MS instead (and
+		 * always after a connection loss).
+		 */
+		zoo_set_servers_resolution_delay(zh, ZK_RESOLVE_DELAY_MS);
 		watchdog_stop = false;
 		watchdog_running =
 			pthread_create(&watchdog_thread, NULL, watchdog_main, zh) == 0;
@@ -953,6 +966,20 @@ bool
 zk_session_usable(void)
 {
 	return zh != NULL && !handle_is_dead();
+}
+
+/* Is the session connected to a server right now? */
+bool
+zk_is_connected(void)
+{
+	return zh != NULL && zoo_state(zh) == ZOO_CONNECTED_STATE;
+}
+
+/* The connect string of the open session ("" if none). */
+const char *
+zk_session_hosts(void)
+{
+	return (zh != NULL && conn_hosts) ? conn_hosts : "";
 }
 
 int64

@@ -235,6 +235,7 @@ acquire_node(Hold *hold, char mode, bool downgrade, TimestampTz deadline)
 		int			rc;
 		uint64		seen;
 		ZkReq	   *e;
+		ZkWaitResult result = ZKW_EVENT;
 		char		path[ZKSYNC_PATH_MAX];
 
 		if (g == NULL)
@@ -263,11 +264,31 @@ acquire_node(Hold *hold, char mode, bool downgrade, TimestampTz deadline)
 		if (deadline != 0 && GetCurrentTimestamp() >= deadline)
 			break;
 
-		/* watch only the one that must go before us */
+		/*
+		 * Watch only the one that must go before us.  If it is a write node
+		 * of a backend of this cluster, its holder may hand it to us when it
+		 * releases it (handoff.c); register before the watch, so that a
+		 * release from now on is seen.
+		 */
 		seen = zk_events_seen();
+		if (!zksync_node_is_reader(blocker) &&
+			zksync_handoff_register(path, zk_session_hosts()) &&
+			zksync_handoff_received() && zksync_handoff_unregister() &&
+			zk_is_connected())
+		{
+			acq.active = false;		/* it was released already */
+			return true;
+		}
 		e = zk_exists(path, true);
 		rc = zk_call(e);
 		zk_release(e);
+		if (rc == ZOK)
+			result = zk_wait(NULL, seen, deadline, false);
+		if (zksync_handoff_unregister() && zk_is_connected())
+		{
+			acq.active = false;
+			return true;
+		}
 		if (rc == ZNONODE)
 			continue;			/* already gone: look again */
 		if (zk_is_connection_error(rc))
@@ -277,7 +298,7 @@ acquire_node(Hold *hold, char mode, bool downgrade, TimestampTz deadline)
 		}
 		if (rc != ZOK)
 			zk_report_error(rc, "exists", path);
-		if (zk_wait(NULL, seen, deadline, false) == ZKW_TIMEOUT)
+		if (result == ZKW_TIMEOUT)
 			break;
 		if (!zk_session_usable())
 			ereport(ERROR,
@@ -410,6 +431,7 @@ zksync_lock_acquire(const char *name, ZkLockMode mode, bool xact,
 	PG_CATCH();
 	{
 		HOLD_INTERRUPTS();
+		zksync_handoff_unregister();
 		zk_protected_abandon(&acq);
 		RESUME_INTERRUPTS();
 		hold = find_hold(dir, m);
@@ -477,9 +499,16 @@ drop_hold(Hold *hold, bool nothrow)
 			(nothrow || read_needs_write_node(read, hold->node)))
 			strlcpy(read->retained, hold->node, sizeof(read->retained));
 		else
+		{
 			zk_release_node(hold->node);
+			if (hold->key.mode == 'w')
+				zksync_handoff_release(hold->node, zk_session_hosts());
+		}
 		if (hold->retained[0])
+		{
 			zk_release_node(hold->retained);
+			zksync_handoff_release(hold->retained, zk_session_hosts());
+		}
 	}
 	remove_hold(hold);
 }

@@ -94,7 +94,13 @@ _PG_init(void)
 							   &zksync_auth, "",
 							   PGC_SUSET, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
 							   check_auth, NULL, NULL);
+	DefineCustomBoolVariable("zksync.local_handoff",
+							 "Lets a backend waiting for a lock take it directly from a backend of this cluster that releases it.",
+							 "Needs zksync in shared_preload_libraries; when off, or without it, every grant comes from ZooKeeper.",
+							 &zksync_local_handoff, true,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("zksync");
+	zksync_handoff_init();
 
 	zksync_xact_init();
 }

@@ -12,6 +12,8 @@
  *	 lock.c			the read-write lock recipe and the per-backend hold table
  *	 barrier.c		barriers and double barriers
  *	 xact.c			transaction/subtransaction callbacks, DISCARD ALL
+ *	 handoff.c		passing a released write lock to a waiting backend of
+ *					this cluster through shared memory
  *-------------------------------------------------------------------------
  */
 #ifndef ZKSYNC_H
@@ -28,6 +30,8 @@
 #define ZKSYNC_ROOT_MAX		256
 /* Longest path we ever build: root + "/locks/" + name + "/" + node name. */
 #define ZKSYNC_PATH_MAX		(ZKSYNC_ROOT_MAX + ZKSYNC_NAME_MAX + 128)
+/* Longest zksync.hosts for which backends hand locks to each other. */
+#define ZKSYNC_HOSTS_KEY	256
 
 /* GUCs, defined in zksync.c */
 extern char *zksync_hosts;
@@ -35,6 +39,7 @@ extern char *zksync_root;
 extern int	zksync_session_timeout;
 extern int	zksync_connect_timeout;
 extern char *zksync_auth;
+extern bool zksync_local_handoff;
 
 /* ---------------------------------------------------------------------
  * names.c
@@ -85,6 +90,8 @@ typedef enum ZkWaitResult
 
 extern void zk_connect(void);
 extern bool zk_session_usable(void);
+extern bool zk_is_connected(void);
+extern const char *zk_session_hosts(void);
 extern bool zk_confirm_session_alive(void);
 extern int64 zk_session_id(void);
 extern const char *zk_session_state_name(void);
@@ -194,5 +201,15 @@ extern void zksync_dbarrier_forget_session(void);
  * ---------------------------------------------------------------------
  */
 extern void zksync_xact_init(void);
+
+/* ---------------------------------------------------------------------
+ * handoff.c
+ * ---------------------------------------------------------------------
+ */
+extern void zksync_handoff_init(void);
+extern bool zksync_handoff_register(const char *node, const char *ensemble);
+extern bool zksync_handoff_received(void);
+extern bool zksync_handoff_unregister(void);
+extern void zksync_handoff_release(const char *node, const char *ensemble);
 
 #endif							/* ZKSYNC_H */

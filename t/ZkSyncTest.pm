@@ -16,7 +16,7 @@ use Test::More;
 use Time::HiRes qw(time sleep);
 
 our @EXPORT = qw(zk_hosts zk_root new_node zk_nodes zk_ephemerals zk_four
-  zk_script poll_until elapsed_since);
+  zk_script zkclient poll_until elapsed_since);
 
 my $root = "/zksync-tap-" . $$ . "-" . int(rand(1e6));
 
@@ -31,7 +31,10 @@ sub new_node
 	my $node = PostgreSQL::Test::Cluster->new($name);
 	$node->init;
 	my $timeout = $conf{session_timeout} // 4000;
+	# preloaded (as the README advises) unless asked not to
+	my $preload = ($conf{preload} // 1) ? "shared_preload_libraries = 'zksync'" : '';
 	$node->append_conf('postgresql.conf', qq{
+$preload
 zksync.hosts = '@{[ zk_hosts() ]}'
 zksync.root = '$root'
 zksync.session_timeout = $timeout

@@ -7,6 +7,13 @@
     zkclient.py HOSTS lock PATH MODE    kazoo WriteLock/ReadLock on PATH, driven
                                         by stdin lines: "acquire SECONDS",
                                         "release", "quit"; answers on stdout
+    zkclient.py HOSTS churn PATH N PGHOST PGPORT
+                                        N cycles of the kazoo WriteLock on PATH,
+                                        each marking itself in the witness table
+                                        wit(writers, readers) of that PostgreSQL
+                                        database "postgres"; prints "overlaps K",
+                                        K being the cycles that found the lock
+                                        already taken by someone else
 
 The lock command shares the lock with zksync the way the README tells kazoo
 users to: extra_lock_patterns ["__WRIT__", "__READ__"] for the write lock,
@@ -72,6 +79,25 @@ def main():
                     print("released", flush=True)
                 elif words[0] == "quit":
                     break
+        elif command == "churn":
+            import psycopg2
+            n, pghost, pgport = int(sys.argv[4]), sys.argv[5], sys.argv[6]
+            conn = psycopg2.connect(host=pghost, port=pgport, dbname="postgres")
+            conn.autocommit = True
+            cur = conn.cursor()
+            lock = zk.WriteLock(path, "kazoo-churn",
+                                extra_lock_patterns=["__WRIT__", "__READ__"])
+            overlaps = 0
+            for _ in range(n):
+                lock.acquire(timeout=120)
+                cur.execute("UPDATE wit SET writers = writers + 1 WHERE writers = 0 AND readers = 0")
+                if cur.rowcount == 1:
+                    cur.execute("UPDATE wit SET writers = writers - 1")
+                else:
+                    overlaps += 1
+                lock.release()
+            conn.close()
+            print("overlaps", overlaps, flush=True)
         else:
             sys.exit("unknown command " + command)
     finally:
