@@ -9,9 +9,12 @@ Contenders, alternated round by round so that machine drift hits them alike:
   zksync-xact      BEGIN; SELECT zksync_xact_write_lock('b'); COMMIT
   kazoo            kazoo Lock acquire/release
   advisory         pg_advisory_lock / pg_advisory_unlock, the local reference
-Then contention (4 and 16 backends vs kazoo processes on one lock), scale
-(hand-off latency with 1, 100 and 1000 contenders queued), a barrier release
-of 100 waiting backends, and the per-backend cost of a session.
+Then contention (4 and 16 backends vs kazoo processes on one lock; the
+backends share one cluster, so they hand the lock to each other directly,
+and 4 backends run once more with zksync.local_handoff = off), scale
+(hand-off latency through ZooKeeper with 1, 100 and 1000 contenders queued),
+a barrier release of 100 waiting backends, and the per-backend cost of a
+session.
 
 Prints a table with medians, p99, worst cycle and the ratios, writes
 OUT/results.md, OUT/latency.dat and OUT/latency.png (gnuplot).
@@ -146,8 +149,9 @@ class Bench:
             p.join()
         return total / secs
 
-    def zksync_contended(self, backends, secs):
-        return self.contended(zksync_worker, (self.a.pg_host, self.a.pg_port, self.root), backends, secs)
+    def zksync_contended(self, backends, secs, handoff="on"):
+        return self.contended(zksync_worker, (self.a.pg_host, self.a.pg_port, self.root, handoff),
+                              backends, secs)
 
     def kazoo_contended(self, procs, secs):
         return self.contended(kazoo_worker, (self.a.zk_hosts, self.root + "/kazoo/contended"), procs, secs)
@@ -158,6 +162,9 @@ class Bench:
         holder = self.pg("bench-holder")
         waiter = self.pg("bench-waiter")
         hcur, wcur = holder.cursor(), waiter.cursor()
+        # through ZooKeeper: the hand-off between backends of one cluster
+        # would hide how the queue's length weighs
+        wcur.execute("SET zksync.local_handoff = off")
         lockdir = self.root + "/locks/scale"
         us = []
         for _ in range(reps):
@@ -222,7 +229,7 @@ class Bench:
         return results
 
     def backend_cost(self, samples):
-        rss, first, plain = [], [], []
+        rss, vm, first, plain = [], [], [], []
         for _ in range(samples):
             c = self.pg("bench-cost")
             cur = c.cursor()
@@ -232,23 +239,26 @@ class Bench:
             cur.execute("SELECT 1")
             plain.append((time.perf_counter_ns() - t0) // 1000)
             cur.execute("LOAD 'zksync'")
-            before = vmrss(pid)
+            before = memory_kb(pid)
             t0 = time.perf_counter_ns()
             cur.execute("SELECT zksync_try_write_lock('cost')")
             first.append((time.perf_counter_ns() - t0) // 1000)
             cur.execute("SELECT zksync_write_unlock('cost')")
             time.sleep(0.2)
-            rss.append(vmrss(pid) - before)
+            after = memory_kb(pid)
+            rss.append(after[0] - before[0])
+            vm.append(after[1] - before[1])
             c.close()
-        return statistics.median(rss), statistics.median(first), statistics.median(plain)
+        return statistics.median(rss), statistics.median(vm), statistics.median(first), statistics.median(plain)
 
 
-def zksync_worker(host, port, root, start, secs, q):
+def zksync_worker(host, port, root, handoff, start, secs, q):
     c = psycopg2.connect(host=host, port=port, user="postgres", dbname="postgres",
                          application_name="bench-contended")
     c.autocommit = True
     cur = c.cursor()
     cur.execute("SET zksync.root = %s", (root,))
+    cur.execute("SET zksync.local_handoff = " + handoff)
     cur.execute("PREPARE l AS SELECT zksync_write_lock('contended')")
     cur.execute("PREPARE u AS SELECT zksync_write_unlock('contended')")
     cur.execute("EXECUTE l")
@@ -282,12 +292,17 @@ def kazoo_worker(hosts, path, start, secs, q):
     q.put(n)
 
 
-def vmrss(pid):
+def memory_kb(pid):
+    """(RssAnon, VmRSS) of a process.  RssAnon is the memory private to it:
+    what it adds to the machine.  VmRSS also counts shared pages it merely
+    touched (the library, shared buffers, zksync's shared slots)."""
+    got = {}
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+            key = line.split(":")[0]
+            if key in ("RssAnon", "VmRSS"):
+                got[key] = int(line.split()[1])
+    return got.get("RssAnon", 0), got.get("VmRSS", 0)
 
 
 def main():
@@ -315,11 +330,12 @@ def main():
         for n in (4, 16):
             cont.setdefault(("zksync", n), []).append(b.zksync_contended(n, a.contention_secs))
             cont.setdefault(("kazoo", n), []).append(b.kazoo_contended(n, a.contention_secs))
+        cont.setdefault(("zksync-zk", 4), []).append(b.zksync_contended(4, a.contention_secs, "off"))
     print("== scale: hand-off with 1, 100, 1000 queued", file=sys.stderr)
     scale = {n: b.handoff(n, 15) for n in (1, 100, 1000)}
     print("== barrier release of 100 waiting backends", file=sys.stderr)
     barrier = b.barrier_release(100, 3)
-    rss_kb, first_us, plain_us = b.backend_cost(5)
+    rss_kb, vm_kb, first_us, plain_us = b.backend_cost(5)
 
     s = {k: summary(v) for k, v in b.lat.items()}
     lines = []
@@ -332,11 +348,13 @@ def main():
     lines.append("")
     lines.append("| contention (one lock) | cycles/s (2 runs) |")
     lines.append("|---|---|")
-    for k in (("zksync", 4), ("kazoo", 4), ("zksync", 16), ("kazoo", 16)):
-        lines.append("| %s, %d %s | %s |" % (k[0], k[1], "backends" if k[0] == "zksync" else "processes",
-                                           " / ".join("%.0f" % x for x in cont[k])))
+    label = {"zksync": "zksync, %d backends",
+             "zksync-zk": "zksync, %d backends, local_handoff off (every grant from ZooKeeper)",
+             "kazoo": "kazoo, %d processes"}
+    for k in (("zksync", 4), ("zksync-zk", 4), ("kazoo", 4), ("zksync", 16), ("kazoo", 16)):
+        lines.append("| %s | %s |" % (label[k[0]] % k[1], " / ".join("%.0f" % x for x in cont[k])))
     lines.append("")
-    lines.append("| contenders queued | hand-off median ms | p99 ms |")
+    lines.append("| contenders queued (hand-off through ZooKeeper) | hand-off median ms | p99 ms |")
     lines.append("|---|---|---|")
     for n, v in scale.items():
         lines.append("| %d | %.3f | %.3f |" % (n, statistics.median(v) / 1000, pct(v, 0.99) / 1000))
@@ -344,7 +362,8 @@ def main():
     lines.append("barrier release of 100 waiting backends (unset to last return): %s ms"
                  % " / ".join("%.1f" % (x / 1000) for x in barrier))
     lines.append("per backend: first call (connect) %.1f ms (a plain SELECT 1: %.2f ms), "
-                 "resident memory added by a session %d kB" % (first_us / 1000, plain_us / 1000, rss_kb))
+                 "memory added by a session: private (RssAnon) %d kB, VmRSS %d kB"
+                 % (first_us / 1000, plain_us / 1000, rss_kb, vm_kb))
     lines.append("")
     r_floor = s["zksync"]["median"] / s["floor-pipelined"]["median"]
     r_kazoo = s["zksync"]["rate"] / s["kazoo"]["rate"]
@@ -358,6 +377,9 @@ def main():
                  % (r_kazoo, s["zksync"]["rate"], s["kazoo"]["rate"]))
     lines.append("| zksync 4 backends / kazoo 4 processes | %.2f | >= 1.3 | %.0f / %.0f cycles/s |"
                  % (r_cont, statistics.median(cont[("zksync", 4)]), statistics.median(cont[("kazoo", 4)])))
+    lines.append("| zksync 4 backends, local_handoff off / kazoo 4 processes | %.2f | (no target) | %.0f / %.0f cycles/s |"
+                 % (statistics.median(cont[("zksync-zk", 4)]) / statistics.median(cont[("kazoo", 4)]),
+                    statistics.median(cont[("zksync-zk", 4)]), statistics.median(cont[("kazoo", 4)])))
     lines.append("| hand-off with 1000 queued / with 1 | %.2f | <= 3 | medians %.3f / %.3f ms |"
                  % (r_scale, statistics.median(scale[1000]) / 1000, statistics.median(scale[1]) / 1000))
     lines.append("| zksync / advisory lock cycle time | %.0f | (local reference) | medians %.3f / %.3f ms |"

@@ -75,6 +75,7 @@ typedef struct HandoffSlot
 static HandoffSlot *slots = NULL;
 static int	nslots = 0;
 static HandoffSlot *my_slot = NULL;
+static bool exit_hook_set = false;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -139,6 +140,13 @@ slots_usable(void)
 		MyBackendId <= nslots;
 }
 
+/* A backend that ends inside a wait (FATAL) leaves no waiting slot. */
+static void
+handoff_at_exit(int code, Datum arg)
+{
+	zksync_handoff_unregister();
+}
+
 /*
  * This backend is about to wait for `node` (full path), a write node that
  * blocks it, on the ensemble `ensemble`.  Returns false if hand-offs are
@@ -154,6 +162,11 @@ zksync_handoff_register(const char *node, const char *ensemble)
 	if (!zksync_local_handoff || !slots_usable() ||
 		strlen(node) >= ZKSYNC_PATH_MAX || strlen(ensemble) >= ZKSYNC_HOSTS_KEY)
 		return false;
+	if (!exit_hook_set)
+	{
+		before_shmem_exit(handoff_at_exit, 0);
+		exit_hook_set = true;
+	}
 	h = key_hash(node, ensemble);
 	s = &slots[MyBackendId - 1];
 	SpinLockAcquire(&s->mutex);

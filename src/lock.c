@@ -25,6 +25,12 @@
  * is no herd.  A watch that fires only tells us to read the children again;
  * the predecessor may have gone because it gave up, not because it held.
  *
+ * Hand-off.  A waiter whose blocker is a write node may also be told by
+ * the blocker's holder, if that is a backend of this cluster, that the
+ * node was released: then it is granted without waiting for the delete
+ * to reach ZooKeeper (handoff.c explains why that grants nothing the
+ * recipe would not).
+ *
  * The GUID.  Nodes are made by nodes.c's protected create: a create whose
  * reply was lost is found again by its GUID, and a wait that ends by an
  * ERROR (cancel, statement_timeout) has its node deleted in PG_CATCH before
