@@ -736,6 +736,8 @@ zksync_check_lost_for_commit(void)
 /*
  * A node created in a batch with releases (connection.c) comes back
  * without its stat, so its token (czxid) is read when first asked for.
+ * A connection error is waited out on the same session (or thrown after
+ * zksync.connect_timeout), never reported as "no token".
  */
 static void
 fill_tokens(void)
@@ -756,10 +758,20 @@ fill_tokens(void)
 			zk_connect();
 			connected = true;
 		}
-		e = zk_exists(hold->node, false);
-		if (zk_call(e) == ZOK && e->stat.ephemeralOwner == zk_session_id())
-			hold->token = e->stat.czxid;
-		zk_release(e);
+		for (;;)
+		{
+			int			rc;
+
+			e = zk_exists(hold->node, false);
+			rc = zk_call(e);
+			if (rc == ZOK && e->stat.ephemeralOwner == zk_session_id())
+				hold->token = e->stat.czxid;
+			zk_release(e);
+			if (!zk_is_connection_error(rc))
+				break;
+			/* not an answer: a held lock has a token, ask again */
+			zk_reconnect_or_error("exists", hold->node);
+		}
 	}
 }
 

@@ -172,7 +172,7 @@ def test_leader_kill(h):
     killed and restarted and a follower is frozen; an independent checker
     proves no two holders overlapped and fencing tokens only grew."""
     lock = threading.Lock()
-    state = dict(inside=0, overlaps=0, cycles=0, errors=0, last_token=0, stale=0)
+    state = dict(inside=0, overlaps=0, cycles=0, errors=0, last_token=0, stale=0, no_token=0)
     per_worker = {}
     stop = threading.Event()
 
@@ -191,9 +191,12 @@ def test_leader_kill(h):
                     state["inside"] += 1
                     if state["inside"] > 1:
                         state["overlaps"] += 1
-                    if token <= state["last_token"]:
+                    if token is None:
+                        state["no_token"] += 1
+                    elif token <= state["last_token"]:
                         state["stale"] += 1
-                    state["last_token"] = max(state["last_token"], token)
+                    else:
+                        state["last_token"] = token
                 time.sleep(0.002)
                 with lock:
                     state["inside"] -= 1
@@ -248,6 +251,7 @@ def test_leader_kill(h):
     h.ok(state["cycles"] > 100, "workers cycled the lock (%d cycles)" % state["cycles"])
     h.ok(state["overlaps"] == 0, "no two holders overlapped (%d overlaps)" % state["overlaps"])
     h.ok(state["stale"] == 0, "fencing tokens strictly increased from holder to holder")
+    h.ok(state["no_token"] == 0, "every holder had a fencing token (%d without)" % state["no_token"])
     h.ok(progress, "every worker kept making progress after the faults")
     h.ok(h.poll(lambda: not h.ephemerals(ROOT + "/locks/fence"), 15) is not False
          and not h.ephemerals(ROOT + "/locks/fence"), "no orphan node left")
