@@ -17,6 +17,7 @@ SET zksync.root = '/zookeeper';
 SET zksync.root = E'/a\x01';
 SET zksync.session_timeout = 10;
 SET zksync.connect_timeout = 0;
+SET zksync.local_handoff = 'sometimes';
 -- good values are taken
 SET zksync.hosts = 'zk1.example:2181,[::1]:2182/chroot/app';
 SET zksync.root = '/apps/zksync';
@@ -32,6 +33,8 @@ SET zksync.hosts = 'localhost:2181';
 SET zksync.root = '/elsewhere';
 SET zksync.session_timeout = 5000;
 SET zksync.connect_timeout = 500;
+SET zksync.local_handoff = off;
+SHOW zksync.local_handoff;
 RESET ROLE;
 DROP ROLE zksync_guc_user;
 -- the zksync prefix is reserved: a typo is an error, not a silent placeholder
