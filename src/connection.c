@@ -74,7 +74,10 @@
  * with this backend's next request (typically the next lock's create) and
  * both share one fsync in the server's group commit; if no request comes,
  * the watchdog sends it when the time is up.  Short against a write's
- * fsync, so others hardly wait longer for the lock.
+ * fsync, so others hardly wait longer for the lock.  Only a backend that
+ * took its last lock within this time of the release before it is held
+ * back at all (a loop); any other release is sent at once, so that a
+ * waiter elsewhere does not wait for a lock nobody is about to take.
  */
 #define ZK_RELEASE_HOLD_US	2000
 /* Least time between routine DNS resolutions of zksync.hosts. */
@@ -130,6 +133,10 @@ static int	event_fd = -1;
 
 /* ---- backend-only state ---- */
 static zhandle_t *zh = NULL;
+/* when this backend last released a node, 0 once a create followed */
+static int64 last_release_us = 0;
+/* did the last create follow a release within ZK_RELEASE_HOLD_US? */
+static bool relocks_at_once = false;
 static bool exit_hook_set = false;
 /*
  * The ACL of every node we create.  Without zksync.auth: open to all (so
@@ -1116,6 +1123,9 @@ zk_create(const char *path, const char *data, int len, int flags)
 	/* only recipe nodes (ephemeral sequential) carry releases along */
 	if (flags == ZOO_EPHEMERAL_SEQUENTIAL)
 	{
+		if (last_release_us != 0)
+			relocks_at_once = mono_us() - last_release_us < ZK_RELEASE_HOLD_US;
+		last_release_us = 0;
 		pthread_mutex_lock(&shared_mu);
 		for (rel = releases; rel; rel = rel->next)
 		{
@@ -1189,9 +1199,9 @@ zk_get_children(const char *path)
 }
 
 /*
- * Delete one of our nodes without waiting for the reply.  The delete is
- * held back up to ZK_RELEASE_HOLD_US (see there) and then sent ahead of
- * this backend's next request; the server applies a session's requests in
+ * Delete one of our nodes without waiting for the reply.  In a backend
+ * that relocks at once, the delete is held back up to ZK_RELEASE_HOLD_US
+ * (see there); it is sent ahead of this backend's next request; the server applies a session's requests in
  * order, so everything this backend does later sees the node gone, and
  * other clients see it within a few milliseconds.  If the
  * delete fails on a connection error, the watchdog sends it again after
@@ -1217,12 +1227,13 @@ zk_release_node(const char *path)
 	}
 	rel->state = REL_HELD_BACK;
 	rel->sent_at_us = mono_us();
+	last_release_us = rel->sent_at_us;
 	pthread_mutex_lock(&shared_mu);
 	rel->next = releases;
 	releases = rel;
 	pthread_cond_signal(&watchdog_cv);	/* to send it in time */
 	pthread_mutex_unlock(&shared_mu);
-	if (!watchdog_running)
+	if (!watchdog_running || !relocks_at_once)
 		flush_held_releases();
 }
 
