@@ -81,6 +81,55 @@ for my $mode ('on', 'off')
 	$_->quit for ($a, $b);
 }
 
+# one release hands the lock to the run of readers waiting for it
+{
+	my $a = $node->background_psql('postgres');
+	my @r = map { $node->background_psql('postgres') } 1 .. 2;
+	$a->query_safe("SELECT zksync_write_lock('rr')");
+	$_->query_until(qr/queued/, "\\echo queued\nSELECT zksync_read_lock('rr');\n") for @r;
+	ok(poll_until(sub { waiters() == 2 && watched('rr') == 1 }), 'two readers wait for A\'s node');
+	freeze_all();
+	$a->query_safe("SELECT zksync_write_unlock('rr')");
+	ok(poll_until(sub { waiters() == 0 }, 5), 'both readers got the lock with the ensemble frozen');
+	thaw_all();
+	for my $r (@r)
+	{
+		$r->query_safe('SELECT 1');
+		is($r->query_safe("SELECT state FROM zksync_locks() WHERE name = 'rr'"), 'held', 'a reader holds');
+		$r->query_safe("SELECT zksync_read_unlock('rr')");
+		$r->quit;
+	}
+	$a->quit;
+}
+
+# no hand-off past a contender of another cluster: A, then P (other
+# cluster), then B; A's release must not let B in before P
+{
+	my $a = $node->background_psql('postgres');
+	my $b = $node->background_psql('postgres');
+	my $p = $plain->background_psql('postgres');
+	my $queue = "SELECT string_agg(CASE WHEN granted THEN 't' ELSE 'f' END, '' ORDER BY sequence) FROM zksync_lock_holders('q')";
+	$a->query_safe("SELECT zksync_write_lock('q')");
+	$p->query_until(qr/queued/, "\\echo queued\nSELECT zksync_write_lock('q');\n");
+	ok(poll_until(sub { sq($queue) eq 'tf' }), 'P of the other cluster queued behind A');
+	$b->query_until(qr/queued/, "\\echo queued\nSELECT zksync_write_lock('q');\n");
+	ok(poll_until(sub { waiters() == 1 && watched('q') == 2 }), 'B queued behind P');
+	freeze_all();
+	$a->query_safe("SELECT zksync_write_unlock('q')");
+	# a negative: give a wrong hand-off a fair chance to show
+	sleep 1;
+	is(waiters(), 1, 'B still waits: A\'s release is not B\'s to take');
+	thaw_all();
+	$p->query_safe('SELECT 1');
+	is($p->query_safe("SELECT state FROM zksync_locks() WHERE name = 'q'"), 'held', 'P gets it first');
+	is(waiters(), 1, 'while B waits');
+	$p->query_safe("SELECT zksync_write_unlock('q')");
+	$b->query_safe('SELECT 1');
+	is($b->query_safe("SELECT state FROM zksync_locks() WHERE name = 'q'"), 'held', 'then B');
+	$b->query_safe("SELECT zksync_write_unlock('q')");
+	$_->quit for ($a, $b, $p);
+}
+
 # a waiter whose holder is in another cluster is granted by ZooKeeper
 {
 	my $p = $plain->background_psql('postgres');
