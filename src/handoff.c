@@ -40,6 +40,7 @@
 
 #include "miscadmin.h"
 #include "common/hashfn.h"
+#include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
@@ -181,9 +182,12 @@ zksync_handoff_register(const char *node, const char *ensemble)
 	/*
 	 * Its holder may have released it already (we learnt of the node from
 	 * a listing taken before).  A release records the node before it looks
-	 * for waiters, and we registered before looking for the record, so
-	 * between the two of us the hand-off is never missed.
+	 * for waiters, and we registered before looking for the record, each
+	 * with a full barrier in between (the peeks below and in the release
+	 * are unlocked), so between the two of us the hand-off is not missed.
+	 * Were it missed, ZooKeeper would still grant the lock, later.
 	 */
+	pg_memory_barrier();
 	for (i = 0; i < nslots; i++)
 	{
 		HandoffSlot *o = &slots[i];
@@ -267,6 +271,7 @@ zksync_handoff_release(const char *node, const char *ensemble)
 		me->released_hash = h;
 		SpinLockRelease(&me->mutex);
 	}
+	pg_memory_barrier();			/* see zksync_handoff_register() */
 
 	/* then the waiters already registered */
 	for (i = 0; i < nslots; i++)
