@@ -134,6 +134,13 @@ key_hash(const char *node, const char *ensemble)
 		hash_bytes((const unsigned char *) ensemble, strlen(ensemble));
 }
 
+/* Do node and ensemble fit a slot?  Longer ones are never handed off. */
+static bool
+key_fits(const char *node, const char *ensemble)
+{
+	return strlen(node) < ZKSYNC_PATH_MAX && strlen(ensemble) < ZKSYNC_HOSTS_KEY;
+}
+
 static bool
 slots_usable(void)
 {
@@ -160,8 +167,7 @@ zksync_handoff_register(const char *node, const char *ensemble)
 	uint32		h;
 	int			i;
 
-	if (!zksync_local_handoff || !slots_usable() ||
-		strlen(node) >= ZKSYNC_PATH_MAX || strlen(ensemble) >= ZKSYNC_HOSTS_KEY)
+	if (!zksync_local_handoff || !slots_usable() || !key_fits(node, ensemble))
 		return false;
 	if (!exit_hook_set)
 	{
@@ -256,8 +262,7 @@ zksync_handoff_release(const char *node, const char *ensemble)
 	uint32		h;
 	int			i;
 
-	if (!slots_usable() ||
-		strlen(node) >= ZKSYNC_PATH_MAX || strlen(ensemble) >= ZKSYNC_HOSTS_KEY)
+	if (!slots_usable() || !key_fits(node, ensemble))
 		return;
 	h = key_hash(node, ensemble);
 

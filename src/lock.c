@@ -274,22 +274,21 @@ acquire_node(Hold *hold, char mode, bool downgrade, TimestampTz deadline)
 		 * Watch only the one that must go before us.  If it is a write node
 		 * of a backend of this cluster, its holder may hand it to us when it
 		 * releases it (handoff.c); register before the watch, so that a
-		 * release from now on is seen.
+		 * release from now on is seen.  If it was released already, there
+		 * is nothing to watch.
 		 */
 		seen = zk_events_seen();
-		if (!zksync_node_is_reader(blocker) &&
-			zksync_handoff_register(path, zk_session_hosts()) &&
-			zksync_handoff_received() && zksync_handoff_unregister() &&
-			zk_is_connected())
+		rc = ZNONODE;
+		if (zksync_node_is_reader(blocker) ||
+			!zksync_handoff_register(path, zk_session_hosts()) ||
+			!zksync_handoff_received())
 		{
-			acq.active = false;		/* it was released already */
-			return true;
+			e = zk_exists(path, true);
+			rc = zk_call(e);
+			zk_release(e);
+			if (rc == ZOK)
+				result = zk_wait(NULL, seen, deadline, false);
 		}
-		e = zk_exists(path, true);
-		rc = zk_call(e);
-		zk_release(e);
-		if (rc == ZOK)
-			result = zk_wait(NULL, seen, deadline, false);
 		if (zksync_handoff_unregister() && zk_is_connected())
 		{
 			acq.active = false;
@@ -482,6 +481,17 @@ read_needs_write_node(Hold *read, const char *write_node)
 }
 
 /*
+ * Release a granted write node of ours, and hand it to a backend of this
+ * cluster waiting for it (handoff.c).  Never throws but on out-of-memory.
+ */
+static void
+release_write_node(const char *node)
+{
+	zk_release_node(node);
+	zksync_handoff_release(node, zk_session_hosts());
+}
+
+/*
  * Drop a hold whose counts are both zero: release its node(s) and forget
  * it.  The deletes are not waited for (zk_release_node): this backend's
  * later requests are ordered after them, other clients see the lock free
@@ -504,17 +514,12 @@ drop_hold(Hold *hold, bool nothrow)
 		if (read && read->state == HOLD_HELD &&
 			(nothrow || read_needs_write_node(read, hold->node)))
 			strlcpy(read->retained, hold->node, sizeof(read->retained));
+		else if (hold->key.mode == 'w')
+			release_write_node(hold->node);
 		else
-		{
 			zk_release_node(hold->node);
-			if (hold->key.mode == 'w')
-				zksync_handoff_release(hold->node, zk_session_hosts());
-		}
 		if (hold->retained[0])
-		{
-			zk_release_node(hold->retained);
-			zksync_handoff_release(hold->retained, zk_session_hosts());
-		}
+			release_write_node(hold->retained);
 	}
 	remove_hold(hold);
 }
