@@ -3,21 +3,31 @@
 
 Contenders, alternated round by round so that machine drift hits them alike:
   floor-sync       the ZooKeeper C client: create, get_children, delete (bench/floor.c)
-  floor-pipelined  the same with create and get_children in one round trip
+  floor-pipelined  the same with create and get_children in one round trip,
+                   then the delete, awaited
+  floor-nowait     create and get_children in one round trip, then the delete
+                   sent and not waited for: the next cycle's create follows it
   zksync           SELECT zksync_write_lock('b'); SELECT zksync_write_unlock('b')
-                   (prepared statements, one warm backend)
+                   (prepared statements, one warm backend), with
+                   zksync.synchronous_release = on: the unlock returns once
+                   ZooKeeper applied the delete
+  zksync-nowait    the same with zksync.synchronous_release = off: the delete
+                   is sent and not waited for
   zksync-xact      BEGIN; SELECT zksync_xact_write_lock('b'); COMMIT
+                   (synchronous_release on)
   kazoo            kazoo Lock acquire/release
   advisory         pg_advisory_lock / pg_advisory_unlock, the local reference
 Then contention (4 and 16 backends vs kazoo processes on one lock; the
 backends share one cluster, so they hand the lock to each other directly,
-and 4 backends run once more with zksync.local_handoff = off), scale
-(hand-off latency through ZooKeeper with 1, 100 and 1000 contenders queued),
-a barrier release of 100 waiting backends, and the per-backend cost of a
-session.
+and 4 backends run once more with zksync.local_handoff = off), 64 backends
+each cycling its own lock against 64 C-client sessions doing the same (both
+release modes, against the floor of the same mode), scale (hand-off latency
+through ZooKeeper with 1, 100 and 1000 contenders queued), a barrier release
+of 100 waiting backends, and the per-backend cost of a session.
 
-Prints a table with medians, p99, worst cycle and the ratios, writes
-OUT/results.md, OUT/latency.dat and OUT/latency.png (gnuplot).
+Prints a table with medians, p99, worst cycle and the ratios (each with its
+target and whether it was met), writes OUT/results.md, OUT/latency.dat and
+OUT/latency.png (gnuplot).
 """
 import argparse
 import multiprocessing
@@ -31,6 +41,9 @@ import logging
 
 import psycopg2
 from kazoo.client import KazooClient
+
+# the setting that picks how an unlock releases its node
+RELEASE_GUC = "zksync.synchronous_release"
 
 
 def pct(values, p):
@@ -51,13 +64,8 @@ class Bench:
         self.root = "/zksync-bench"
         self.lat = {}
 
-    def pg(self, app="bench"):
-        c = psycopg2.connect(host=self.a.pg_host, port=self.a.pg_port, user="postgres",
-                             dbname="postgres", application_name=app)
-        c.autocommit = True
-        cur = c.cursor()
-        cur.execute("SET zksync.root = %s", (self.root,))
-        return c
+    def pg(self, app="bench", sets=()):
+        return connect(self.a.pg_host, self.a.pg_port, self.root, app, sets)
 
     def kz(self):
         z = KazooClient(hosts=self.a.zk_hosts, timeout=10.0)
@@ -69,6 +77,14 @@ class Bench:
         out = subprocess.run([self.a.floor, self.a.zk_hosts, self.root + "/locks/floor", mode, str(n)],
                              capture_output=True, text=True, check=True).stdout
         return [int(x) for x in out.split()]
+
+    def floor_parallel(self, mode, sessions, secs):
+        """Cycles per second of `sessions` C-client sessions, session k
+        cycling on its own lock directory floor-par<k>."""
+        out = subprocess.run([self.a.floor, self.a.zk_hosts, self.root + "/locks/floor-par", mode,
+                              "-p", str(sessions), str(secs)],
+                             capture_output=True, text=True, check=True).stdout
+        return int(out.split()[0]) / secs
 
     def zksync(self, conn, n, xact=False):
         if xact:
@@ -106,18 +122,25 @@ class Bench:
         return us
 
     def uncontended(self):
-        conn = self.pg("bench-zksync")
+        conn = self.pg("bench-zksync", [RELEASE_GUC + " = on"])
         cur = conn.cursor()
         cur.execute("PREPARE l AS SELECT zksync_write_lock('b')")
         cur.execute("PREPARE u AS SELECT zksync_write_unlock('b')")
         cur.execute("PREPARE xl AS SELECT zksync_xact_write_lock('b')")
         cur.execute("PREPARE al AS SELECT pg_advisory_lock(4537)")
         cur.execute("PREPARE au AS SELECT pg_advisory_unlock(4537)")
+        # its own lock: the other backend's session would stand in its queue
+        nowait = self.pg("bench-zksync-nowait", [RELEASE_GUC + " = off"])
+        ncur = nowait.cursor()
+        ncur.execute("PREPARE l AS SELECT zksync_write_lock('bn')")
+        ncur.execute("PREPARE u AS SELECT zksync_write_unlock('bn')")
         zk = self.kz()
         runs = [
             ("floor-sync", lambda n: self.floor("sync", n)),
             ("floor-pipelined", lambda n: self.floor("pipelined", n)),
+            ("floor-nowait", lambda n: self.floor("nowait", n)),
             ("zksync", lambda n: self.zksync(conn, n)),
+            ("zksync-nowait", lambda n: self.zksync(nowait, n)),
             ("zksync-xact", lambda n: self.zksync(conn, n, xact=True)),
             ("kazoo", lambda n: self.kazoo(zk, n)),
             ("advisory", lambda n: self.two_statements(conn, "al", "au", n)),
@@ -131,26 +154,51 @@ class Bench:
             print("  round %d/%d done" % (r + 1, self.a.rounds), file=sys.stderr, flush=True)
         zk.stop()
         conn.close()
+        nowait.close()
 
     # ---- contention ----
     def contended(self, worker, args, procs, secs):
-        """Cycles per second of `procs` processes running worker(*args,
-        start, secs, queue) on one lock (processes: no GIL between them)."""
+        """Cycles per second of `procs` processes running worker(k, *args,
+        ready, start, secs, queue), k = 0 .. procs-1 (processes: no GIL
+        between them).  They start together once all are connected and
+        warm, and count the cycles they finish in `secs` seconds."""
         q = multiprocessing.Queue()
+        ready = multiprocessing.Queue()
         start = multiprocessing.Event()
-        ps = [multiprocessing.Process(target=worker, args=args + (start, secs, q))
-              for _ in range(procs)]
+        ps = [multiprocessing.Process(target=guarded, args=(worker, (k,) + args, ready, start, secs, q))
+              for k in range(procs)]
         for p in ps:
             p.start()
-        time.sleep(2)
-        start.set()
-        total = sum(q.get() for _ in ps)
-        for p in ps:
-            p.join()
+        try:
+            for _ in ps:
+                got = ready.get(timeout=120)
+                if got is not True:
+                    raise RuntimeError("a worker failed: %s" % got)
+            start.set()
+            total = 0
+            for _ in ps:
+                got = q.get(timeout=secs + 120)
+                if isinstance(got, str):
+                    raise RuntimeError("a worker failed: %s" % got)
+                total += got
+        finally:
+            start.set()
+            for p in ps:
+                p.join(timeout=30)
+                if p.is_alive():
+                    p.terminate()
         return total / secs
 
     def zksync_contended(self, backends, secs, handoff="on"):
-        return self.contended(zksync_worker, (self.a.pg_host, self.a.pg_port, self.root, handoff),
+        """`backends` backends on one lock."""
+        return self.contended(zksync_worker, (self.a.pg_host, self.a.pg_port, self.root,
+                                              ["zksync.local_handoff = " + handoff], "contended"),
+                              backends, secs)
+
+    def zksync_parallel(self, backends, secs, release):
+        """`backends` backends, backend k cycling on its own lock par<k>."""
+        return self.contended(zksync_worker, (self.a.pg_host, self.a.pg_port, self.root,
+                                              [RELEASE_GUC + " = " + release], "par%d"),
                               backends, secs)
 
     def kazoo_contended(self, procs, secs):
@@ -252,17 +300,37 @@ class Bench:
         return statistics.median(rss), statistics.median(vm), statistics.median(first), statistics.median(plain)
 
 
-def zksync_worker(host, port, root, handoff, start, secs, q):
+def connect(host, port, root, app, sets=()):
     c = psycopg2.connect(host=host, port=port, user="postgres", dbname="postgres",
-                         application_name="bench-contended")
+                         application_name=app)
     c.autocommit = True
     cur = c.cursor()
     cur.execute("SET zksync.root = %s", (root,))
-    cur.execute("SET zksync.local_handoff = " + handoff)
-    cur.execute("PREPARE l AS SELECT zksync_write_lock('contended')")
-    cur.execute("PREPARE u AS SELECT zksync_write_unlock('contended')")
+    for setting in sets:
+        cur.execute("SET " + setting)
+    return c
+
+
+def guarded(worker, args, ready, start, secs, q):
+    """Run a contention worker; a failure is reported rather than hanging
+    the parent, which waits for every worker's ready and count."""
+    try:
+        worker(*args, ready, start, secs, q)
+    except Exception as e:
+        ready.put("%s: %s" % (type(e).__name__, e))
+        q.put("%s: %s" % (type(e).__name__, e))
+
+
+def zksync_worker(k, host, port, root, sets, name, ready, start, secs, q):
+    if "%" in name:
+        name = name % k
+    c = connect(host, port, root, "bench-contended", sets)
+    cur = c.cursor()
+    cur.execute("PREPARE l AS SELECT zksync_write_lock(%s)", (name,))
+    cur.execute("PREPARE u AS SELECT zksync_write_unlock(%s)", (name,))
     cur.execute("EXECUTE l")
     cur.execute("EXECUTE u")
+    ready.put(True)
     start.wait()
     n = 0
     end = time.time() + secs
@@ -274,13 +342,14 @@ def zksync_worker(host, port, root, handoff, start, secs, q):
     q.put(n)
 
 
-def kazoo_worker(hosts, path, start, secs, q):
+def kazoo_worker(k, hosts, path, ready, start, secs, q):
     logging.getLogger("kazoo").setLevel(logging.CRITICAL)
     zk = KazooClient(hosts=hosts, timeout=10.0)
     zk.start(timeout=30)
     lock = zk.Lock(path)
     lock.acquire()
     lock.release()
+    ready.put(True)
     start.wait()
     n = 0
     end = time.time() + secs
@@ -305,6 +374,32 @@ def memory_kb(pid):
     return got.get("RssAnon", 0), got.get("VmRSS", 0)
 
 
+def check_release_guc(a):
+    """The cluster's zksync must know RELEASE_GUC: the contenders set it."""
+    c = connect(a.pg_host, a.pg_port, "/zksync-bench", "bench-check")
+    cur = c.cursor()
+    cur.execute("LOAD 'zksync'")
+    cur.execute("SELECT count(*) FROM pg_settings WHERE name = %s", (RELEASE_GUC,))
+    have = cur.fetchone()[0] > 0
+    c.close()
+    if not have:
+        sys.exit("bench.py: the cluster's zksync has no %s: install the current build "
+                 "and restart the cluster" % RELEASE_GUC)
+
+
+def ratio_row(name, value, fmt, target, source):
+    """One row of the ratio table.  target: "<= X", ">= X", or a note in
+    parentheses for none; met is judged on the value as printed."""
+    shown = fmt % value
+    if target.startswith("<= "):
+        met = "yes" if float(shown) <= float(target[3:]) else "NO"
+    elif target.startswith(">= "):
+        met = "yes" if float(shown) >= float(target[3:]) else "NO"
+    else:
+        met = "-"
+    return "| %s | %s | %s | %s | %s |" % (name, shown, target, met, source)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--pg-host", required=True)
@@ -315,11 +410,15 @@ def main():
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--cycles", type=int, default=250)
     ap.add_argument("--contention-secs", type=float, default=8)
+    ap.add_argument("--sessions", type=int, default=64,
+                    help="backends (and C-client sessions) each on its own lock")
     ap.add_argument("--machine", default="")
     a = ap.parse_args()
     logging.getLogger("kazoo").setLevel(logging.CRITICAL)
     os.makedirs(a.out, exist_ok=True)
+    check_release_guc(a)
     b = Bench(a)
+    t_start = time.time()
 
     print("== uncontended cycles, %d rounds x %d cycles, contenders alternated" % (a.rounds, a.cycles),
           file=sys.stderr)
@@ -331,20 +430,35 @@ def main():
             cont.setdefault(("zksync", n), []).append(b.zksync_contended(n, a.contention_secs))
             cont.setdefault(("kazoo", n), []).append(b.kazoo_contended(n, a.contention_secs))
         cont.setdefault(("zksync-zk", 4), []).append(b.zksync_contended(4, a.contention_secs, "off"))
+    K = a.sessions
+    print("== %d sessions, each on its own lock" % K, file=sys.stderr)
+    par = {}
+    pruns = [("zksync-on", lambda: b.zksync_parallel(K, a.contention_secs, "on")),
+             ("floor-pipelined", lambda: b.floor_parallel("pipelined", K, a.contention_secs)),
+             ("zksync-off", lambda: b.zksync_parallel(K, a.contention_secs, "off")),
+             ("floor-nowait", lambda: b.floor_parallel("nowait", K, a.contention_secs))]
+    for rep in range(2):
+        for name, fn in (pruns if rep % 2 == 0 else pruns[::-1]):
+            par.setdefault(name, []).append(fn())
     print("== scale: hand-off with 1, 100, 1000 queued", file=sys.stderr)
     scale = {n: b.handoff(n, 15) for n in (1, 100, 1000)}
     print("== barrier release of 100 waiting backends", file=sys.stderr)
     barrier = b.barrier_release(100, 3)
     rss_kb, vm_kb, first_us, plain_us = b.backend_cost(5)
+    print("== done in %.0f s" % (time.time() - t_start), file=sys.stderr)
 
     s = {k: summary(v) for k, v in b.lat.items()}
     lines = []
     lines.append("| contender | cycles | cycles/s | median ms | p99 ms | worst ms |")
     lines.append("|---|---|---|---|---|---|")
-    for k in ("floor-sync", "floor-pipelined", "zksync", "zksync-xact", "kazoo", "advisory"):
+    for k in ("floor-sync", "floor-pipelined", "floor-nowait", "zksync", "zksync-nowait", "zksync-xact",
+              "kazoo", "advisory"):
         v = s[k]
         lines.append("| %s | %d | %.0f | %.3f | %.3f | %.3f |"
                      % (k, v["n"], v["rate"], v["median"] / 1000, v["p99"] / 1000, v["worst"] / 1000))
+    lines.append("")
+    lines.append("zksync: synchronous_release on (the unlock awaits the delete); zksync-nowait: off. "
+                 "floor-pipelined awaits its delete; floor-nowait sends it and goes on.")
     lines.append("")
     lines.append("| contention (one lock) | cycles/s (2 runs) |")
     lines.append("|---|---|")
@@ -353,6 +467,15 @@ def main():
              "kazoo": "kazoo, %d processes"}
     for k in (("zksync", 4), ("zksync-zk", 4), ("kazoo", 4), ("zksync", 16), ("kazoo", 16)):
         lines.append("| %s | %s |" % (label[k[0]] % k[1], " / ".join("%.0f" % x for x in cont[k])))
+    lines.append("")
+    lines.append("| %d sessions, each cycling its own lock | aggregate cycles/s (2 runs) |" % K)
+    lines.append("|---|---|")
+    plabel = {"zksync-on": "zksync, %d backends, synchronous_release on" % K,
+              "floor-pipelined": "floor, %d C-client sessions, delete awaited (pipelined)" % K,
+              "zksync-off": "zksync, %d backends, synchronous_release off" % K,
+              "floor-nowait": "floor, %d C-client sessions, delete not awaited (nowait)" % K}
+    for k in ("zksync-on", "floor-pipelined", "zksync-off", "floor-nowait"):
+        lines.append("| %s | %s |" % (plabel[k], " / ".join("%.0f" % x for x in par[k])))
     lines.append("")
     lines.append("| contenders queued (hand-off through ZooKeeper) | hand-off median ms | p99 ms |")
     lines.append("|---|---|---|")
@@ -365,26 +488,45 @@ def main():
                  "memory added by a session: private (RssAnon) %d kB, VmRSS %d kB"
                  % (first_us / 1000, plain_us / 1000, rss_kb, vm_kb))
     lines.append("")
-    r_floor = s["zksync"]["median"] / s["floor-pipelined"]["median"]
+
+    med = {k: s[k]["median"] / 1000 for k in s}
+    c4 = {k: statistics.median(cont[(k, 4)]) for k in ("zksync", "zksync-zk", "kazoo")}
+    pm = {k: statistics.median(v) for k, v in par.items()}
+    r_on = med["zksync"] / med["floor-pipelined"]
+    r_off = med["zksync-nowait"] / med["floor-nowait"]
     r_kazoo = s["zksync"]["rate"] / s["kazoo"]["rate"]
-    r_cont = statistics.median(cont[("zksync", 4)]) / statistics.median(cont[("kazoo", 4)])
+    r_cont = c4["zksync"] / c4["kazoo"]
+    r_par_on = pm["zksync-on"] / pm["floor-pipelined"]
+    r_par_off = pm["zksync-off"] / pm["floor-nowait"]
     r_scale = statistics.median(scale[1000]) / statistics.median(scale[1])
-    lines.append("| ratio | value | target | from |")
-    lines.append("|---|---|---|---|")
-    lines.append("| zksync / floor-pipelined cycle time | %.3f | <= 1.15 | medians %.3f / %.3f ms |"
-                 % (r_floor, s["zksync"]["median"] / 1000, s["floor-pipelined"]["median"] / 1000))
-    lines.append("| zksync / kazoo uncontended rate | %.2f | >= 1.8 | %.0f / %.0f cycles/s |"
-                 % (r_kazoo, s["zksync"]["rate"], s["kazoo"]["rate"]))
-    lines.append("| zksync 4 backends / kazoo 4 processes | %.2f | >= 1.3 | %.0f / %.0f cycles/s |"
-                 % (r_cont, statistics.median(cont[("zksync", 4)]), statistics.median(cont[("kazoo", 4)])))
-    lines.append("| zksync 4 backends, local_handoff off / kazoo 4 processes | %.2f | (no target) | %.0f / %.0f cycles/s |"
-                 % (statistics.median(cont[("zksync-zk", 4)]) / statistics.median(cont[("kazoo", 4)]),
-                    statistics.median(cont[("zksync-zk", 4)]), statistics.median(cont[("kazoo", 4)])))
-    lines.append("| hand-off with 1000 queued / with 1 | %.2f | <= 3 | medians %.3f / %.3f ms |"
-                 % (r_scale, statistics.median(scale[1000]) / 1000, statistics.median(scale[1]) / 1000))
-    lines.append("| zksync / advisory lock cycle time | %.0f | (local reference) | medians %.3f / %.3f ms |"
-                 % (s["zksync"]["median"] / s["advisory"]["median"], s["zksync"]["median"] / 1000,
-                    s["advisory"]["median"] / 1000))
+    lines.append("| ratio | value | target | met | from |")
+    lines.append("|---|---|---|---|---|")
+    lines.append(ratio_row("zksync (synchronous_release on) / floor-pipelined cycle time", r_on, "%.3f",
+                           "<= 1.10", "medians %.3f / %.3f ms"
+                           % (med["zksync"], med["floor-pipelined"])))
+    lines.append(ratio_row("zksync-nowait (synchronous_release off) / floor-nowait cycle time", r_off, "%.3f",
+                           "<= 1.05", "medians %.3f / %.3f ms"
+                           % (med["zksync-nowait"], med["floor-nowait"])))
+    lines.append(ratio_row("zksync (synchronous_release on) / kazoo uncontended rate", r_kazoo, "%.2f",
+                           ">= 1.8", "%.0f / %.0f cycles/s"
+                           % (s["zksync"]["rate"], s["kazoo"]["rate"])))
+    lines.append(ratio_row("zksync 4 backends / kazoo 4 processes (one lock)", r_cont, "%.2f",
+                           ">= 3", "%.0f / %.0f cycles/s" % (c4["zksync"], c4["kazoo"])))
+    lines.append(ratio_row("zksync 4 backends, local_handoff off / kazoo 4 processes",
+                           c4["zksync-zk"] / c4["kazoo"], "%.2f", "(no target)",
+                           "%.0f / %.0f cycles/s" % (c4["zksync-zk"], c4["kazoo"])))
+    lines.append(ratio_row("zksync %d backends / floor %d sessions, own locks, synchronous_release on "
+                           "/ pipelined" % (K, K), r_par_on, "%.2f", ">= 0.9",
+                           "%.0f / %.0f cycles/s" % (pm["zksync-on"], pm["floor-pipelined"])))
+    lines.append(ratio_row("zksync %d backends / floor %d sessions, own locks, synchronous_release off "
+                           "/ nowait" % (K, K), r_par_off, "%.2f", ">= 0.9",
+                           "%.0f / %.0f cycles/s" % (pm["zksync-off"], pm["floor-nowait"])))
+    lines.append(ratio_row("hand-off with 1000 queued / with 1", r_scale, "%.2f", "<= 3",
+                           "medians %.3f / %.3f ms" % (statistics.median(scale[1000]) / 1000,
+                                                       statistics.median(scale[1]) / 1000)))
+    lines.append(ratio_row("zksync / advisory lock cycle time", med["zksync"] / med["advisory"], "%.0f",
+                           "(local reference)",
+                           "medians %.3f / %.3f ms" % (med["zksync"], med["advisory"])))
     text = "\n".join(lines)
     if a.machine:
         text = a.machine + "\n\n" + text
@@ -393,7 +535,8 @@ def main():
         f.write(text + "\n")
 
     # latency distributions (CDF) for the plot
-    names = ["floor-sync", "floor-pipelined", "zksync", "zksync-xact", "kazoo"]
+    names = ["floor-sync", "floor-pipelined", "floor-nowait", "zksync", "zksync-nowait",
+             "zksync-xact", "kazoo"]
     with open(os.path.join(a.out, "latency.dat"), "w") as f:
         for k in names:
             v = sorted(b.lat[k])

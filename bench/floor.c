@@ -1,13 +1,25 @@
 /*
- * floor.c - the ZooKeeper C client floor for one uncontended lock cycle.
+ * floor.c - the ZooKeeper C client floor for an uncontended lock cycle.
  *
- *   floor HOSTS DIR MODE N
+ *   floor HOSTS DIR MODE N          N cycles on DIR; one line per cycle, in us
+ *   floor HOSTS DIR MODE -p K SECS  K sessions, session k cycling on DIR<k>
+ *                                   (one thread and one zhandle each), for
+ *                                   SECS seconds; prints the cycles done by
+ *                                   all of them together
  *
  * MODE "sync": create (ephemeral sequential), get_children, delete, each a
  * synchronous call.  MODE "pipelined": create and get_children sent back to
- * back and awaited together, then delete: the recipe's operations in the
- * fewest round trips.  Prints one line per cycle, in microseconds.
- * The node names are zksync's, under DIR (which it creates as a container).
+ * back and awaited together, then delete, awaited: the recipe's operations
+ * in the fewest round trips.  MODE "nowait": create and get_children as in
+ * "pipelined", then the delete is sent and not waited for; the next cycle's
+ * create follows it on the session (the server applies a session's requests
+ * in order), and a cycle ends when the delete is sent.  The deletes still
+ * unanswered are awaited after the last cycle, outside the timing.
+ *
+ * The node names are zksync's, under DIR (made as a container, as zksync
+ * does).  The server reaps an empty container, so a cycle can find its
+ * directory gone: it makes it again and redoes the cycle, and the time for
+ * that counts in the cycle, as it does in zksync's.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -17,11 +29,35 @@
 #define THREADED				/* the synchronous API of the mt client */
 #include <zookeeper/zookeeper.h>
 
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static int pending;
-static int failed;
-static char created[512];
+enum mode
+{
+	MODE_SYNC,
+	MODE_PIPELINED,
+	MODE_NOWAIT
+};
+
+/* one ZooKeeper session and the lock directory it cycles on */
+typedef struct Session
+{
+	zhandle_t  *zh;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int			pending;		/* create and get_children replies to come */
+	int			failed;			/* the first error among them */
+	int			deletes;		/* deletes sent, not answered (nowait) */
+	int			delete_failed;
+	char		created[512];
+	char		dir[512];
+	char		prefix[600];
+	const char *hosts;
+	enum mode	mode;
+	long long	cycles;			/* -p: cycles done in the timed window */
+	pthread_t	thread;
+} Session;
+
+/* -p: all sessions connect, then start together and stop at `end_us` */
+static pthread_barrier_t ready, go;
+static long long end_us;
 
 static long long
 now_us(void)
@@ -33,28 +69,43 @@ now_us(void)
 }
 
 static void
-done_one(int rc)
+done_one(Session *s, int rc)
 {
-	pthread_mutex_lock(&mu);
-	if (rc != ZOK)
-		failed = rc;
-	pending--;
-	pthread_cond_signal(&cv);
-	pthread_mutex_unlock(&mu);
+	pthread_mutex_lock(&s->mu);
+	if (rc != ZOK && s->failed == ZOK)
+		s->failed = rc;
+	s->pending--;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
 }
 
 static void
 create_done(int rc, const char *value, const struct Stat *stat, const void *data)
 {
+	Session    *s = (Session *) data;
+
 	if (rc == ZOK)
-		snprintf(created, sizeof(created), "%s", value);
-	done_one(rc);
+		snprintf(s->created, sizeof(s->created), "%s", value);
+	done_one(s, rc);
 }
 
 static void
 children_done(int rc, const struct String_vector *strings, const void *data)
 {
-	done_one(rc);
+	done_one((Session *) data, rc);
+}
+
+static void
+delete_done(int rc, const void *data)
+{
+	Session    *s = (Session *) data;
+
+	pthread_mutex_lock(&s->mu);
+	if (rc != ZOK && s->delete_failed == ZOK)
+		s->delete_failed = rc;
+	s->deletes--;
+	pthread_cond_signal(&s->cv);
+	pthread_mutex_unlock(&s->mu);
 }
 
 /* parents, as containers; the server reaps empty ones, so this is redone on NONODE */
@@ -81,88 +132,222 @@ watcher(zhandle_t *zh, int type, int state, const char *path, void *ctx)
 {
 }
 
-int
-main(int argc, char **argv)
+static int
+session_open(Session *s)
 {
-	const char *hosts, *dir, *mode;
-	int			n, i, rc;
-	zhandle_t  *zh;
-	char		prefix[512];
-	struct Stat stat;
+	int			i;
 
-	if (argc != 5)
-	{
-		fprintf(stderr, "usage: floor HOSTS DIR sync|pipelined N\n");
-		return 2;
-	}
-	hosts = argv[1];
-	dir = argv[2];
-	mode = argv[3];
-	n = atoi(argv[4]);
-	zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
-	zh = zookeeper_init(hosts, watcher, 10000, NULL, NULL, 0);
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	s->zh = zookeeper_init(s->hosts, watcher, 10000, NULL, NULL, 0);
+	if (s->zh == NULL)
+		return -1;
 	/* as zksync does: no DNS resolution of the hosts on every poll */
-	zoo_set_servers_resolution_delay(zh, 30000);
-	for (i = 0; i < 1000 && zoo_state(zh) != ZOO_CONNECTED_STATE; i++)
+	zoo_set_servers_resolution_delay(s->zh, 30000);
+	for (i = 0; i < 1000 && zoo_state(s->zh) != ZOO_CONNECTED_STATE; i++)
 	{
 		struct timespec ts = {0, 10000000};
 
 		nanosleep(&ts, NULL);
 	}
-	if (zoo_state(zh) != ZOO_CONNECTED_STATE)
-	{
-		fprintf(stderr, "floor: not connected\n");
-		return 1;
-	}
-	ensure_parents(zh, dir);
-	snprintf(prefix, sizeof(prefix), "%s/_c_00000000-0000-4000-8000-000000000000-__WRIT__", dir);
+	if (zoo_state(s->zh) != ZOO_CONNECTED_STATE)
+		return -1;
+	ensure_parents(s->zh, s->dir);
+	snprintf(s->prefix, sizeof(s->prefix),
+			 "%s/_c_00000000-0000-4000-8000-000000000000-__WRIT__", s->dir);
+	return 0;
+}
 
-	for (i = 0; i < n; i++)
-	{
-		long long	t0 = now_us();
+/* one lock cycle; returns a ZooKeeper error code */
+static int
+cycle(Session *s)
+{
+	int			rc;
 
-		if (strcmp(mode, "sync") == 0)
+	for (;;)
+	{
+		if (s->mode == MODE_SYNC)
 		{
 			struct String_vector children;
+			struct Stat stat;
 
-			rc = zoo_create2(zh, prefix, "", 0, &ZOO_OPEN_ACL_UNSAFE,
-							 ZOO_EPHEMERAL_SEQUENTIAL, created, sizeof(created), &stat);
+			rc = zoo_create2(s->zh, s->prefix, "", 0, &ZOO_OPEN_ACL_UNSAFE,
+							 ZOO_EPHEMERAL_SEQUENTIAL, s->created,
+							 sizeof(s->created), &stat);
 			if (rc == ZOK)
-				rc = zoo_get_children(zh, dir, 0, &children);
+				rc = zoo_get_children(s->zh, s->dir, 0, &children);
 			if (rc == ZOK)
 				deallocate_String_vector(&children);
 		}
 		else
 		{
-			pthread_mutex_lock(&mu);
-			pending = 2;
-			failed = ZOK;
-			pthread_mutex_unlock(&mu);
-			zoo_acreate2(zh, prefix, "", 0, &ZOO_OPEN_ACL_UNSAFE,
-						 ZOO_EPHEMERAL_SEQUENTIAL, create_done, NULL);
-			zoo_aget_children(zh, dir, 0, children_done, NULL);
-			pthread_mutex_lock(&mu);
-			while (pending > 0)
-				pthread_cond_wait(&cv, &mu);
-			rc = failed;
-			pthread_mutex_unlock(&mu);
+			pthread_mutex_lock(&s->mu);
+			rc = s->delete_failed;
+			s->pending = 2;
+			s->failed = ZOK;
+			pthread_mutex_unlock(&s->mu);
+			if (rc != ZOK)
+				return rc;		/* an earlier delete (nowait) failed */
+			rc = zoo_acreate2(s->zh, s->prefix, "", 0, &ZOO_OPEN_ACL_UNSAFE,
+							  ZOO_EPHEMERAL_SEQUENTIAL, create_done, s);
+			if (rc != ZOK)
+				return rc;
+			rc = zoo_aget_children(s->zh, s->dir, 0, children_done, s);
+			pthread_mutex_lock(&s->mu);
+			if (rc != ZOK)
+				s->pending--;	/* its completion will not run */
+			while (s->pending > 0)
+				pthread_cond_wait(&s->cv, &s->mu);
+			if (rc == ZOK)
+				rc = s->failed;
+			pthread_mutex_unlock(&s->mu);
 		}
-		if (rc == ZNONODE)
-		{
-			/* the parent was reaped: make it again and redo this cycle */
-			ensure_parents(zh, dir);
-			i--;
-			continue;
-		}
-		if (rc == ZOK)
-			rc = zoo_delete(zh, created, -1);
-		if (rc != ZOK)
-		{
-			fprintf(stderr, "floor: cycle %d failed: %s\n", i, zerror(rc));
-			return 1;
-		}
-		printf("%lld\n", now_us() - t0);
+		if (rc != ZNONODE)
+			break;
+		/* the directory was reaped: make it again and redo the cycle */
+		ensure_parents(s->zh, s->dir);
 	}
-	zookeeper_close(zh);
+	if (rc != ZOK)
+		return rc;
+	if (s->mode != MODE_NOWAIT)
+		return zoo_delete(s->zh, s->created, -1);
+	pthread_mutex_lock(&s->mu);
+	s->deletes++;
+	pthread_mutex_unlock(&s->mu);
+	rc = zoo_adelete(s->zh, s->created, -1, delete_done, s);
+	if (rc != ZOK)
+		delete_done(rc, s);		/* its completion will not run */
+	return ZOK;
+}
+
+/* wait for the deletes still unanswered (nowait); returns their error */
+static int
+drain(Session *s)
+{
+	int			rc;
+
+	pthread_mutex_lock(&s->mu);
+	while (s->deletes > 0)
+		pthread_cond_wait(&s->cv, &s->mu);
+	rc = s->delete_failed;
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+static void
+fail(Session *s, const char *what, int rc)
+{
+	fprintf(stderr, "floor: %s on %s: %s\n", what, s->dir, rc ? zerror(rc) : "not connected");
+	exit(1);
+}
+
+static void *
+run_parallel(void *arg)
+{
+	Session    *s = (Session *) arg;
+	int			rc;
+
+	if (session_open(s) != 0)
+		fail(s, "connect", 0);
+	/* one cycle to warm up, untimed */
+	if ((rc = cycle(s)) != ZOK || (rc = drain(s)) != ZOK)
+		fail(s, "warm-up cycle", rc);
+	pthread_barrier_wait(&ready);
+	pthread_barrier_wait(&go);
+	while (now_us() < end_us)
+	{
+		if ((rc = cycle(s)) != ZOK)
+			fail(s, "cycle", rc);
+		s->cycles++;
+	}
+	if ((rc = drain(s)) != ZOK)
+		fail(s, "delete", rc);
+	return NULL;
+}
+
+static int
+usage(void)
+{
+	fprintf(stderr, "usage: floor HOSTS DIR sync|pipelined|nowait N\n"
+			"       floor HOSTS DIR sync|pipelined|nowait -p SESSIONS SECONDS\n");
+	return 2;
+}
+
+int
+main(int argc, char **argv)
+{
+	enum mode	mode;
+	int			i,
+				rc;
+
+	if (argc != 5 && !(argc == 7 && strcmp(argv[4], "-p") == 0))
+		return usage();
+	if (strcmp(argv[3], "sync") == 0)
+		mode = MODE_SYNC;
+	else if (strcmp(argv[3], "pipelined") == 0)
+		mode = MODE_PIPELINED;
+	else if (strcmp(argv[3], "nowait") == 0)
+		mode = MODE_NOWAIT;
+	else
+		return usage();
+	zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
+
+	if (argc == 5)
+	{
+		Session    *s = calloc(1, sizeof(Session));
+		int			n = atoi(argv[4]);
+
+		s->hosts = argv[1];
+		s->mode = mode;
+		snprintf(s->dir, sizeof(s->dir), "%s", argv[2]);
+		if (session_open(s) != 0)
+			fail(s, "connect", 0);
+		for (i = 0; i < n; i++)
+		{
+			long long	t0 = now_us();
+
+			if ((rc = cycle(s)) != ZOK)
+				fail(s, "cycle", rc);
+			printf("%lld\n", now_us() - t0);
+		}
+		if ((rc = drain(s)) != ZOK)
+			fail(s, "delete", rc);
+		zookeeper_close(s->zh);
+	}
+	else
+	{
+		int			k = atoi(argv[5]);
+		double		secs = atof(argv[6]);
+		Session    *ss;
+		long long	total = 0;
+
+		if (k < 1 || secs <= 0)
+			return usage();
+		ss = calloc(k, sizeof(Session));
+		pthread_barrier_init(&ready, NULL, k + 1);
+		pthread_barrier_init(&go, NULL, k + 1);
+		for (i = 0; i < k; i++)
+		{
+			ss[i].hosts = argv[1];
+			ss[i].mode = mode;
+			snprintf(ss[i].dir, sizeof(ss[i].dir), "%s%d", argv[2], i);
+			if (pthread_create(&ss[i].thread, NULL, run_parallel, &ss[i]) != 0)
+			{
+				fprintf(stderr, "floor: cannot start thread %d\n", i);
+				return 1;
+			}
+		}
+		pthread_barrier_wait(&ready);
+		end_us = now_us() + (long long) (secs * 1e6);
+		pthread_barrier_wait(&go);
+		for (i = 0; i < k; i++)
+		{
+			pthread_join(ss[i].thread, NULL);
+			total += ss[i].cycles;
+		}
+		for (i = 0; i < k; i++)
+			zookeeper_close(ss[i].zh);
+		printf("%lld\n", total);
+	}
 	return 0;
 }
