@@ -101,7 +101,7 @@ zksync_barrier_set(const char *name)
 		if (rc == ZNODEEXISTS)
 		{
 			/* after a lost reply: is the barrier there ours? */
-			ZkReq	   *g = zk_get(path);
+			ZkReq	   *g = zk_get(path, false);
 			bool		ours;
 
 			rc = zk_call(g);
@@ -154,13 +154,23 @@ zksync_barrier_unset(const char *name)
 	}
 }
 
+/* What node_exists() leaves a watch for */
+typedef enum NodeWatch
+{
+	NO_WATCH,
+	WATCH_GONE,					/* the node going: a data watch, which is not
+								 * left behind if the node is gone already */
+	WATCH_MADE					/* the node being made: an exists watch */
+} NodeWatch;
+
 /* exists, retrying connection errors; true if the node is there */
 static bool
-node_exists(const char *path, bool watch)
+node_exists(const char *path, NodeWatch watch)
 {
 	for (;;)
 	{
-		ZkReq	   *e = zk_exists(path, watch);
+		ZkReq	   *e = watch == WATCH_GONE ? zk_get(path, true) :
+			zk_exists(path, watch == WATCH_MADE);
 		int			rc = zk_call(e);
 
 		zk_release(e);
@@ -178,7 +188,7 @@ bool
 zksync_barrier_is_set(const char *name)
 {
 	zk_connect();
-	return node_exists(barrier_path(name), false);
+	return node_exists(barrier_path(name), NO_WATCH);
 }
 
 /*
@@ -196,12 +206,12 @@ zksync_barrier_wait(const char *name, int timeout_ms)
 	{
 		uint64		seen = zk_events_seen();
 
-		if (!node_exists(path, true))
+		if (!node_exists(path, WATCH_GONE))
 			return true;
 		if (deadline != 0 && GetCurrentTimestamp() >= deadline)
 			return false;
 		if (zk_wait(NULL, seen, deadline, false) == ZKW_TIMEOUT)
-			return !node_exists(path, false);
+			return !node_exists(path, NO_WATCH);
 		if (!zk_session_usable())
 			zk_connect();		/* the watch died with the session */
 	}
@@ -248,7 +258,7 @@ agreed_participants(const char *dir, ZkReq *children)
 		if (!is_participant(children->children[i]))
 			continue;
 		path = psprintf("%s/%s", dir, children->children[i]);
-		g = zk_get(path);
+		g = zk_get(path, false);
 		if (zk_call(g) == ZOK && g->data)
 		{
 			const char *p = strstr(g->data, "\"participants\":");
@@ -340,7 +350,7 @@ zksync_dbarrier_enter(const char *name, int participants, int timeout_ms)
 		{
 			uint64		seen = zk_events_seen();
 
-			if (node_exists(ready, true))
+			if (node_exists(ready, WATCH_MADE))
 			{
 				passed = true;
 				break;
@@ -366,8 +376,8 @@ zksync_dbarrier_enter(const char *name, int participants, int timeout_ms)
 		}
 		if (!passed)
 		{
-			zk_delete_node(entering.node, false);
 			entering.active = false;
+			zk_release_node(entering.node, ZKSYNC_RELEASE_WAIT_MS, false);
 		}
 	}
 	PG_CATCH();
@@ -448,8 +458,8 @@ zksync_dbarrier_exit(const char *name, int timeout_ms)
 			if (n == 0 || (n == 1 && me_in))
 			{
 				/* the last one out leaves nothing behind */
-				zk_delete_node(node, false);
-				zk_delete_node(psprintf("%s/ready", dir), false);
+				zk_release_node(node, ZKSYNC_RELEASE_WAIT_MS, false);
+				zk_release_node(psprintf("%s/ready", dir), ZKSYNC_RELEASE_WAIT_MS, false);
 				done = true;
 				break;
 			}
@@ -458,13 +468,13 @@ zksync_dbarrier_exit(const char *name, int timeout_ms)
 			else
 			{
 				if (me_in)
-					zk_delete_node(node, false);
+					zk_release_node(node, ZKSYNC_RELEASE_WAIT_MS, false);
 				snprintf(watch, sizeof(watch), "%s/%s", dir, parts[0]);
 			}
 			if (deadline != 0 && GetCurrentTimestamp() >= deadline)
 				break;
 			seen = zk_events_seen();
-			if (!node_exists(watch, true))
+			if (!node_exists(watch, WATCH_GONE))
 				continue;
 			zk_wait(NULL, seen, deadline, false);
 			if (!zk_session_usable())
@@ -474,14 +484,13 @@ zksync_dbarrier_exit(const char *name, int timeout_ms)
 								name)));
 		}
 		if (!done)
-			zk_delete_node(node, false);
+			zk_release_node(node, ZKSYNC_RELEASE_WAIT_MS, false);
 	}
 	PG_CATCH();
 	{
 		/* interrupted: we have left all the same */
 		HOLD_INTERRUPTS();
-		if (!zk_delete_node(node, true))
-			zk_reset_session();
+		zk_release_node(node, ZKSYNC_ABANDON_WAIT_MS, true);
 		hash_search(entered, dir, HASH_REMOVE, NULL);
 		RESUME_INTERRUPTS();
 		PG_RE_THROW();

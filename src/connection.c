@@ -90,6 +90,7 @@ static pthread_mutex_t shared_mu = PTHREAD_MUTEX_INITIALIZER;
 static ZkReq live = {.prev = &live,.next = &live};	/* list head */
 static uint64 watch_events = 0;
 static bool poke_in_flight = false;
+static int64 poke_sent_us = 0;
 
 /*
  * Releases in flight: deletes of our nodes that the backend did not wait
@@ -110,9 +111,62 @@ typedef struct ZkRelease
 	char	   *path;
 	ZkReleaseState state;
 	int64		sent_at_us;		/* or, while held back, when released */
+	ZkReq	   *notify;			/* finished once the delete is applied, or
+								 * must wait for a reconnect; then NULL */
 	struct ZkRelease *next;
 } ZkRelease;
 static ZkRelease *releases = NULL;
+
+/*
+ * A delete of ours that the server refused (ZNOAUTH, ZSESSIONMOVED, ...):
+ * the node would stay while the session lives.  The backend hears of it
+ * (zk_notice_session_end), says so and closes the session, so the node
+ * goes with it.  Only the first refusal is kept; one is enough to close.
+ */
+static int	refused_rc = ZOK;
+static char refused_path[ZKSYNC_PATH_MAX];
+
+/*
+ * Abandoned creates ("hunts").  A wait that ends by an ERROR may not know
+ * whether its create reached the server: the reply is still in flight, or
+ * was lost with the connection.  It leaves a hunt and returns at once; the
+ * client's threads finish the job without the backend:
+ *
+ *	 HUNT_CREATE	the create is in flight; its completion deletes the node
+ *					it made, or, if its outcome is unknown, starts a search
+ *	 HUNT_SEARCH	once connected, the watchdog sends a sync and a listing
+ *					of the directory (the sync makes the listing include any
+ *					create of ours the server applied); every child that
+ *					carries our GUID is ours and is released
+ *	 HUNT_LISTING	that listing is in flight
+ *
+ * If the session ends, the hunt is dropped: its nodes went with it.
+ */
+typedef enum ZkHuntState
+{
+	HUNT_CREATE,
+	HUNT_SEARCH,
+	HUNT_LISTING
+} ZkHuntState;
+
+typedef struct ZkHunt
+{
+	char	   *dir;
+	char	   *guid;
+	ZkHuntState state;
+	ZkReq	   *notify;			/* finished when the hunt is over; or NULL */
+	struct ZkHunt *next;
+} ZkHunt;
+static ZkHunt *hunts = NULL;
+
+/*
+ * When the newest request that the server answered was sent (mono_us; 0:
+ * none on this handle).  The server saw the session alive after that
+ * moment, and expires a session only after a whole timeout of silence, so
+ * the session lives at least until then plus the session timeout, whatever
+ * the client's own (possibly stale) state says.
+ */
+static int64 answered_sent_us = 0;
 
 /* The watchdog thread (see "Stuck requests" above). */
 static pthread_t watchdog_thread;
@@ -149,6 +203,13 @@ static struct ACL auth_acl_entries[2];
 static struct ACL_vector auth_acl = {2, auth_acl_entries};
 static struct ACL_vector *node_acl = NULL;
 
+/*
+ * The session was closed for cause (a refused release, out of memory in a
+ * release) in a place that may not touch the recipes' tables; the next
+ * zk_notice_session_end() tells the recipes that their holds are lost.
+ */
+static bool lost_unnoticed = false;
+
 /* settings the current handle was made with */
 static char *conn_hosts = NULL;
 static char *conn_auth = NULL;
@@ -169,12 +230,16 @@ forget_session(void)
 	zksync_dbarrier_forget_session();
 }
 
+/*
+ * Microseconds on a clock that keeps running while the process is stopped
+ * and while the machine sleeps: a pause must count as time passed.
+ */
 static int64
 mono_us(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(CLOCK_BOOTTIME, &ts);
 	return (int64) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
@@ -216,16 +281,50 @@ free_req(ZkReq *req)
 	free(req);
 }
 
+/* Did the server itself answer (as opposed to the client giving up)? */
+static bool
+rc_is_answer(int rc)
+{
+	return rc == ZOK || rc == ZNONODE || rc == ZNODEEXISTS || rc == ZNOAUTH ||
+		rc == ZBADVERSION || rc == ZNOTEMPTY || rc == ZNOCHILDRENFOREPHEMERALS ||
+		rc == ZINVALIDACL;
+}
+
+/* client thread (or backend), shared_mu held: a request sent then was answered */
+static void
+note_answer_locked(int rc, int64 sent_us)
+{
+	if (rc_is_answer(rc) && sent_us > answered_sent_us)
+		answered_sent_us = sent_us;
+}
+
+static void hunt_create_done_locked(ZkReq *req, int rc);
+static void check_refused(void);
+
 /* client thread (or backend), shared_mu held: record the outcome */
 static void
 finish_locked(ZkReq *req, int rc)
 {
 	req->rc = rc;
 	req->done = true;
+	note_answer_locked(rc, req->sent_at_us);
+	if (req->hunt)
+		hunt_create_done_locked(req, rc);
 	if (req->abandoned)
 	{
 		unlink_req(req);
 		free_req(req);
+	}
+}
+
+/* shared_mu held: tell a waiting backend (if any) and forget the request */
+static void
+notify_locked(ZkReq **notify, int rc)
+{
+	if (*notify)
+	{
+		finish_locked(*notify, rc);
+		*notify = NULL;
 	}
 }
 
@@ -338,38 +437,192 @@ strings_done(int rc, const struct String_vector *strings, const void *data)
 	wake_backend();
 }
 
+/* shared_mu held: take a release off the list and free it */
+static void
+drop_release_locked(ZkRelease *rel)
+{
+	ZkRelease **pp;
+
+	for (pp = &releases; *pp; pp = &(*pp)->next)
+		if (*pp == rel)
+		{
+			*pp = rel->next;
+			break;
+		}
+	free(rel->path);
+	free(rel);
+}
+
 /* client thread: a release is done, or must be sent again */
 static void
 release_done(int rc, const void *data)
 {
 	ZkRelease  *rel = (ZkRelease *) data;
-	ZkRelease **pp;
 
 	pthread_mutex_lock(&shared_mu);
+	note_answer_locked(rc, rel->sent_at_us);
 	if (rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT)
+	{
 		rel->state = REL_RETRY;
+		notify_locked(&rel->notify, rc);
+	}
 	else
 	{
-		/* done: deleted, already gone, or gone with the session */
-		for (pp = &releases; *pp; pp = &(*pp)->next)
-			if (*pp == rel)
-			{
-				*pp = rel->next;
-				break;
-			}
-		free(rel->path);
-		free(rel);
+		/* deleted, already gone, gone with the session, or refused */
+		if (rc != ZOK && rc != ZNONODE && rc != ZSESSIONEXPIRED &&
+			rc != ZCLOSING && rc != ZINVALIDSTATE && refused_rc == ZOK)
+		{
+			refused_rc = rc;
+			strncpy(refused_path, rel->path, sizeof(refused_path) - 1);
+			refused_path[sizeof(refused_path) - 1] = '\0';
+		}
+		notify_locked(&rel->notify, rc);
+		drop_release_locked(rel);
 	}
 	pthread_mutex_unlock(&shared_mu);
 	wake_backend();
 }
 
-/* client thread: the reply to a poke carries nothing we need */
+/*
+ * client thread or backend, shared_mu held: queue the delete of `path` for
+ * the watchdog to send (it sends REL_RETRY releases once connected).
+ * Returns NULL if out of memory.
+ */
+static ZkRelease *
+queue_release_locked(const char *path, ZkReq *notify)
+{
+	ZkRelease  *rel = malloc(sizeof(ZkRelease));
+
+	if (rel == NULL)
+		return NULL;
+	rel->path = strdup(path);
+	if (rel->path == NULL)
+	{
+		free(rel);
+		return NULL;
+	}
+	rel->state = REL_RETRY;
+	rel->sent_at_us = 0;
+	rel->notify = notify;
+	rel->next = releases;
+	releases = rel;
+	pthread_cond_signal(&watchdog_cv);
+	return rel;
+}
+
+/* shared_mu held: the hunt is over */
+static void
+drop_hunt_locked(ZkHunt *hunt, int rc)
+{
+	ZkHunt	  **pp;
+
+	for (pp = &hunts; *pp; pp = &(*pp)->next)
+		if (*pp == hunt)
+		{
+			*pp = hunt->next;
+			break;
+		}
+	notify_locked(&hunt->notify, rc);
+	free(hunt->dir);
+	free(hunt->guid);
+	free(hunt);
+}
+
+/*
+ * client thread, shared_mu held: an abandoned create is answered (see
+ * "hunts" above).  The node it made is released; if the outcome is
+ * unknown, the watchdog searches for it by its GUID once connected.
+ */
+static void
+hunt_create_done_locked(ZkReq *req, int rc)
+{
+	ZkHunt	   *hunt = req->hunt;
+
+	req->hunt = NULL;
+	if (rc == ZOK && req->path)
+	{
+		/* the release takes over telling the backend */
+		if (queue_release_locked(req->path, hunt->notify))
+			hunt->notify = NULL;
+		else
+		{
+			hunt->state = HUNT_SEARCH;
+			return;
+		}
+		drop_hunt_locked(hunt, ZOK);
+	}
+	else if (rc_is_answer(rc) || rc == ZSESSIONEXPIRED || rc == ZCLOSING)
+		drop_hunt_locked(hunt, rc);	/* nothing was made, or gone already */
+	else
+	{
+		hunt->state = HUNT_SEARCH;
+		pthread_cond_signal(&watchdog_cv);
+	}
+}
+
+/* client thread: a hunt's sync; its listing follows in order */
+static void
+hunt_sync_done(int rc, const char *value, const void *data)
+{
+}
+
+/* client thread: a hunt's listing: release every child with our GUID */
+static void
+hunt_list_done(int rc, const struct String_vector *strings, const void *data)
+{
+	ZkHunt	   *hunt = (ZkHunt *) data;
+	int			i;
+
+	pthread_mutex_lock(&shared_mu);
+	note_answer_locked(rc, 0);
+	if (rc == ZOK && strings)
+	{
+		for (i = 0; i < strings->count; i++)
+		{
+			char		path[ZKSYNC_PATH_MAX];
+
+			if (strstr(strings->data[i], hunt->guid) == NULL)
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", hunt->dir, strings->data[i]);
+			if (queue_release_locked(path, hunt->notify))
+				hunt->notify = NULL;
+			else if (refused_rc == ZOK)
+			{
+				/* out of memory: the session must go, with the node */
+				refused_rc = ZSYSTEMERROR;
+				strncpy(refused_path, path, sizeof(refused_path) - 1);
+				refused_path[sizeof(refused_path) - 1] = '\0';
+			}
+		}
+		drop_hunt_locked(hunt, ZOK);
+	}
+	else if (rc == ZNONODE || rc == ZSESSIONEXPIRED || rc == ZCLOSING ||
+			 rc == ZINVALIDSTATE)
+		drop_hunt_locked(hunt, rc);
+	else if (rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT)
+		hunt->state = HUNT_SEARCH;
+	else
+	{
+		/* cannot look: close the session, and the node goes with it */
+		if (refused_rc == ZOK)
+		{
+			refused_rc = rc;
+			strncpy(refused_path, hunt->dir, sizeof(refused_path) - 1);
+			refused_path[sizeof(refused_path) - 1] = '\0';
+		}
+		drop_hunt_locked(hunt, rc);
+	}
+	pthread_mutex_unlock(&shared_mu);
+	wake_backend();
+}
+
+/* client thread: a poke's reply says only that the session is alive */
 static void
 poke_done(int rc, const struct Stat *stat, const void *data)
 {
 	pthread_mutex_lock(&shared_mu);
 	poke_in_flight = false;
+	note_answer_locked(rc, poke_sent_us);
 	pthread_mutex_unlock(&shared_mu);
 }
 
@@ -396,6 +649,9 @@ watchdog_main(void *arg)
 		int			nresend = 0;
 		char	   *resend[16];
 		ZkRelease  *resend_rel[16];
+		ZkHunt	   *search[4];
+		ZkHunt	   *hunt;
+		int			nsearch = 0;
 		ZkReq	   *req;
 		ZkRelease  *rel;
 		bool		connected;
@@ -438,7 +694,10 @@ watchdog_main(void *arg)
 				if (rel->state == REL_SENT && now - rel->sent_at_us > ZK_OVERDUE_US)
 					poke = true;
 			if (poke)
+			{
 				poke_in_flight = true;
+				poke_sent_us = now;
+			}
 		}
 		for (rel = releases; connected && rel && nresend < 16; rel = rel->next)
 			if (rel->state == REL_RETRY)
@@ -447,6 +706,12 @@ watchdog_main(void *arg)
 				rel->sent_at_us = now;
 				resend[nresend] = rel->path;
 				resend_rel[nresend++] = rel;
+			}
+		for (hunt = hunts; connected && hunt && nsearch < 4; hunt = hunt->next)
+			if (hunt->state == HUNT_SEARCH)
+			{
+				hunt->state = HUNT_LISTING;
+				search[nsearch++] = hunt;
 			}
 		pthread_mutex_unlock(&shared_mu);
 
@@ -460,6 +725,14 @@ watchdog_main(void *arg)
 		for (i = 0; i < nresend; i++)
 			if (zoo_adelete(h, resend[i], -1, release_done, resend_rel[i]) != ZOK)
 				release_done(ZCONNECTIONLOSS, resend_rel[i]);
+		/* likewise a hunt: only hunt_list_done frees it */
+		for (i = 0; i < nsearch; i++)
+		{
+			zoo_async(h, search[i]->dir, hunt_sync_done, NULL);
+			if (zoo_aget_children(h, search[i]->dir, 0, hunt_list_done,
+								  search[i]) != ZOK)
+				hunt_list_done(ZCONNECTIONLOSS, NULL, search[i]);
+		}
 
 		pthread_mutex_lock(&shared_mu);
 	}
@@ -555,18 +828,21 @@ close_handle(void)
 	/* joins the client's threads: no callback runs after this */
 	zookeeper_close(zh);
 	zh = NULL;
-	/* requests still linked were answered with ZCLOSING; nobody waits */
-	zk_release_all();
 	/* the session is closed: the nodes still to be released are gone */
 	pthread_mutex_lock(&shared_mu);
 	while ((rel = releases) != NULL)
 	{
-		releases = rel->next;
-		free(rel->path);
-		free(rel);
+		notify_locked(&rel->notify, ZCLOSING);
+		drop_release_locked(rel);
 	}
+	while (hunts != NULL)
+		drop_hunt_locked(hunts, ZCLOSING);
 	poke_in_flight = false;
+	answered_sent_us = 0;
+	refused_rc = ZOK;
 	pthread_mutex_unlock(&shared_mu);
+	/* requests still linked were answered with ZCLOSING; nobody waits */
+	zk_release_all();
 }
 
 /* on_proc_exit: close the session so our ephemeral nodes go at once */
@@ -604,16 +880,14 @@ flush_held_releases(void)
 			release_done(ZCONNECTIONLOSS, send[i]);
 }
 
+/* A new request, linked into `live`; NULL if out of memory.  Never throws. */
 static ZkReq *
-req_new_noflush(void)
+req_alloc(void)
 {
 	ZkReq	   *req = calloc(1, sizeof(ZkReq));
 
-
 	if (req == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory")));
+		return NULL;
 	req->sent_at_us = mono_us();
 	pthread_mutex_lock(&shared_mu);
 	req->next = &live;
@@ -621,6 +895,18 @@ req_new_noflush(void)
 	live.prev->next = req;
 	live.prev = req;
 	pthread_mutex_unlock(&shared_mu);
+	return req;
+}
+
+static ZkReq *
+req_new_noflush(void)
+{
+	ZkReq	   *req = req_alloc();
+
+	if (req == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
 	return req;
 }
 
@@ -726,14 +1012,55 @@ zk_events_seen(void)
  * cancel, statement_timeout, termination).  With `nothrow` it never throws;
  * callers in abort and commit callbacks must pass a deadline then.
  */
+/*
+ * Sleep until a reply, a watch, a hand-off or an interrupt may have changed
+ * something, or `deadline` (0: none) passes.  Returns false if the
+ * deadline has passed.  Services interrupts (so may throw) unless
+ * `nothrow`.
+ */
+static bool
+sleep_once(TimestampTz deadline, bool nothrow)
+{
+	long		timeout_ms = -1;
+	int			rc;
+
+	if (deadline != 0)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+
+		if (now >= deadline)
+			return false;
+		timeout_ms = (long) ((deadline - now + 999) / 1000);
+	}
+	rc = WaitLatchOrSocket(MyLatch,
+						   WL_LATCH_SET | WL_SOCKET_READABLE |
+						   WL_EXIT_ON_PM_DEATH |
+						   (timeout_ms >= 0 ? WL_TIMEOUT : 0),
+						   event_fd, timeout_ms, PG_WAIT_EXTENSION);
+	if (rc & WL_SOCKET_READABLE)
+	{
+		uint64		buf;
+		ssize_t		r;
+
+		r = read(event_fd, &buf, sizeof(buf));
+		(void) r;
+	}
+	if (rc & WL_LATCH_SET)
+	{
+		ResetLatch(MyLatch);
+		if (!nothrow)
+			CHECK_FOR_INTERRUPTS();
+	}
+	drain_client_log();
+	return true;
+}
+
 ZkWaitResult
 zk_wait(ZkReq *req, uint64 events_seen, TimestampTz deadline, bool nothrow)
 {
 	for (;;)
 	{
 		bool		ready;
-		long		timeout_ms = -1;
-		int			rc;
 
 		pthread_mutex_lock(&shared_mu);
 		ready = req ? req->done : (watch_events != events_seen);
@@ -745,36 +1072,38 @@ zk_wait(ZkReq *req, uint64 events_seen, TimestampTz deadline, bool nothrow)
 			return ZKW_EVENT;
 		if (req == NULL && handle_is_dead())
 			return ZKW_EVENT;
-
-		if (deadline != 0)
-		{
-			TimestampTz now = GetCurrentTimestamp();
-
-			if (now >= deadline)
-				return ZKW_TIMEOUT;
-			timeout_ms = (long) ((deadline - now + 999) / 1000);
-		}
-		rc = WaitLatchOrSocket(MyLatch,
-							   WL_LATCH_SET | WL_SOCKET_READABLE |
-							   WL_EXIT_ON_PM_DEATH |
-							   (timeout_ms >= 0 ? WL_TIMEOUT : 0),
-							   event_fd, timeout_ms, PG_WAIT_EXTENSION);
-		if (rc & WL_SOCKET_READABLE)
-		{
-			uint64		buf;
-			ssize_t		r;
-
-			r = read(event_fd, &buf, sizeof(buf));
-			(void) r;
-		}
-		if (rc & WL_LATCH_SET)
-		{
-			ResetLatch(MyLatch);
-			if (!nothrow)
-				CHECK_FOR_INTERRUPTS();
-		}
-		drain_client_log();
+		if (!sleep_once(deadline, nothrow))
+			return ZKW_TIMEOUT;
 	}
+}
+
+/*
+ * Wait until every release sent so far is applied, for at most `wait_ms`,
+ * and only while connected: a release that waits for a reconnect goes on
+ * in the background.  Throws on interrupts unless `nothrow` (the releases
+ * go on).
+ */
+void
+zk_await_releases(int wait_ms, bool nothrow)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   wait_ms);
+
+	for (;;)
+	{
+		ZkRelease  *rel;
+		bool		busy = false;
+
+		if (!handle_is_connected())
+			break;
+		pthread_mutex_lock(&shared_mu);
+		for (rel = releases; rel && !busy; rel = rel->next)
+			busy = rel->state == REL_SENT || rel->state == REL_HELD_BACK;
+		pthread_mutex_unlock(&shared_mu);
+		if (!busy || !sleep_once(deadline, nothrow))
+			break;
+	}
+	check_refused();
 }
 
 static void
@@ -837,6 +1166,9 @@ open_handle(void)
 		auth_acl_entries[1].id = ZOO_ANYONE_ID_UNSAFE;
 		node_acl = &auth_acl;
 	}
+	pthread_mutex_lock(&shared_mu);
+	answered_sent_us = 0;
+	pthread_mutex_unlock(&shared_mu);
 	free(conn_hosts);
 	conn_hosts = strdup(zksync_hosts);
 	conn_timeout = zksync_session_timeout;
@@ -893,15 +1225,7 @@ zk_connect(void)
 	int			rc;
 
 	drain_client_log();
-	if (zh != NULL && handle_is_dead())
-	{
-		ereport(WARNING,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("ZooKeeper session 0x%llx expired; every lock it held is lost",
-						(unsigned long long) zoo_client_id(zh)->client_id)));
-		close_handle();
-		forget_session();
-	}
+	zk_notice_session_end();
 	if (zh != NULL && !session_in_use() &&
 		(strcmp(conn_hosts, zksync_hosts) != 0 ||
 		 strcmp(conn_auth, zksync_auth ? zksync_auth : "") != 0 ||
@@ -946,27 +1270,80 @@ zk_reset_session(void)
 }
 
 /*
- * Is the session alive right now?  For the commit check (SPEC point 9).
- *
- * While the client is connected it has heard from the server within the
- * last 2/3 of the session timeout (else it drops the connection), and the
- * server expires a session only after a full timeout of silence: so a
- * connected session is alive.  While disconnected we cannot know: wait
- * for the client to reconnect (alive) or learn of the expiry, for at most
- * the session timeout.  Returns false if the session is gone or could not
- * be confirmed; the caller treats its locks as lost.  May throw on
- * interrupts.
+ * Is the session known alive right now, without asking?  Only if the
+ * client is connected and the server answered a request that was sent
+ * less than a third of the session timeout ago: the server expires a
+ * session only after a whole timeout of silence, so the session lives for
+ * two thirds of a timeout more at least.  The client's own state is not
+ * enough: after the process was stopped (SIGSTOP, a VM pause), it says
+ * "connected" until the client's I/O thread has run again, although the
+ * server may have expired the session long ago (SPEC point 14).
  */
 bool
-zk_confirm_session_alive(void)
+zk_session_known_alive(void)
 {
 	int			timeout;
+	int64		answered;
 
-	if (zh == NULL || handle_is_dead())
+	if (!handle_is_connected())
 		return false;
 	timeout = zoo_recv_timeout(zh);
-	return await_connected(timeout > 0 ? timeout : zksync_session_timeout,
-						   false) == ZOK;
+	if (timeout <= 0)
+		return false;
+	pthread_mutex_lock(&shared_mu);
+	answered = answered_sent_us;
+	pthread_mutex_unlock(&shared_mu);
+	return answered != 0 && mono_us() - answered < (int64) timeout * 1000 / 3;
+}
+
+/*
+ * Is the session alive right now?  For grants (SPEC point 14) and the
+ * commit check (point 9).  True at once if it is known alive; otherwise
+ * ask the server: an exists on `node` (a node of ours, which must still be
+ * ours) or on "/", riding out connection loss, for at most `timeout_ms`.
+ * False if the session is gone, the node is not ours any more, or nothing
+ * could be confirmed in time; the caller treats its locks as lost.  May
+ * throw on interrupts.
+ */
+bool
+zk_confirm_session_alive(const char *node, int timeout_ms)
+{
+	TimestampTz deadline;
+
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	for (;;)
+	{
+		ZkReq	   *e;
+		int			rc;
+		bool		ours;
+
+		if (zh == NULL || handle_is_dead())
+			return false;
+		if (zk_session_known_alive())
+			return true;
+		if (!handle_is_connected())
+		{
+			long		left = (long) ((deadline - GetCurrentTimestamp()) / 1000);
+
+			if (left <= 0 || await_connected((int) left, false) != ZOK)
+				return false;
+			continue;
+		}
+		e = zk_exists(node ? node : "/", false);
+		if (zk_wait(e, 0, deadline, false) != ZKW_DONE)
+		{
+			zk_release(e);
+			return false;
+		}
+		rc = e->rc;
+		ours = node == NULL || e->stat.ephemeralOwner == zk_session_id();
+		zk_release(e);
+		if (rc == ZOK)
+			return ours;
+		if (!zk_is_connection_error(rc))
+			return false;		/* our node is gone, or the session */
+		/* the connection dropped: the client reconnects or learns of expiry */
+	}
 }
 
 bool
@@ -1077,7 +1454,6 @@ batch_done(int rc, const void *data)
 	for (i = 0; i < b->nrel; i++)
 	{
 		ZkRelease  *rel = b->rels[i];
-		ZkRelease **pp;
 
 		if (rc != ZOK && !unknown && b->results[i].err != ZNONODE)
 		{
@@ -1089,14 +1465,7 @@ batch_done(int rc, const void *data)
 			rel->state = REL_RETRY;
 			continue;
 		}
-		for (pp = &releases; *pp; pp = &(*pp)->next)
-			if (*pp == rel)
-			{
-				*pp = rel->next;
-				break;
-			}
-		free(rel->path);
-		free(rel);
+		drop_release_locked(rel);
 	}
 	if (rc == ZOK && copy == NULL)
 		rc = ZSYSTEMERROR;
@@ -1182,12 +1551,44 @@ zk_exists(const char *path, bool watch)
 	return req_sent(req, zoo_aexists(zh, path, 0, stat_done, req));
 }
 
+/*
+ * Read a node; with `watch`, also watch it.  A data watch is how we wait
+ * for a node to go: unlike an exists watch, it is not set when the node is
+ * already gone (ZNONODE), so it never lingers on a path that will not come
+ * back (Curator makes the same choice).
+ */
 ZkReq *
-zk_get(const char *path)
+zk_get(const char *path, bool watch)
 {
 	ZkReq	   *req = req_new();
 
+	if (watch)
+		return req_sent(req, zoo_awget(zh, path, watcher, NULL, data_done, req));
 	return req_sent(req, zoo_aget(zh, path, 0, data_done, req));
+}
+
+/* client thread */
+static void
+sync_done(int rc, const char *value, const void *data)
+{
+	ZkReq	   *req = (ZkReq *) data;
+
+	pthread_mutex_lock(&shared_mu);
+	finish_locked(req, rc);
+	pthread_mutex_unlock(&shared_mu);
+	wake_backend();
+}
+
+/*
+ * Sync: the server we are connected to catches up with the leader before
+ * it answers this session's next reads (sent behind this one).
+ */
+ZkReq *
+zk_sync(const char *path)
+{
+	ZkReq	   *req = req_new();
+
+	return req_sent(req, zoo_async(zh, path, sync_done, req));
 }
 
 ZkReq *
@@ -1199,42 +1600,253 @@ zk_get_children(const char *path)
 }
 
 /*
- * Delete one of our nodes without waiting for the reply.  In a backend
- * that relocks at once, the delete is held back up to ZK_RELEASE_HOLD_US
- * (see there); it is sent ahead of this backend's next request; the server applies a session's requests in
- * order, so everything this backend does later sees the node gone, and
- * other clients see it within a few milliseconds.  If the
- * delete fails on a connection error, the watchdog sends it again after
- * the reconnect; if the session ends, the node goes with it.  Never throws
- * except on out-of-memory, so it may run in commit and abort callbacks.
+ * The session must go, from a place that may not touch the recipes' tables
+ * (a release inside a commit callback): close it now, so the server drops
+ * our nodes, and let zk_notice_session_end() tell the recipes later.
+ * Never throws.
+ */
+static void
+close_for_cause(void)
+{
+	close_handle();
+	lost_unnoticed = true;
+}
+
+/* A delete of ours was refused: say so and close the session.  Never throws. */
+static void
+check_refused(void)
+{
+	int			rc;
+	char		path[ZKSYNC_PATH_MAX];
+
+	pthread_mutex_lock(&shared_mu);
+	rc = refused_rc;
+	strlcpy(path, refused_path, sizeof(path));
+	pthread_mutex_unlock(&shared_mu);
+	if (rc == ZOK || zh == NULL)
+		return;
+	ereport(WARNING,
+			(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+			 errmsg("could not release ZooKeeper node \"%s\"", path),
+			 errdetail("ZooKeeper refused to delete it: %s.", zerror(rc)),
+			 errhint("The session is closed so that its nodes go with it; every zksync lock this backend held is released and shows as lost.")));
+	close_for_cause();
+}
+
+/*
+ * Has the session ended without the recipes knowing?  The client learnt
+ * that it expired, or it was closed for cause.  Then say so, and let the
+ * recipes mark what they held as lost.  Needs no connection and does not
+ * wait; never throws (WARNINGs only).  Every entry point calls it first.
  */
 void
-zk_release_node(const char *path)
+zk_notice_session_end(void)
+{
+	check_refused();
+	if (zh != NULL && handle_is_dead())
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("ZooKeeper session 0x%llx expired; every lock it held is lost",
+						(unsigned long long) zoo_client_id(zh)->client_id)));
+		close_handle();
+		lost_unnoticed = true;
+	}
+	if (lost_unnoticed)
+	{
+		lost_unnoticed = false;
+		forget_session();
+	}
+}
+
+/*
+ * Release one of our nodes: delete it, and wait up to `wait_ms` (0: do not
+ * wait) for ZooKeeper to apply the delete.
+ *
+ * The delete is queued before anything else happens, and stays queued
+ * until the server has applied it or the session has ended: if it fails
+ * on a connection error, or is sent while the client is disconnected, the
+ * watchdog sends it again once the client has reconnected, also while the
+ * backend sits idle.  So the node goes, whatever happens to the wait.
+ * While disconnected there is no wait at all.
+ *
+ * With zksync.synchronous_release off and a backend that locks again
+ * right after releasing, the delete is held back up to ZK_RELEASE_HOLD_US
+ * to travel with the next create (see there), and callers pass no wait.
+ *
+ * Returns true if the delete was applied (or the node went with the
+ * session) before returning.  Never throws, except that without `nothrow`
+ * an interrupt ends the wait with an ERROR (the delete goes on).  So it
+ * may run in commit and abort callbacks.
+ */
+bool
+zk_release_node(const char *path, int wait_ms, bool nothrow)
 {
 	ZkRelease  *rel;
+	ZkReq	   *notify = NULL;
+	bool		send_now = false;
+	bool		applied = false;
+	int64		now = mono_us();
 
 	if (zh == NULL || handle_is_dead())
-		return;					/* the node is gone with the session */
-	rel = malloc(sizeof(ZkRelease));
-	if (rel)
-		rel->path = strdup(path);
-	if (rel == NULL || rel->path == NULL)
-	{
-		free(rel);
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory")));
-	}
-	rel->state = REL_HELD_BACK;
-	rel->sent_at_us = mono_us();
-	last_release_us = rel->sent_at_us;
+		return true;			/* the node is gone with the session */
+	if (wait_ms > 0 && handle_is_connected())
+		notify = req_alloc();	/* NULL if out of memory: then no wait */
+
 	pthread_mutex_lock(&shared_mu);
-	rel->next = releases;
-	releases = rel;
-	pthread_cond_signal(&watchdog_cv);	/* to send it in time */
+	rel = queue_release_locked(path, notify);
+	if (rel && handle_is_connected())
+	{
+		if (notify == NULL && !zksync_synchronous_release &&
+			relocks_at_once && watchdog_running)
+			rel->state = REL_HELD_BACK;
+		else
+		{
+			rel->state = REL_SENT;
+			send_now = true;
+		}
+		rel->sent_at_us = now;
+	}
 	pthread_mutex_unlock(&shared_mu);
-	if (!watchdog_running || !relocks_at_once)
-		flush_held_releases();
+	last_release_us = now;
+
+	if (rel == NULL)
+	{
+		/* out of memory: the session goes, and the node with it */
+		zk_release(notify);
+		ereport(WARNING,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory while releasing ZooKeeper node \"%s\"", path),
+				 errdetail("The session is closed so that its nodes go with it; every zksync lock this backend held is lost.")));
+		close_for_cause();
+		return true;
+	}
+	/* rel stays valid until its completion: nobody else sends a REL_SENT */
+	if (send_now &&
+		zoo_adelete(zh, rel->path, -1, release_done, rel) != ZOK)
+		release_done(ZCONNECTIONLOSS, rel);
+
+	if (notify)
+	{
+		TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														   wait_ms);
+
+		if (zk_wait(notify, 0, deadline, nothrow) == ZKW_DONE)
+			applied = notify->rc == ZOK || notify->rc == ZNONODE ||
+				notify->rc == ZSESSIONEXPIRED || notify->rc == ZCLOSING;
+		zk_release(notify);
+	}
+	check_refused();
+	return applied;
+}
+
+/*
+ * Give up a protected create whose outcome we do not know (the create is
+ * in flight, `create` not NULL; or its reply was lost, `create` NULL): the
+ * client's threads delete the node if one was made (see "hunts" above).
+ * Waits up to `wait_ms`, only while connected, for that to be done, so
+ * that in the usual case nothing is left when the caller's ERROR reaches
+ * the client; otherwise it goes on in the background.  Takes over
+ * `create`.  Never throws; call it with interrupts held.
+ */
+void
+zk_abandon_create(ZkReq *create, const char *dir, const char *guid,
+				  int wait_ms)
+{
+	ZkHunt	   *hunt;
+	ZkReq	   *notify = NULL;
+
+	if (zh == NULL || handle_is_dead())
+	{
+		zk_release(create);
+		return;					/* whatever was made is gone */
+	}
+	hunt = calloc(1, sizeof(ZkHunt));
+	if (hunt)
+	{
+		hunt->dir = strdup(dir);
+		hunt->guid = strdup(guid);
+	}
+	if (hunt == NULL || hunt->dir == NULL || hunt->guid == NULL)
+	{
+		if (hunt)
+		{
+			free(hunt->dir);
+			free(hunt->guid);
+			free(hunt);
+		}
+		zk_release(create);
+		ereport(WARNING,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory while abandoning a create under \"%s\"", dir),
+				 errdetail("The session is closed so that its nodes go with it; every zksync lock this backend held is lost.")));
+		close_for_cause();
+		return;
+	}
+	if (wait_ms > 0 && handle_is_connected())
+		notify = req_alloc();
+
+	pthread_mutex_lock(&shared_mu);
+	hunt->notify = notify;
+	hunt->state = create ? HUNT_CREATE : HUNT_SEARCH;
+	hunt->next = hunts;
+	hunts = hunt;
+	if (create)
+	{
+		create->hunt = hunt;
+		if (create->done)
+		{
+			hunt_create_done_locked(create, create->rc);
+			unlink_req(create);
+			free_req(create);
+		}
+		else
+			create->abandoned = true;	/* its completion frees it */
+	}
+	pthread_cond_signal(&watchdog_cv);
+	pthread_mutex_unlock(&shared_mu);
+
+	if (notify)
+	{
+		zk_wait(notify, 0,
+				TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms),
+				true);
+		zk_release(notify);
+	}
+}
+
+/*
+ * The nodes whose release is not yet applied, as palloc'd full paths;
+ * returns how many.  (Copied with malloc under the mutex: a palloc there
+ * could throw with the mutex held.)
+ */
+int
+zk_pending_releases(char ***paths)
+{
+	ZkRelease  *rel;
+	char	  **copy = NULL;
+	int			n = 0,
+				max = 0,
+				i;
+
+	pthread_mutex_lock(&shared_mu);
+	for (rel = releases; rel; rel = rel->next)
+		max++;
+	if (max > 0)
+		copy = malloc(sizeof(char *) * max);
+	for (rel = releases; copy && rel && n < max; rel = rel->next)
+		if ((copy[n] = strdup(rel->path)) != NULL)
+			n++;
+	pthread_mutex_unlock(&shared_mu);
+
+	*paths = palloc0(sizeof(char *) * (n + 1));
+	for (i = 0; i < n; i++)
+	{
+		(*paths)[i] = pstrdup(copy[i]);
+		free(copy[i]);
+	}
+	free(copy);
+	return n;
 }
 
 /* Wait (interruptibly, no deadline) for a request; return its rc. */

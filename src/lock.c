@@ -39,8 +39,19 @@
  * Holds.  Per backend there is at most one node per (lock, mode).  A hold
  * counts session-level and transaction-level acquisitions apart, as
  * advisory locks do; the node is deleted when both counts reach zero.
- * Transaction-level acquisitions are also kept on a stack with their
- * subtransaction nesting level, for ROLLBACK TO SAVEPOINT and RELEASE.
+ * Transaction-level acquisitions are counted per subtransaction nesting
+ * level, for ROLLBACK TO SAVEPOINT and RELEASE: so stacking costs constant
+ * memory per (lock, mode, level), and a million calls in one transaction
+ * cost what one does (SPEC point 16).  At most zksync.max_holds holds may
+ * exist at once (point 18); stacking is free.
+ *
+ * Releases.  A hold ends by deleting its node through the connection
+ * layer, which keeps the delete until ZooKeeper has applied it or the
+ * session has ended.  With zksync.synchronous_release on, the release
+ * waits (at most ZKSYNC_RELEASE_WAIT_MS, and not at all while
+ * disconnected) until it is applied, so when an unlock returns, every
+ * client sees the lock free (point 13).  Stacking and session unlocks need
+ * no connection (point 15).
  *
  * Downgrade.  A backend holding the write lock gets the read lock at once:
  * its read node is created without waiting.  If the write hold then ends
@@ -53,7 +64,10 @@
  * Expiry.  When the session expires, every ephemeral node is gone, so
  * every hold becomes "lost" (zksync_forget_session).  A lost hold is never
  * reported as held; the commit check in xact.c refuses to commit a
- * transaction that relied on one.
+ * transaction that relied on one.  A grant is returned only on a session
+ * known alive at that moment (zk_session_known_alive): a hand-off from a
+ * backend of this cluster that reaches a waiter whose process was stopped
+ * past the session timeout is checked against ZooKeeper first (point 14).
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -79,6 +93,13 @@ typedef enum HoldState
 	HOLD_LOST
 } HoldState;
 
+/* Transaction-level acquisitions of one hold at one savepoint level */
+typedef struct XactLevel
+{
+	int			level;			/* subtransaction nesting level */
+	int			count;
+} XactLevel;
+
 typedef struct Hold
 {
 	HoldKey		key;			/* hash key: must be first */
@@ -87,22 +108,19 @@ typedef struct Hold
 	char		retained[ZKSYNC_PATH_MAX];	/* write node kept for a
 											 * downgrade, or "" */
 	int			session_count;
-	int			xact_count;
+	int			xact_count;		/* sum of the levels' counts */
+	/* xact_count by savepoint level, ascending; TopMemoryContext */
+	XactLevel  *levels;
+	int			nlevels;
+	int			maxlevels;
 	HoldState	state;
 	int64		token;			/* czxid of the node */
 	LocalTransactionId lost_lxid;	/* transaction running when lost */
 } Hold;
 
-typedef struct XactEntry
-{
-	HoldKey		key;
-	int			level;			/* subtransaction nesting level */
-} XactEntry;
-
 static HTAB *holds = NULL;
-static XactEntry *xact_entries = NULL;
-static int	n_xact = 0;
-static int	max_xact = 0;
+/* holds with xact_count > 0, so that most callbacks have nothing to scan */
+static int	n_xact_holds = 0;
 
 /*
  * The acquisition in progress, for the cleanup that runs when its wait is
@@ -149,6 +167,10 @@ find_hold(const char *dir, char mode)
 static void
 remove_hold(Hold *hold)
 {
+	if (hold->xact_count > 0)
+		n_xact_holds--;
+	if (hold->levels)
+		pfree(hold->levels);
 	hash_search(holds, &hold->key, HASH_REMOVE, NULL);
 }
 
@@ -260,8 +282,10 @@ acquire_node(Hold *hold, char mode, bool downgrade, TimestampTz deadline)
 		if (missing)
 			ereport(ERROR,
 					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg("lock node \"%s\" disappeared while waiting; the ZooKeeper session was lost",
-							acq.node)));
+					 errmsg("the node of zksync %s lock \"%s\" disappeared while waiting",
+							MODE_NAME(mode), hold->name),
+					 errdetail("The ZooKeeper session expired, or another client deleted node \"%s\".",
+							   acq.node)));
 		if (blocker == NULL)
 		{
 			acq.active = false;
@@ -283,16 +307,26 @@ acquire_node(Hold *hold, char mode, bool downgrade, TimestampTz deadline)
 			!zksync_handoff_register(path, zk_session_hosts()) ||
 			!zksync_handoff_received())
 		{
-			e = zk_exists(path, true);
+			e = zk_get(path, true);
 			rc = zk_call(e);
 			zk_release(e);
 			if (rc == ZOK)
 				result = zk_wait(NULL, seen, deadline, false);
 		}
-		if (zksync_handoff_unregister() && zk_is_connected())
+		if (zksync_handoff_unregister())
 		{
-			acq.active = false;
-			return true;
+			/*
+			 * Handed to us.  Take it only on a session known alive: if this
+			 * process was stopped past the session timeout, our node is
+			 * gone and ZooKeeper may have granted the lock to someone else
+			 * meanwhile.  Otherwise ask ZooKeeper, as any waiter would.
+			 */
+			if (zk_session_known_alive())
+			{
+				acq.active = false;
+				return true;
+			}
+			continue;
 		}
 		if (rc == ZNONODE)
 			continue;			/* already gone: look again */
@@ -308,46 +342,49 @@ acquire_node(Hold *hold, char mode, bool downgrade, TimestampTz deadline)
 		if (!zk_session_usable())
 			ereport(ERROR,
 					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg("ZooKeeper session expired while waiting for lock node \"%s\"",
-							acq.node)));
+					 errmsg("ZooKeeper session expired while waiting for zksync %s lock \"%s\"",
+							MODE_NAME(mode), hold->name)));
 	}
 
 	/* timed out: our node must not stay behind to block others */
-	zk_delete_node(acq.node, false);
 	acq.active = false;
+	zk_release_node(acq.node, ZKSYNC_RELEASE_WAIT_MS, false);
 	hold->node[0] = '\0';
 	return false;
 }
 
-static void
-push_xact_entry(const HoldKey *key)
-{
-	if (n_xact == max_xact)
-	{
-		int			newmax = max_xact ? max_xact * 2 : 16;
-
-		if (xact_entries == NULL)
-			xact_entries = MemoryContextAlloc(TopMemoryContext,
-											  newmax * sizeof(XactEntry));
-		else
-			xact_entries = repalloc(xact_entries, newmax * sizeof(XactEntry));
-		max_xact = newmax;
-	}
-	xact_entries[n_xact].key = *key;
-	xact_entries[n_xact].level = GetCurrentTransactionNestLevel();
-	n_xact++;
-}
-
+/*
+ * Count one more acquisition.  A transaction-level one is counted at the
+ * current savepoint level; growing the level array is the only thing that
+ * can fail here, and it fails before anything changes.
+ */
 static void
 add_count(Hold *hold, bool xact)
 {
-	if (xact)
+	int			level;
+
+	if (!xact)
 	{
-		push_xact_entry(&hold->key);
-		hold->xact_count++;
-	}
-	else
 		hold->session_count++;
+		return;
+	}
+	level = GetCurrentTransactionNestLevel();
+	if (hold->nlevels > 0 && hold->levels[hold->nlevels - 1].level == level)
+		hold->levels[hold->nlevels - 1].count++;
+	else
+	{
+		if (hold->nlevels == hold->maxlevels)
+		{
+			hold->levels = repalloc(hold->levels,
+									sizeof(XactLevel) * hold->maxlevels * 2);
+			hold->maxlevels *= 2;
+		}
+		hold->levels[hold->nlevels].level = level;
+		hold->levels[hold->nlevels].count = 1;
+		hold->nlevels++;
+	}
+	if (hold->xact_count++ == 0)
+		n_xact_holds++;
 }
 
 static void
@@ -366,6 +403,46 @@ error_if_lost(Hold *hold)
 {
 	if (hold->state == HOLD_LOST)
 		report_lost(hold->key.mode, hold->name);
+}
+
+/*
+ * A new hold would be one too many (SPEC point 18): the ensemble is shared
+ * by every cluster, so one backend may not fill it, as advisory locks may
+ * not fill the lock table.  Stacking is free; lost holds have no node.
+ */
+static void
+check_max_holds(const char *name)
+{
+	HASH_SEQ_STATUS seq;
+	Hold	   *hold;
+	long		n = 0;
+
+	if (holds == NULL || hash_get_num_entries(holds) < zksync_max_holds)
+		return;
+	hash_seq_init(&seq, holds);
+	while ((hold = hash_seq_search(&seq)) != NULL)
+		if (hold->state != HOLD_LOST)
+			n++;
+	if (n >= zksync_max_holds)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("too many zksync locks held by this backend"),
+				 errdetail("Taking \"%s\" would make %ld nodes in ZooKeeper; zksync.max_holds is %d.",
+						   name, n + 1, zksync_max_holds),
+				 errhint("Take one coarse lock for many items, or raise zksync.max_holds.")));
+}
+
+/*
+ * With zksync.synchronous_release on, wait until ZooKeeper has applied the
+ * releases just sent (at most ZKSYNC_RELEASE_WAIT_MS, not at all while
+ * disconnected: then they go on in the background).  Without `nothrow`,
+ * an interrupt ends the wait with an ERROR; the releases go on.
+ */
+static void
+finish_releases(bool nothrow)
+{
+	if (zksync_synchronous_release)
+		zk_await_releases(ZKSYNC_RELEASE_WAIT_MS, nothrow);
 }
 
 /*
@@ -388,9 +465,11 @@ zksync_lock_acquire(const char *name, ZkLockMode mode, bool xact,
 	TimestampTz deadline = 0;
 	TimestampTz lock_deadline = 0;
 	HoldKey		key;
+	XactLevel  *levels;
 
-	zk_connect();
+	zk_notice_session_end();
 
+	/* stacking: no network needed (SPEC point 15) */
 	hold = find_hold(dir, m);
 	if (hold && hold->state != HOLD_WAITING)
 	{
@@ -411,6 +490,9 @@ zksync_lock_acquire(const char *name, ZkLockMode mode, bool xact,
 					 errhint("Release the read lock first.")));
 		downgrade = true;
 	}
+	check_max_holds(name);
+
+	zk_connect();
 
 	if (try_only)
 		deadline = TimestampTzPlusMilliseconds(now, timeout_ms);
@@ -423,11 +505,14 @@ zksync_lock_acquire(const char *name, ZkLockMode mode, bool xact,
 			lock_deadline = 0;
 	}
 
+	levels = MemoryContextAlloc(TopMemoryContext, sizeof(XactLevel) * 4);
 	make_key(&key, dir, m);
 	hold = (Hold *) hash_search(holds, &key, HASH_ENTER, &found);
 	memset(((char *) hold) + sizeof(HoldKey), 0, sizeof(Hold) - sizeof(HoldKey));
 	strlcpy(hold->name, name, sizeof(hold->name));
 	hold->state = HOLD_WAITING;
+	hold->levels = levels;
+	hold->maxlevels = 4;
 
 	PG_TRY();
 	{
@@ -482,23 +567,21 @@ read_needs_write_node(Hold *read, const char *write_node)
 
 /*
  * Release a granted write node of ours, and hand it to a backend of this
- * cluster waiting for it (handoff.c).  Never throws but on out-of-memory.
+ * cluster waiting for it (handoff.c).  Never throws.
  */
 static void
 release_write_node(const char *node)
 {
-	zk_release_node(node);
+	zk_release_node(node, 0, true);
 	zksync_handoff_release(node, zk_session_hosts());
 }
 
 /*
  * Drop a hold whose counts are both zero: release its node(s) and forget
- * it.  The deletes are not waited for (zk_release_node): this backend's
- * later requests are ordered after them, other clients see the lock free
- * within a round trip, and a delete lost to a connection error is sent
- * again by the connection's watchdog.  With `nothrow` (transaction
- * callbacks) nothing here may throw, so the downgrade check, which reads
- * ZooKeeper, is skipped and the write node retained.
+ * it.  The deletes are sent, not waited for: the caller calls
+ * finish_releases() once it has sent all of them.  With `nothrow`
+ * (transaction callbacks), or while disconnected, the downgrade check,
+ * which reads ZooKeeper, is skipped and the write node retained.
  */
 static void
 drop_hold(Hold *hold, bool nothrow)
@@ -512,12 +595,13 @@ drop_hold(Hold *hold, bool nothrow)
 		if (hold->key.mode == 'w')
 			read = find_hold(hold->key.dir, 'r');
 		if (read && read->state == HOLD_HELD &&
-			(nothrow || read_needs_write_node(read, hold->node)))
+			(nothrow || !zk_is_connected() ||
+			 read_needs_write_node(read, hold->node)))
 			strlcpy(read->retained, hold->node, sizeof(read->retained));
 		else if (hold->key.mode == 'w')
 			release_write_node(hold->node);
 		else
-			zk_release_node(hold->node);
+			zk_release_node(hold->node, 0, true);
 		if (hold->retained[0])
 			release_write_node(hold->retained);
 	}
@@ -536,9 +620,8 @@ zksync_lock_release(const char *name, ZkLockMode mode)
 	char		m = MODE_CHAR(mode);
 	Hold	   *hold;
 
-	/* first, so that an expiry shows as a lost hold below */
-	if (zksync_holds_exist())
-		zk_connect();
+	/* first, so that a noticed expiry shows as a lost hold below */
+	zk_notice_session_end();
 	hold = find_hold(dir, m);
 	if (hold == NULL || hold->session_count == 0)
 	{
@@ -571,6 +654,7 @@ zksync_lock_release(const char *name, ZkLockMode mode)
 			PG_RE_THROW();
 		}
 		PG_END_TRY();
+		finish_releases(false);
 	}
 	else
 		hold->session_count--;
@@ -590,6 +674,8 @@ zksync_release_session_holds(bool nothrow)
 	int			n = 0,
 				i;
 
+	/* an expiry that no call has noticed yet: its holds are lost */
+	zk_notice_session_end();
 	if (holds == NULL)
 		return;
 	keys = palloc(sizeof(HoldKey) * (hash_get_num_entries(holds) + 1));
@@ -618,50 +704,88 @@ zksync_release_session_holds(bool nothrow)
 		}
 	}
 	pfree(keys);
+	finish_releases(nothrow);
 }
 
 /*
  * End the transaction-level holds taken at subtransaction nesting level
  * `nest_level` or deeper (1: the whole transaction).  Called from the
- * transaction callbacks: never throws.
+ * transaction callbacks: never throws, and waits for the releases at most
+ * ZKSYNC_RELEASE_WAIT_MS.
  */
 void
 zksync_release_xact_holds(int nest_level, bool nothrow)
 {
-	while (n_xact > 0 && xact_entries[n_xact - 1].level >= nest_level)
-	{
-		XactEntry  *e = &xact_entries[--n_xact];
-		Hold	   *hold = (Hold *) hash_search(holds, &e->key, HASH_FIND, NULL);
+	HASH_SEQ_STATUS seq;
+	Hold	   *hold;
+	bool		released = false;
 
-		if (hold == NULL)
+	if (n_xact_holds == 0)
+		return;
+	hash_seq_init(&seq, holds);
+	while ((hold = hash_seq_search(&seq)) != NULL)
+	{
+		int			ended = 0;
+
+		while (hold->nlevels > 0 &&
+			   hold->levels[hold->nlevels - 1].level >= nest_level)
+			ended += hold->levels[--hold->nlevels].count;
+		if (ended == 0)
 			continue;
-		if (hold->xact_count > 0)
-			hold->xact_count--;
+		hold->xact_count -= ended;
+		if (hold->xact_count == 0)
+			n_xact_holds--;
 		if (hold->session_count == 0 && hold->xact_count == 0)
 		{
+			/* removing the current entry is allowed during a scan */
+			released |= hold->state == HOLD_HELD;
 			if (hold->state == HOLD_HELD)
 				drop_hold(hold, nothrow);
 			else
 				remove_hold(hold);
 		}
 	}
+	if (released)
+		finish_releases(nothrow);
 }
 
 /* RELEASE SAVEPOINT: the subtransaction's holds pass to its parent. */
 void
 zksync_reassign_xact_holds(int nest_level)
 {
-	int			i;
+	HASH_SEQ_STATUS seq;
+	Hold	   *hold;
 
-	for (i = 0; i < n_xact; i++)
-		if (xact_entries[i].level >= nest_level)
-			xact_entries[i].level = nest_level - 1;
+	if (n_xact_holds == 0)
+		return;
+	hash_seq_init(&seq, holds);
+	while ((hold = hash_seq_search(&seq)) != NULL)
+	{
+		int			moved = 0;
+
+		while (hold->nlevels > 0 &&
+			   hold->levels[hold->nlevels - 1].level >= nest_level)
+			moved += hold->levels[--hold->nlevels].count;
+		if (moved == 0)
+			continue;
+		/* merge into the parent's level, which is now the last, if any */
+		if (hold->nlevels > 0 &&
+			hold->levels[hold->nlevels - 1].level == nest_level - 1)
+			hold->levels[hold->nlevels - 1].count += moved;
+		else
+		{
+			/* the array had room for the level(s) just taken off it */
+			hold->levels[hold->nlevels].level = nest_level - 1;
+			hold->levels[hold->nlevels].count = moved;
+			hold->nlevels++;
+		}
+	}
 }
 
 bool
 zksync_have_xact_holds(void)
 {
-	return n_xact > 0;
+	return n_xact_holds > 0;
 }
 
 bool
@@ -697,11 +821,13 @@ zksync_forget_session(void)
 
 /*
  * Pre-commit: refuse to commit a transaction that relied on a lock that is
- * lost: any transaction hold, or a session hold held during it.  If the
- * backend is cut off from ZooKeeper it cannot know whether its session
- * still lives, so it waits up to the session timeout for the client to
- * find out (zk_confirm_session_alive); if it cannot be confirmed, the
- * session is closed and its locks count as lost.
+ * lost: any transaction hold, or a session hold held during it.  Unless
+ * the session is known alive (a reply to a request sent within a third of
+ * the session timeout), it asks the server; if the backend is cut off it
+ * cannot know whether its session still lives, so it waits up to the
+ * session timeout for the client to find out (zk_confirm_session_alive).
+ * If it cannot be confirmed, the session is closed and its locks count as
+ * lost.  Also run before PREPARE TRANSACTION (SPEC point 17).
  */
 void
 zksync_check_lost_for_commit(void)
@@ -717,7 +843,7 @@ zksync_check_lost_for_commit(void)
 	while ((hold = hash_seq_search(&seq)) != NULL)
 		if (hold->state == HOLD_HELD)
 			relied = true;
-	if (relied && !zk_confirm_session_alive())
+	if (relied && !zk_confirm_session_alive(NULL, zksync_session_timeout))
 		zk_reset_session();		/* marks every hold lost, now */
 
 	hash_seq_init(&seq, holds);
@@ -780,35 +906,68 @@ fill_tokens(void)
 	}
 }
 
-/* Copy the hold table for zksync_locks(). */
+/*
+ * A pending release of a lock node under the current zksync.root, as a
+ * row: the hold has ended, its delete is not applied yet.  False for any
+ * other path (a barrier's, another root's).
+ */
+static bool
+releasing_row(const char *path, ZkLockInfo *r)
+{
+	char	   *prefix = psprintf("%s/locks/", zksync_root);
+	size_t		plen = strlen(prefix);
+	const char *name = path + plen;
+	const char *slash;
+
+	if (strncmp(path, prefix, plen) != 0 ||
+		(slash = strchr(name, '/')) == NULL ||
+		slash - name > ZKSYNC_NAME_MAX)
+		return false;
+	memset(r, 0, sizeof(*r));
+	memcpy(r->name, name, slash - name);
+	r->name[slash - name] = '\0';
+	r->mode = zksync_node_is_reader(slash + 1) ? "read" : "write";
+	r->state = "releasing";
+	strlcpy(r->node, path, sizeof(r->node));
+	return true;
+}
+
+/* Copy the hold table, and the releases still on their way, for zksync_locks(). */
 int
 zksync_lock_snapshot(ZkLockInfo **rows)
 {
 	HASH_SEQ_STATUS seq;
 	Hold	   *hold;
 	int			n = 0;
+	char	  **pending;
+	int			npending,
+				i;
 
-	if (holds == NULL)
+	if (holds)
+		fill_tokens();
+	npending = zk_pending_releases(&pending);
+	*rows = palloc0(sizeof(ZkLockInfo) *
+					((holds ? hash_get_num_entries(holds) : 0) + npending + 1));
+	if (holds)
 	{
-		*rows = NULL;
-		return 0;
-	}
-	fill_tokens();
-	*rows = palloc0(sizeof(ZkLockInfo) * (hash_get_num_entries(holds) + 1));
-	hash_seq_init(&seq, holds);
-	while ((hold = hash_seq_search(&seq)) != NULL)
-	{
-		ZkLockInfo *r = &(*rows)[n++];
+		hash_seq_init(&seq, holds);
+		while ((hold = hash_seq_search(&seq)) != NULL)
+		{
+			ZkLockInfo *r = &(*rows)[n++];
 
-		strlcpy(r->name, hold->name, sizeof(r->name));
-		r->mode = MODE_NAME(hold->key.mode);
-		r->session_count = hold->session_count;
-		r->xact_count = hold->xact_count;
-		r->state = hold->state == HOLD_HELD ? "held" :
-			hold->state == HOLD_LOST ? "lost" : "waiting";
-		strlcpy(r->node, hold->node, sizeof(r->node));
-		r->token = hold->token;
-		r->has_token = hold->token != 0 && hold->state == HOLD_HELD;
+			strlcpy(r->name, hold->name, sizeof(r->name));
+			r->mode = MODE_NAME(hold->key.mode);
+			r->session_count = hold->session_count;
+			r->xact_count = hold->xact_count;
+			r->state = hold->state == HOLD_HELD ? "held" :
+				hold->state == HOLD_LOST ? "lost" : "waiting";
+			strlcpy(r->node, hold->node, sizeof(r->node));
+			r->token = hold->token;
+			r->has_token = hold->token != 0 && hold->state == HOLD_HELD;
+		}
 	}
+	for (i = 0; i < npending; i++)
+		if (releasing_row(pending[i], &(*rows)[n]))
+			n++;
 	return n;
 }

@@ -12,11 +12,14 @@
  *
  * Abandonment.  When a wait is interrupted (cancel, statement_timeout) the
  * recipe calls zk_protected_abandon() from PG_CATCH, before the error
- * reaches the client.  It finds the node (from the create's reply if it
- * arrives within zksync.connect_timeout, else by the GUID) and deletes it.
- * If it cannot tell whether a node of ours exists, it ends the session:
- * the server then drops every ephemeral node of ours, so nothing is left
- * behind to block others.
+ * reaches the client.  A node we know of is released; a create whose
+ * outcome is unknown is handed to the connection layer, whose threads
+ * delete the node once the reply comes, or find it by its GUID after a
+ * reconnect.  It waits for that at most ZKSYNC_ABANDON_WAIT_MS and only
+ * while connected, so a cancel is answered within a second even while the
+ * ensemble is unreachable; the rest goes on in the background, and if the
+ * session ends first, the node goes with it.  Nothing is left behind to
+ * block others.
  *
  * Parents are container nodes (ZOO_CONTAINER): the server removes them once
  * they are empty, so lock and barrier directories do not pile up.
@@ -182,35 +185,78 @@ zk_children_retrying(const char *dir)
 	}
 }
 
+static int
+child_seq_cmp(const void *a, const void *b)
+{
+	int64		x = zksync_node_sequence(*(char *const *) a);
+	int64		y = zksync_node_sequence(*(char *const *) b);
+
+	return (x > y) - (x < y);
+}
+
 /*
- * Find the child of `dir` with our GUID and check that it belongs to this
- * session.  Fills pn->node and pn->czxid; returns true if found.
+ * After a create's reply was lost: find the children of `dir` with our
+ * GUID.  A sync goes first, so that a create of ours that the leader has
+ * applied but our server has not yet seen is not missed (else we would
+ * make a second node and wait behind our own orphan).  Every child with
+ * our GUID is ours: the lowest that this session owns becomes pn->node
+ * (with pn->czxid); any other is released.  Returns true if one was found.
  */
 static bool
 find_own_node(ZkProtected *pn)
 {
-	ZkReq	   *g = zk_children_retrying(pn->dir);
-	int			i;
+	char	  **mine;
+	int			n = 0,
+				i;
 	bool		found = false;
+	ZkReq	   *g;
 
-	for (i = 0; g->rc == ZOK && i < g->nchildren && !found; i++)
+	for (;;)
 	{
-		ZkReq	   *e;
+		ZkReq	   *s = zk_sync(pn->dir);
+		int			rc;
+
+		g = zk_get_children(pn->dir);
+		zk_call(s);				/* its outcome shows in the listing's */
+		zk_release(s);
+		rc = zk_call(g);
+		if (rc == ZOK || rc == ZNONODE)
+			break;
+		zk_release(g);
+		if (!zk_is_connection_error(rc))
+			zk_report_error(rc, "get_children", pn->dir);
+		zk_reconnect_or_error("get_children", pn->dir);
+	}
+	mine = palloc(sizeof(char *) * (g->nchildren + 1));
+	for (i = 0; g->rc == ZOK && i < g->nchildren; i++)
+		if (strstr(g->children[i], pn->guid) != NULL &&
+			zksync_node_sequence(g->children[i]) >= 0)
+			mine[n++] = pstrdup(g->children[i]);
+	zk_release(g);
+	qsort(mine, n, sizeof(char *), child_seq_cmp);
+
+	for (i = 0; i < n; i++)
+	{
 		char		path[ZKSYNC_PATH_MAX];
 
-		if (strstr(g->children[i], pn->guid) == NULL)
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", pn->dir, g->children[i]);
-		e = zk_exists(path, false);
-		if (zk_call(e) == ZOK && e->stat.ephemeralOwner == zk_session_id())
+		snprintf(path, sizeof(path), "%s/%s", pn->dir, mine[i]);
+		if (!found)
 		{
-			strlcpy(pn->node, path, sizeof(pn->node));
-			pn->czxid = e->stat.czxid;
-			found = true;
+			ZkReq	   *e = zk_exists(path, false);
+
+			if (zk_call(e) == ZOK && e->stat.ephemeralOwner == zk_session_id())
+			{
+				strlcpy(pn->node, path, sizeof(pn->node));
+				pn->czxid = e->stat.czxid;
+				found = true;
+			}
+			zk_release(e);
+			if (found)
+				continue;
 		}
-		zk_release(e);
+		/* a second node of ours (an earlier attempt): it must not stay */
+		zk_release_node(path, 0, false);
 	}
-	zk_release(g);
 	return found;
 }
 
@@ -286,118 +332,26 @@ zk_protected_create(ZkProtected *pn, const char *dir, const char *suffix,
 }
 
 /*
- * Delete one of our nodes.  Connection errors are retried on the same
- * session.  With `nothrow` (abort and commit callbacks, PG_CATCH), gives up
- * after zksync.connect_timeout and returns false; the caller must then end
- * the session so that the node cannot outlive its purpose.
- */
-bool
-zk_delete_node(const char *path, bool nothrow)
-{
-	TimestampTz deadline = 0;
-
-	if (nothrow)
-		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-											   zksync_connect_timeout);
-	for (;;)
-	{
-		ZkReq	   *d;
-		int			rc;
-
-		if (!zk_session_usable())
-			return true;		/* the session and its nodes are gone */
-		d = zk_delete(path);
-		if (zk_wait(d, 0, deadline, nothrow) == ZKW_TIMEOUT)
-		{
-			zk_release(d);
-			return false;
-		}
-		rc = d->rc;
-		zk_release(d);
-		if (rc == ZOK || rc == ZNONODE || rc == ZSESSIONEXPIRED)
-			return true;
-		if (zk_is_connection_error(rc))
-		{
-			rc = zk_await_reconnect(nothrow);
-			if (rc == ZSESSIONEXPIRED)
-				return true;
-			if (rc == ZOK)
-				continue;
-			if (nothrow)
-				return false;
-			zk_report_error(rc, "delete", path);
-		}
-		if (nothrow)
-		{
-			ereport(WARNING,
-					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-					 errmsg("could not delete ZooKeeper node \"%s\": %s",
-							path, zerror(rc))));
-			return false;
-		}
-		zk_report_error(rc, "delete", path);
-	}
-}
-
-/*
- * Remove the node of a protected create whose purpose ended by an ERROR.
- * Never throws; call it with interrupts held.
+ * Remove the node of a protected create whose purpose ended by an ERROR
+ * (cancel, statement_timeout, lock_timeout, a lost connection).  If the
+ * node is known, it is released; if the create's outcome is unknown, the
+ * connection layer finds the node by its GUID and deletes it.  Either way
+ * it waits at most ZKSYNC_ABANDON_WAIT_MS, and only while connected;
+ * what is left goes on in the background, and goes with the session if
+ * the session ends first.  Never throws; call it with interrupts held.
  */
 void
 zk_protected_abandon(ZkProtected *pn)
 {
-	TimestampTz deadline;
-
 	if (!pn->active)
 		return;
 	pn->active = false;
-	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-										   zksync_connect_timeout);
-
-	/* a create still in flight: wait a little for its reply */
-	if (pn->node[0] == '\0' && pn->create)
+	if (pn->node[0] != '\0')
 	{
-		if (zk_wait(pn->create, 0, deadline, true) == ZKW_DONE &&
-			pn->create->rc == ZOK && pn->create->path)
-			strlcpy(pn->node, pn->create->path, sizeof(pn->node));
+		zk_release(pn->create);
+		zk_release_node(pn->node, ZKSYNC_ABANDON_WAIT_MS, true);
 	}
-	zk_release(pn->create);
+	else
+		zk_abandon_create(pn->create, pn->dir, pn->guid, ZKSYNC_ABANDON_WAIT_MS);
 	pn->create = NULL;
-
-	if (pn->node[0] == '\0' && zk_session_usable())
-	{
-		/* reply unknown: look for our GUID */
-		ZkReq	   *g = zk_get_children(pn->dir);
-		ZkWaitResult r = zk_wait(g, 0, deadline, true);
-
-		if (r == ZKW_DONE && g->rc == ZOK)
-		{
-			int			i;
-
-			for (i = 0; i < g->nchildren; i++)
-				if (strstr(g->children[i], pn->guid))
-					snprintf(pn->node, sizeof(pn->node), "%s/%s",
-							 pn->dir, g->children[i]);
-		}
-		else if (r != ZKW_DONE || g->rc != ZNONODE)
-		{
-			/* we cannot tell whether a node of ours exists: end the session */
-			zk_release(g);
-			ereport(WARNING,
-					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg("could not check ZooKeeper for an abandoned node under \"%s\"; closing the session",
-							pn->dir)));
-			zk_reset_session();
-			return;
-		}
-		zk_release(g);
-	}
-	if (pn->node[0] != '\0' && !zk_delete_node(pn->node, true))
-	{
-		ereport(WARNING,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("could not delete abandoned node \"%s\"; closing the session",
-						pn->node)));
-		zk_reset_session();
-	}
 }

@@ -7,13 +7,14 @@
  * passes to the parent at RELEASE.  Session holds end at DISCARD ALL.
  *
  * Only the PRE_COMMIT and PRE_PREPARE events may throw: that is where a
- * transaction that relied on a lost lock is refused, and where PREPARE
- * with transaction holds is refused (a prepared transaction outlives the
- * backend, its ZooKeeper session does not).  The COMMIT and ABORT events
- * run after the point of no return or during error recovery, so the work
- * there (deleting nodes) uses the no-throw paths of lock.c, which give up
- * after zksync.connect_timeout and then close the session rather than leave
- * a node behind.
+ * transaction that relied on a lost lock is refused (PREPARE runs the same
+ * check as COMMIT), and where PREPARE with transaction holds is refused (a
+ * prepared transaction outlives the backend, its ZooKeeper session does
+ * not).  The COMMIT and ABORT events run after the point of no return or
+ * during error recovery, so the work there (releasing nodes) uses the
+ * no-throw paths of lock.c: the deletes are queued until applied, the wait
+ * for them is bounded (ZKSYNC_RELEASE_WAIT_MS), and if memory runs out
+ * the session is closed rather than a node left behind.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -37,6 +38,8 @@ xact_callback(XactEvent event, void *arg)
 			zksync_check_lost_for_commit();
 			break;
 		case XACT_EVENT_PRE_PREPARE:
+			/* the same lost-lock check as COMMIT, before the refusal */
+			zksync_check_lost_for_commit();
 			if (zksync_have_xact_holds())
 				ereport(ERROR,
 						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),

@@ -24,6 +24,8 @@ char	   *zksync_root = NULL;
 int			zksync_session_timeout = 10000;
 int			zksync_connect_timeout = 10000;
 char	   *zksync_auth = NULL;
+bool		zksync_synchronous_release = true;
+int			zksync_max_holds = 10000;
 
 static bool
 check_hosts(char **newval, void **extra, GucSource source)
@@ -47,6 +49,12 @@ check_root(char **newval, void **extra, GucSource source)
 	return false;
 }
 
+/*
+ * zksync.auth holds a secret: a refused value is not echoed (our own
+ * primary message replaces the one that would quote it), and SHOW,
+ * current_setting() and pg_settings show a mask, also to members of
+ * pg_read_all_settings.
+ */
 static bool
 check_auth(char **newval, void **extra, GucSource source)
 {
@@ -57,10 +65,17 @@ check_auth(char **newval, void **extra, GucSource source)
 	colon = strchr(*newval, ':');
 	if (colon == NULL || colon == *newval)
 	{
-		GUC_check_errdetail("The value is refused: expected user:password for ZooKeeper digest authentication.");
+		GUC_check_errmsg("invalid value for parameter \"zksync.auth\"");
+		GUC_check_errdetail("Expected user:password for ZooKeeper digest authentication; the value is not shown.");
 		return false;
 	}
 	return true;
+}
+
+static const char *
+show_auth(void)
+{
+	return (zksync_auth && zksync_auth[0]) ? "********" : "";
 }
 
 void		_PG_init(void);
@@ -93,12 +108,22 @@ _PG_init(void)
 							   "When set, zksync's nodes are writable and deletable by this identity only. Empty: open ACLs.",
 							   &zksync_auth, "",
 							   PGC_SUSET, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
-							   check_auth, NULL, NULL);
+							   check_auth, NULL, show_auth);
 	DefineCustomBoolVariable("zksync.local_handoff",
 							 "Lets a backend waiting for a lock take it directly from a backend of this cluster that releases it.",
 							 "Needs zksync in shared_preload_libraries; when off, or without it, every grant comes from ZooKeeper.",
 							 &zksync_local_handoff, true,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("zksync.synchronous_release",
+							 "Makes every release wait until ZooKeeper has applied it.",
+							 "When on, an unlock (and the end of a transaction holding zksync locks) returns once every client of the ensemble sees the lock free. When off, releases are sent and not waited for: faster loops, but another client may still see the lock held for a few milliseconds.",
+							 &zksync_synchronous_release, true,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("zksync.max_holds",
+							"Most zksync nodes one backend may hold or wait with at once.",
+							"Distinct lock names and modes count; taking the same lock again does not. Bounds what one backend can put into the ensemble that every cluster shares.",
+							&zksync_max_holds, 10000, 1, INT_MAX,
+							PGC_SUSET, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("zksync");
 	zksync_handoff_init();
 
@@ -421,7 +446,7 @@ zksync_lock_holders(PG_FUNCTION_ARGS)
 
 	/* all reads in flight at once; a node gone meanwhile is skipped */
 	for (i = 0; i < n; i++)
-		rows[i].get = zk_get(psprintf("%s/%s", dir, rows[i].child));
+		rows[i].get = zk_get(psprintf("%s/%s", dir, rows[i].child), false);
 	for (i = 0; i < n; i++)
 		zk_call(rows[i].get);
 

@@ -40,6 +40,22 @@ extern int	zksync_session_timeout;
 extern int	zksync_connect_timeout;
 extern char *zksync_auth;
 extern bool zksync_local_handoff;
+extern bool zksync_synchronous_release;
+extern int	zksync_max_holds;
+
+/*
+ * How long a release waits for ZooKeeper to apply its delete before it
+ * goes on in the background (ms): long against a healthy round trip (the
+ * ZOOKEEPER-4537 read goes out after 100 ms), short enough for COMMIT.
+ */
+#define ZKSYNC_RELEASE_WAIT_MS	1000
+/*
+ * How long the cleanup after an interrupted wait may hold interrupts
+ * (ms): a cancel is answered within a second even while the ensemble is
+ * unreachable (SPEC point 15); what is not done by then goes on in the
+ * background.
+ */
+#define ZKSYNC_ABANDON_WAIT_MS	500
 
 /* ---------------------------------------------------------------------
  * names.c
@@ -73,6 +89,7 @@ typedef struct ZkReq
 	void	   *priv;			/* connection.c's, freed with the request */
 
 	/* private to connection.c, guarded by its mutex */
+	struct ZkHunt *hunt;		/* an abandoned create's cleanup */
 	bool		done;
 	bool		abandoned;
 	int64		sent_at_us;
@@ -89,10 +106,12 @@ typedef enum ZkWaitResult
 } ZkWaitResult;
 
 extern void zk_connect(void);
+extern void zk_notice_session_end(void);
 extern bool zk_session_usable(void);
 extern bool zk_is_connected(void);
 extern const char *zk_session_hosts(void);
-extern bool zk_confirm_session_alive(void);
+extern bool zk_session_known_alive(void);
+extern bool zk_confirm_session_alive(const char *node, int timeout_ms);
 extern int64 zk_session_id(void);
 extern const char *zk_session_state_name(void);
 extern int	zk_negotiated_timeout(void);
@@ -102,13 +121,18 @@ extern uint64 zk_events_seen(void);
 extern ZkReq *zk_create(const char *path, const char *data, int len, int flags);
 extern ZkReq *zk_delete(const char *path);
 extern ZkReq *zk_exists(const char *path, bool watch);
-extern ZkReq *zk_get(const char *path);
+extern ZkReq *zk_get(const char *path, bool watch);
+extern ZkReq *zk_sync(const char *path);
 extern ZkReq *zk_get_children(const char *path);
 extern ZkWaitResult zk_wait(ZkReq *req, uint64 events_seen,
 							TimestampTz deadline, bool nothrow);
 extern void zk_release(ZkReq *req);
 extern void zk_release_all(void);
-extern void zk_release_node(const char *path);
+extern bool zk_release_node(const char *path, int wait_ms, bool nothrow);
+extern void zk_abandon_create(ZkReq *create, const char *dir,
+							  const char *guid, int wait_ms);
+extern int	zk_pending_releases(char ***paths);
+extern void zk_await_releases(int wait_ms, bool nothrow);
 extern int	zk_await_reconnect(bool nothrow);
 extern void zk_reset_session(void);
 extern int	zk_call(ZkReq *req);
@@ -143,7 +167,6 @@ extern void zk_protected_create(ZkProtected *pn, const char *dir,
 								const char *suffix, const char *data,
 								int datalen, ZkReq **children);
 extern void zk_protected_abandon(ZkProtected *pn);
-extern bool zk_delete_node(const char *path, bool nothrow);
 
 /* ---------------------------------------------------------------------
  * lock.c
