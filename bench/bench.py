@@ -80,11 +80,22 @@ class Bench:
 
     def floor_parallel(self, mode, sessions, secs):
         """Cycles per second of `sessions` C-client sessions, session k
-        cycling on its own lock directory floor-par<k>."""
-        out = subprocess.run([self.a.floor, self.a.zk_hosts, self.root + "/locks/floor-par", mode,
+        cycling on its own lock directory floor-par<k>; its CPU and the
+        machine's busy share in self.cpu."""
+        p = subprocess.Popen([self.a.floor, self.a.zk_hosts, self.root + "/locks/floor-par", mode,
                               "-p", str(sessions), str(secs)],
-                             capture_output=True, text=True, check=True).stdout
-        return int(out.split()[0]) / secs
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # it prints "ready" once its sessions are connected, then runs
+        line = p.stdout.readline()
+        busy0 = machine_busy()
+        out, err = p.communicate()
+        busy1 = machine_busy()
+        if p.returncode != 0 or line.strip() != "ready":
+            raise RuntimeError("floor failed: %s" % (err or line).strip())
+        cycles, cpu_us = (int(x) for x in out.split()[:2])
+        self.cpu = dict(cycles=cycles, client=cpu_us / 1e6, driver=0.0,
+                        busy=(busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]))
+        return cycles / secs
 
     def zksync(self, conn, n, xact=False):
         if xact:
@@ -161,7 +172,10 @@ class Bench:
         """Cycles per second of `procs` processes running worker(k, *args,
         ready, start, secs, queue), k = 0 .. procs-1 (processes: no GIL
         between them).  They start together once all are connected and
-        warm, and count the cycles they finish in `secs` seconds."""
+        warm, and count the cycles they finish in `secs` seconds.  Each
+        reports (cycles, CPU seconds of its lock client, CPU seconds of
+        the worker itself); the sums land in self.cpu, with the machine's
+        busy share over the run."""
         q = multiprocessing.Queue()
         ready = multiprocessing.Queue()
         start = multiprocessing.Event()
@@ -174,13 +188,19 @@ class Bench:
                 got = ready.get(timeout=120)
                 if got is not True:
                     raise RuntimeError("a worker failed: %s" % got)
+            busy0 = machine_busy()
             start.set()
-            total = 0
+            total, client, driver = 0, 0.0, 0.0
             for _ in ps:
                 got = q.get(timeout=secs + 120)
                 if isinstance(got, str):
                     raise RuntimeError("a worker failed: %s" % got)
-                total += got
+                total += got[0]
+                client += got[1]
+                driver += got[2]
+            busy1 = machine_busy()
+            self.cpu = dict(cycles=total, client=client, driver=driver,
+                            busy=(busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]))
         finally:
             start.set()
             for p in ps:
@@ -330,16 +350,20 @@ def zksync_worker(k, host, port, root, sets, name, ready, start, secs, q):
     cur.execute("PREPARE u AS SELECT zksync_write_unlock(%s)", (name,))
     cur.execute("EXECUTE l")
     cur.execute("EXECUTE u")
+    cur.execute("SELECT pg_backend_pid()")
+    backend = cur.fetchone()[0]
     ready.put(True)
     start.wait()
     n = 0
+    cpu0, own0 = cpu_seconds(backend), time.process_time()
     end = time.time() + secs
     while time.time() < end:
         cur.execute("EXECUTE l")
         cur.execute("EXECUTE u")
         n += 1
+    cpu1, own1 = cpu_seconds(backend), time.process_time()
     c.close()
-    q.put(n)
+    q.put((n, cpu1 - cpu0, own1 - own0))
 
 
 def kazoo_worker(k, hosts, path, ready, start, secs, q):
@@ -352,13 +376,38 @@ def kazoo_worker(k, hosts, path, ready, start, secs, q):
     ready.put(True)
     start.wait()
     n = 0
+    own0 = time.process_time()
     end = time.time() + secs
     while time.time() < end:
         lock.acquire()
         lock.release()
         n += 1
+    own1 = time.process_time()
     zk.stop()
-    q.put(n)
+    q.put((n, own1 - own0, 0.0))
+
+
+def cpu_seconds(pid):
+    """CPU time of a process, all its threads (the ZooKeeper client's
+    included): the scheduler's nanosecond counts, or else clock ticks."""
+    total = 0
+    try:
+        for t in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/schedstat" % (pid, t)) as f:
+                total += int(f.read().split()[0])
+        return total / 1e9
+    except (OSError, ValueError, IndexError):
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy():
+    """(busy, total) jiffies of all cores, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    total = sum(v[:8])
+    return total - v[3] - v[4], total
 
 
 def memory_kb(pid):
@@ -432,7 +481,7 @@ def main():
         cont.setdefault(("zksync-zk", 4), []).append(b.zksync_contended(4, a.contention_secs, "off"))
     K = a.sessions
     print("== %d sessions, each on its own lock" % K, file=sys.stderr)
-    par = {}
+    par, par_cpu = {}, {}
     pruns = [("zksync-on", lambda: b.zksync_parallel(K, a.contention_secs, "on")),
              ("floor-pipelined", lambda: b.floor_parallel("pipelined", K, a.contention_secs)),
              ("zksync-off", lambda: b.zksync_parallel(K, a.contention_secs, "off")),
@@ -440,6 +489,7 @@ def main():
     for rep in range(2):
         for name, fn in (pruns if rep % 2 == 0 else pruns[::-1]):
             par.setdefault(name, []).append(fn())
+            par_cpu.setdefault(name, []).append(b.cpu)
     print("== scale: hand-off with 1, 100, 1000 queued", file=sys.stderr)
     scale = {n: b.handoff(n, 15) for n in (1, 100, 1000)}
     print("== barrier release of 100 waiting backends", file=sys.stderr)
@@ -468,14 +518,25 @@ def main():
     for k in (("zksync", 4), ("zksync-zk", 4), ("kazoo", 4), ("zksync", 16), ("kazoo", 16)):
         lines.append("| %s | %s |" % (label[k[0]] % k[1], " / ".join("%.0f" % x for x in cont[k])))
     lines.append("")
-    lines.append("| %d sessions, each cycling its own lock | aggregate cycles/s (2 runs) |" % K)
-    lines.append("|---|---|")
+    lines.append("| %d sessions, each cycling its own lock | aggregate cycles/s (2 runs) "
+                 "| lock client's CPU per cycle, us | machine CPU busy |" % K)
+    lines.append("|---|---|---|---|")
     plabel = {"zksync-on": "zksync, %d backends, synchronous_release on" % K,
               "floor-pipelined": "floor, %d C-client sessions, delete awaited (pipelined)" % K,
               "zksync-off": "zksync, %d backends, synchronous_release off" % K,
               "floor-nowait": "floor, %d C-client sessions, delete not awaited (nowait)" % K}
     for k in ("zksync-on", "floor-pipelined", "zksync-off", "floor-nowait"):
-        lines.append("| %s | %s |" % (plabel[k], " / ".join("%.0f" % x for x in par[k])))
+        cycles = sum(c["cycles"] for c in par_cpu[k])
+        lines.append("| %s | %s | %.0f | %.0f%% |"
+                     % (plabel[k], " / ".join("%.0f" % x for x in par[k]),
+                        1e6 * sum(c["client"] for c in par_cpu[k]) / max(1, cycles),
+                        100 * statistics.mean(c["busy"] for c in par_cpu[k])))
+    driver = sum(c["driver"] for k in ("zksync-on", "zksync-off") for c in par_cpu[k])
+    lines.append("")
+    lines.append("Lock client: zksync's backends (all their threads), the floor's process. The backends' "
+                 "Python driver adds %.0f us per cycle; machine CPU: all %d cores, anything running."
+                 % (1e6 * driver / max(1, sum(c["cycles"] for k in ("zksync-on", "zksync-off")
+                                               for c in par_cpu[k])), os.cpu_count()))
     lines.append("")
     lines.append("| contenders queued (hand-off through ZooKeeper) | hand-off median ms | p99 ms |")
     lines.append("|---|---|---|")

@@ -4,8 +4,10 @@
  *   floor HOSTS DIR MODE N          N cycles on DIR; one line per cycle, in us
  *   floor HOSTS DIR MODE -p K SECS  K sessions, session k cycling on DIR<k>
  *                                   (one thread and one zhandle each), for
- *                                   SECS seconds; prints the cycles done by
- *                                   all of them together
+ *                                   SECS seconds; prints "ready" once all
+ *                                   are connected, then, at the end, the
+ *                                   cycles done by all of them together and
+ *                                   the process's CPU time over the run, us
  *
  * MODE "sync": create (ephemeral sequential), get_children, delete, each a
  * synchronous call.  MODE "pipelined": create and get_children sent back to
@@ -60,12 +62,18 @@ static pthread_barrier_t ready, go;
 static long long end_us;
 
 static long long
-now_us(void)
+clock_us(clockid_t clock)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(clock, &ts);
 	return (long long) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static long long
+now_us(void)
+{
+	return clock_us(CLOCK_MONOTONIC);
 }
 
 static void
@@ -319,7 +327,8 @@ main(int argc, char **argv)
 		int			k = atoi(argv[5]);
 		double		secs = atof(argv[6]);
 		Session    *ss;
-		long long	total = 0;
+		long long	total = 0,
+					cpu0;
 
 		if (k < 1 || secs <= 0)
 			return usage();
@@ -338,6 +347,9 @@ main(int argc, char **argv)
 			}
 		}
 		pthread_barrier_wait(&ready);
+		printf("ready\n");
+		fflush(stdout);
+		cpu0 = clock_us(CLOCK_PROCESS_CPUTIME_ID);
 		end_us = now_us() + (long long) (secs * 1e6);
 		pthread_barrier_wait(&go);
 		for (i = 0; i < k; i++)
@@ -345,9 +357,9 @@ main(int argc, char **argv)
 			pthread_join(ss[i].thread, NULL);
 			total += ss[i].cycles;
 		}
+		printf("%lld %lld\n", total, clock_us(CLOCK_PROCESS_CPUTIME_ID) - cpu0);
 		for (i = 0; i < k; i++)
 			zookeeper_close(ss[i].zh);
-		printf("%lld\n", total);
 	}
 	return 0;
 }
