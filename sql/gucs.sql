@@ -70,3 +70,18 @@ RESET zksync.hosts;
 RESET zksync.connect_timeout;
 SELECT zksync_try_write_lock('back');
 SELECT zksync_unlock_all();
+-- zksync.auth is a secret: a bad value is not echoed, and nobody can read
+-- it back (not even members of pg_read_all_settings)
+SET zksync.auth = 'no-colon-s3cret';
+SET zksync.auth = 'zkuser:s3cret';
+SHOW zksync.auth;
+SELECT current_setting('zksync.auth');
+CREATE ROLE zksync_settings_reader;
+GRANT pg_read_all_settings TO zksync_settings_reader;
+SET ROLE zksync_settings_reader;
+SHOW zksync.auth;
+SELECT count(*) FROM pg_settings WHERE name = 'zksync.auth';
+RESET ROLE;
+DROP ROLE zksync_settings_reader;
+RESET zksync.auth;
+SHOW zksync.auth;
