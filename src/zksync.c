@@ -51,7 +51,8 @@ check_root(char **newval, void **extra, GucSource source)
 
 /*
  * zksync.auth holds a secret: a refused value is not echoed (our own
- * primary message replaces the one that would quote it), and SHOW,
+ * primary message replaces the one that would quote it, and a refused SET
+ * is not logged with its statement), and SHOW,
  * current_setting() and pg_settings show a mask, also to members of
  * pg_read_all_settings.
  */
@@ -63,6 +64,15 @@ check_auth(char **newval, void **extra, GucSource source)
 	if (*newval == NULL || (*newval)[0] == '\0')
 		return true;
 	colon = strchr(*newval, ':');
+	if ((colon == NULL || colon == *newval) && source == PGC_S_SESSION)
+	{
+		/* SET: our own ERROR, which also keeps the statement out of the log */
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for parameter \"zksync.auth\""),
+				 errdetail("Expected user:password for ZooKeeper digest authentication; the value is not shown."),
+				 errhidestmt(true)));
+	}
 	if (colon == NULL || colon == *newval)
 	{
 		GUC_check_errmsg("invalid value for parameter \"zksync.auth\"");
