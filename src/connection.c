@@ -1865,18 +1865,58 @@ zk_is_connection_error(int rc)
 		rc == ZCLOSING || rc == ZINVALIDSTATE;
 }
 
+/*
+ * ERROR for a ZooKeeper call that failed: the primary message says what
+ * could not be done (one message per operation, so that each can be
+ * translated and grepped), ZooKeeper's own text goes in the detail, and
+ * what it means for the backend's locks in the hint.  `what` is the
+ * client call: create, delete, exists, get, get_children.
+ */
 void
 zk_report_error(int rc, const char *what, const char *path)
 {
 	int			code = ERRCODE_EXTERNAL_ROUTINE_EXCEPTION;
+	const char *hint = NULL;
 
-	if (rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT || rc == ZCLOSING)
+	if (rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT || rc == ZCLOSING ||
+		rc == ZINVALIDSTATE)
+	{
 		code = ERRCODE_CONNECTION_FAILURE;
-	else if (rc == ZSESSIONEXPIRED || rc == ZINVALIDSTATE)
+		hint = "Check that the ensemble in zksync.hosts is running and reachable.";
+	}
+	else if (rc == ZSESSIONEXPIRED)
+	{
 		code = ERRCODE_CONNECTION_FAILURE;
+		hint = "The ZooKeeper session expired: every zksync lock this backend held is lost. The next call opens a new session.";
+	}
 	else if (rc == ZNOAUTH || rc == ZAUTHFAILED)
+	{
 		code = ERRCODE_INSUFFICIENT_PRIVILEGE;
-	ereport(ERROR,
-			(errcode(code),
-			 errmsg("ZooKeeper %s of \"%s\" failed: %s", what, path, zerror(rc))));
+		hint = "Check zksync.auth and the ACLs under zksync.root.";
+	}
+
+	if (strcmp(what, "create") == 0)
+		ereport(ERROR,
+				(errcode(code),
+				 errmsg("could not create ZooKeeper node \"%s\"", path),
+				 errdetail("ZooKeeper: %s.", zerror(rc)),
+				 hint ? errhint("%s", hint) : 0));
+	else if (strcmp(what, "delete") == 0)
+		ereport(ERROR,
+				(errcode(code),
+				 errmsg("could not delete ZooKeeper node \"%s\"", path),
+				 errdetail("ZooKeeper: %s.", zerror(rc)),
+				 hint ? errhint("%s", hint) : 0));
+	else if (strcmp(what, "get_children") == 0)
+		ereport(ERROR,
+				(errcode(code),
+				 errmsg("could not list the children of ZooKeeper node \"%s\"", path),
+				 errdetail("ZooKeeper: %s.", zerror(rc)),
+				 hint ? errhint("%s", hint) : 0));
+	else
+		ereport(ERROR,
+				(errcode(code),
+				 errmsg("could not read ZooKeeper node \"%s\"", path),
+				 errdetail("ZooKeeper: %s.", zerror(rc)),
+				 hint ? errhint("%s", hint) : 0));
 }

@@ -316,17 +316,26 @@ acquire_node(Hold *hold, char mode, bool downgrade, TimestampTz deadline)
 		if (zksync_handoff_unregister())
 		{
 			/*
-			 * Handed to us.  Take it only on a session known alive: if this
-			 * process was stopped past the session timeout, our node is
-			 * gone and ZooKeeper may have granted the lock to someone else
-			 * meanwhile.  Otherwise ask ZooKeeper, as any waiter would.
+			 * Handed to us.  Take it only on a session known alive, or
+			 * confirmed alive by the server with our node still ours: if
+			 * this process was stopped past the session timeout, our node
+			 * is gone and ZooKeeper may have granted the lock to someone
+			 * else meanwhile (SPEC point 14).
 			 */
-			if (zk_session_known_alive())
+			if (zk_session_known_alive() ||
+				zk_confirm_session_alive(acq.node, zksync_session_timeout))
 			{
 				acq.active = false;
 				return true;
 			}
-			continue;
+			if (!zk_session_usable())
+				ereport(ERROR,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("ZooKeeper session expired while waiting for zksync %s lock \"%s\"",
+								MODE_NAME(mode), hold->name),
+						 errdetail("The lock was released to this backend, but its session had expired meanwhile (was the process stopped?); another client may hold the lock now."),
+						 errhint("Every zksync lock this backend held is lost. The next call opens a new session.")));
+			continue;			/* not confirmed: let ZooKeeper decide */
 		}
 		if (rc == ZNONODE)
 			continue;			/* already gone: look again */
