@@ -15,4 +15,5 @@ apt-get install -y -qq --no-install-recommends \
   libzookeeper-mt-dev zookeeper default-jre-headless \
   python3 python3-kazoo python3-psycopg2 libipc-run-perl \
   iproute2 iptables procps util-linux \
+  libcurator-recipes-java default-jdk-headless \
   gnuplot-nox ruby >/dev/null

@@ -6,7 +6,9 @@
 # Exits non-zero if anything fails.
 #
 # Environment: ZKSYNC_SKIP_INSTALL=1 skips apt-get; ZK_PORT (default 22181)
-# and PGPORT (default 55432) keep the test servers apart from others.
+# and PGPORT (default 55432) keep the test servers apart from others;
+# ZKSYNC_SOAK_SECONDS (default 60) is the faults phase of the fault step's
+# soak (scripts/soak.sh runs a long one).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -54,7 +56,8 @@ set -e
 
 echo "== fault tests (as root: iptables, signals to ZooKeeper servers)"
 if /usr/bin/python3 "$work/src/test/faults.py" --scripts "$work/src/scripts" --work "$work/faults" \
-     --zk-dir "$ZK_DIR" --zk-port "$ZK_PORT" --pg-port $((PGPORT + 20)) 2>&1 | tee -a "$log"; then
+     --zk-dir "$ZK_DIR" --zk-port "$ZK_PORT" --pg-port $((PGPORT + 20)) \
+     --soak-seconds "${ZKSYNC_SOAK_SECONDS:-60}" 2>&1 | tee -a "$log"; then
   :
 else
   rc=1

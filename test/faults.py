@@ -12,20 +12,24 @@ Output is TAP-like ("ok N - ...", "not ok N - ...") and ends with a line
 inputs) are printed as "# " lines.
 
     faults.py --scripts DIR --work DIR --zk-port PORT --pg-port PORT [--quick]
+              [--only test_a,test_b] [--soak-seconds S] [--soak-seed N]
 """
 import argparse
 import logging
 import os
 import random
+import signal
 import subprocess
 import sys
 import threading
 import time
+import traceback
 
 import psycopg2
 import psycopg2.errors
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError, NoNodeError
+from kazoo.security import OPEN_ACL_UNSAFE, make_acl, make_digest_acl
 
 ROOT = "/zksync-faults"
 CUT_USER = "zksync_cut"
@@ -161,6 +165,72 @@ def q(conn, sql, *params):
     cur = conn.cursor()
     cur.execute(sql, params)
     return cur.fetchone()[0] if cur.description else None
+
+
+class Call(threading.Thread):
+    """One statement run on conn in a thread of its own: its result or
+    error, and when it started and ended (time.monotonic())."""
+
+    def __init__(self, conn, sql, *params):
+        super().__init__(daemon=True)
+        self.conn, self.sql, self.params = conn, sql, params
+        self.result = self.error = None
+        self.t_start = self.t_end = None
+        self.start()
+
+    def run(self):
+        self.t_start = time.monotonic()
+        try:
+            self.result = q(self.conn, self.sql, *self.params)
+        except Exception as e:   # psycopg2.Error, or anything else: kept for the test
+            self.error = e
+        self.t_end = time.monotonic()
+
+    def finished(self, secs):
+        self.join(secs)
+        return not self.is_alive()
+
+
+def first_line(e):
+    return str(e).splitlines()[0] if e is not None else "no error"
+
+
+def is_waiting(mon, pid):
+    """Backend pid (of mon's cluster) waits in zksync."""
+    return q(mon, "SELECT wait_event_type = 'Extension' FROM pg_stat_activity WHERE pid = %s",
+             pid) is True
+
+
+def zk_sockets(h, pid):
+    """States of process pid's TCP sockets to the ensemble (from ss)."""
+    out = subprocess.run(["ss", "-tanpH"], capture_output=True, text=True).stdout
+    ports = tuple(":%d" % p for p in h.zk_ports)
+    return [line.split()[0] for line in out.splitlines()
+            if "pid=%d," % pid in line and line.split()[4].endswith(ports)]
+
+
+def client_settled(h, pid, secs):
+    """Poll until backend pid has had no socket to the ensemble for a whole
+    second: its client reconnected, was told the session expired, and stopped
+    (while cut off it always has one, connected or connecting)."""
+    deadline = time.monotonic() + secs
+    quiet_since = None
+    while time.monotonic() < deadline:
+        if zk_sockets(h, pid):
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= 1.0:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def cont(pid):
+    try:
+        os.kill(pid, signal.SIGCONT)
+    except ProcessLookupError:
+        pass
 
 
 # =====================================================================
@@ -575,6 +645,355 @@ def test_acl(h):
     c.close()
 
 
+# ---- issue 10: a live session for every grant, releases that finish ----
+
+def lock_node(conn, name, mode="write"):
+    """This backend's node for (name, mode), from zksync_locks()."""
+    return q(conn, "SELECT node FROM zksync_locks() WHERE name = %s AND mode = %s", name, mode)
+
+
+def close_quietly(*conns):
+    for c in conns:
+        try:
+            if not c.closed:
+                c.cursor().execute("SELECT zksync_unlock_all()")
+        except psycopg2.Error:
+            pass
+        try:
+            c.close()
+        except psycopg2.Error:
+            pass
+
+
+def _paused_waiter_round(h, r, lock, handoff, third):
+    path = ROOT + "/locks/" + lock
+    a1 = h.connect("A", "pw-holder")
+    b1 = h.connect("A", "pw-waiter")
+    mon = h.connect("A", "pw-monitor")
+    c = h.connect(third, "pw-third")
+    if third == "A":
+        q(c, "SET zksync.local_handoff = off")
+    if not handoff:
+        q(b1, "SET zksync.local_handoff = off")
+    q(b1, "SET statement_timeout = '60s'")
+    pid = q(b1, "SELECT pg_backend_pid()")
+    q(a1, "SELECT zksync_write_lock(%s)", lock)
+    a_node = lock_node(a1, lock)
+    call = Call(b1, "SELECT zksync_write_lock(%s)", lock)
+    queued = h.poll(lambda: is_waiting(mon, pid) and len(h.ephemerals(path)) == 2, 15)
+    b_nodes = [n for n in h.ephemerals(path) if n != a_node]
+    gone = got = False
+    try:
+        os.kill(pid, signal.SIGSTOP)
+        gone = bool(b_nodes) and h.poll(lambda: b_nodes[0] not in h.ephemerals(path), 30)
+        q(a1, "SELECT zksync_write_unlock(%s)", lock)
+        got = q(c, "SELECT zksync_try_write_lock(%s, 10000)", lock)
+    finally:
+        cont(pid)
+    ended = call.finished(30)
+    label = "round %d (B1 hand-off %s, C on cluster %s)" % (r, "on" if handoff else "off", third)
+    h.ok(queued and gone and got is True,
+         "%s: B1 queued behind A1, stopped until its node vanished; A1 unlocked; C took the lock"
+         % label)
+    err = call.error
+    h.ok(ended and isinstance(err, psycopg2.Error) and (err.pgcode or "").startswith("08")
+         and "expired" in str(err),
+         "%s: B1's wait fails with a class 08 ERROR saying the session expired (%s%s)"
+         % (label, "still waiting" if not ended else
+            ("returned as the holder" if err is None else "%s %s" % (getattr(err, "pgcode", None), first_line(err))),
+            ""))
+    c_node = lock_node(c, lock)
+    left = h.ephemerals(path)
+    h.ok(c_node is not None and left == [c_node],
+         "%s: C still holds, alone in the queue (%s)" % (label, [n.rsplit("/", 1)[1] for n in left]))
+    close_quietly(c, b1, a1, mon)
+
+
+def test_paused_waiter(h):
+    """A waiter of the holder's own cluster is stopped (SIGSTOP) past its
+    session timeout; meanwhile the holder unlocks and a third backend takes
+    the lock; on SIGCONT the waiter's call fails (class 08, expired) instead
+    of returning as a second holder, with and without the in-cluster
+    hand-off (SPEC 14)."""
+    rounds = [(True, "B"), (True, "A"), (True, "B"), (False, "B")]
+    for r, (handoff, third) in enumerate(rounds, 1):
+        _paused_waiter_round(h, r, "pw%d" % r, handoff, third)
+
+
+def test_paused_holder(h):
+    """A backend holding a transaction lock is stopped past its session
+    timeout; another cluster takes the lock; after SIGCONT its COMMIT fails
+    naming the lock and nothing it wrote is visible."""
+    path = ROOT + "/locks/ph"
+    a = h.connect("A", "paused-holder")
+    other = h.connect("B", "ph-taker")
+    q(a, "CREATE TABLE IF NOT EXISTS ph_t (v text)")
+    q(a, "TRUNCATE ph_t")
+    pid = q(a, "SELECT pg_backend_pid()")
+    a.autocommit = False
+    q(a, "SELECT zksync_xact_write_lock('ph')")
+    q(a, "INSERT INTO ph_t VALUES ('written under the lock')")
+    held = len(h.ephemerals(path)) == 1
+    gone = got = False
+    try:
+        os.kill(pid, signal.SIGSTOP)
+        gone = h.poll(lambda: not h.ephemerals(path), 30)
+        got = q(other, "SELECT zksync_try_write_lock('ph', 10000)")
+    finally:
+        cont(pid)
+    h.ok(held and gone and got is True,
+         "the holder was stopped until its node vanished; another cluster took the lock")
+    err = error_of(a.commit)
+    h.ok(err is not None and "cannot commit" in str(err) and '"ph"' in str(err),
+         "the stopped holder's COMMIT fails, naming the lost lock (%s)" % first_line(err))
+    try:
+        a.rollback()
+    except psycopg2.Error:
+        pass
+    a.autocommit = True
+    check = h.connect("A")
+    h.ok(q(check, "SELECT count(*) FROM ph_t") == 0, "nothing the stopped holder wrote is visible")
+    o_node = lock_node(other, "ph")
+    h.ok(o_node is not None and h.ephemerals(path) == [o_node], "the other cluster still holds, alone")
+    close_quietly(check, other, a)
+
+
+def test_outage(h):
+    """Cluster B cut off (DROP) for less than the session timeout: stacking
+    and unlocking a session hold return at once, cancel and
+    statement_timeout end waits within 1 s, unlocked holds show as
+    releasing; after healing, no node of the ended waits or released holds
+    is left, on the same session (SPEC 13, 15)."""
+    timeout_ms = 9000            # the client notices the cut at 2/3 of it, expiry at all of it
+    a = h.connect("A", "outage-holder")
+    b = h.connect("B", "outage")
+    w1 = h.connect("B", "outage-cancel")
+    w2 = h.connect("B", "outage-timeout")
+    ctl = h.connect("B", "outage-ctl")
+    for c in (b, w1, w2):
+        q(c, "SET zksync.session_timeout = %s", timeout_ms)
+    for name in ("o_stack", "o_free", "o_late"):
+        q(b, "SELECT zksync_write_lock(%s)", name)
+    session = q(b, "SELECT session_id FROM zksync_session()")
+    granted = q(b, "SELECT timeout_ms FROM zksync_session()")
+    bpid = q(b, "SELECT pg_backend_pid()")
+    own_nodes = [lock_node(b, n) for n in ("o_stack", "o_free", "o_late")]
+    q(a, "SELECT zksync_write_lock('o_wait')")
+    a_node = lock_node(a, "o_wait")
+    wait_path = ROOT + "/locks/o_wait"
+    p1, p2 = q(w1, "SELECT pg_backend_pid()"), q(w2, "SELECT pg_backend_pid()")
+    for c in (w1, w2):   # connect the waiters' sessions first: their waits start at once
+        q(c, "SELECT zksync_try_read_lock('o_warm')")
+        q(c, "SELECT zksync_read_unlock('o_warm')")
+    c1 = Call(w1, "SELECT zksync_write_lock('o_wait')")
+    h.poll(lambda: is_waiting(ctl, p1), 10)
+    q(w2, "SET statement_timeout = 3000")
+    c2 = Call(w2, "SELECT zksync_write_lock('o_wait')")
+    queued = h.poll(lambda: is_waiting(ctl, p1) and is_waiting(ctl, p2)
+                    and len(h.ephemerals(wait_path)) == 3, 10)
+    wait_nodes = [n for n in h.ephemerals(wait_path) if n != a_node]
+    h.ok(queued and granted == timeout_ms and len(wait_nodes) == 2,
+         "set-up: B holds three locks (session timeout %s ms), two B backends wait" % granted)
+
+    def timed(sql, limit=1.5):
+        """Run sql on b in a thread, give it `limit` s: (seconds, error or
+        'still running'); the test's clock keeps going if b blocks."""
+        call = Call(b, sql)
+        if not call.finished(limit):
+            return time.monotonic() - call.t_start, "still running"
+        return call.t_end - call.t_start, call.error
+
+    def shown(took, err):
+        return "%.2f s, %s" % (took, err if isinstance(err, str) else first_line(err))
+
+    released = []
+    h.cut()
+    t_cut = time.monotonic()
+    # -- at once after the cut, before the client can have noticed it
+    took, err = timed("SELECT zksync_write_lock('o_stack')")
+    h.ok(err is None and took < 1.0,
+         "re-taking a held lock right after the cut returns at once (%s)" % shown(took, err))
+    t0 = time.monotonic()
+    q(ctl, "SELECT pg_cancel_backend(%s)", p1)
+    ended = c1.finished(1.5)
+    took = (c1.t_end if ended else time.monotonic()) - t0
+    h.ok(ended and isinstance(c1.error, psycopg2.errors.QueryCanceled) and took < 1.0,
+         "cancel ends a wait %.2f s after pg_cancel_backend, ensemble unreachable (%s)"
+         % (took, first_line(c1.error) if ended else "still waiting"))
+    if err is None:
+        took, err = timed("SELECT zksync_write_unlock('o_free')")
+        if err is None:
+            released.append("o_free")
+        h.ok(err is None and took < 1.0,
+             "unlocking a session hold right after the cut returns at once (%s)" % shown(took, err))
+    else:
+        h.ok(False, "unlocking a session hold right after the cut: not tried, b is blocked")
+    ended = c2.finished(max(0.0, c2.t_start + 4.5 - time.monotonic()))
+    over = (c2.t_end if ended else time.monotonic()) - c2.t_start - 3.0
+    h.ok(ended and isinstance(c2.error, psycopg2.errors.QueryCanceled) and over < 1.0,
+         "statement_timeout ends a wait %.2f s after it fires, ensemble unreachable (%s)"
+         % (over, first_line(c2.error) if ended else "still waiting"))
+    # -- once the client has noticed (its connected socket is gone); no query on b
+    # before that, so it is not its own statements that find out
+    noticed = h.poll(lambda: err is None and "ESTAB" not in zk_sockets(h, bpid),
+                     timeout_ms / 1000.0 * 0.85 - (time.monotonic() - t_cut), 0.05)
+    h.note("client noticed the cut after %.2f s" % (time.monotonic() - t_cut))
+    results = []
+    if noticed:
+        for sql in ("SELECT zksync_write_lock('o_stack')", "SELECT zksync_write_unlock('o_stack')",
+                    "SELECT zksync_write_unlock('o_stack')", "SELECT zksync_write_unlock('o_stack')",
+                    "SELECT zksync_write_unlock('o_late')"):
+            took, err = timed(sql, 1.2)
+            results.append((sql, took, err))
+            if err is not None:
+                break
+        if len(results) == 5 and all(e is None for _, _, e in results):
+            released += ["o_stack", "o_late"]
+    bad = [(s, t, e) for s, t, e in results if e is not None or t >= 1.0]
+    h.ok(noticed and len(results) == 5 and not bad,
+         "while the client knows it is disconnected, re-taking a held lock and three unlocks "
+         "each return at once (%s)" % ("; ".join("%s: %s" % (s[7:], shown(t, e)) for s, t, e in bad)
+                                       or "max %.2f s" % max([t for _, t, _ in results] or [0])))
+    states = None
+    if not bad and noticed:
+        took, err = timed("SELECT 1", 1.0)
+        if err is None:
+            states = q(b, "SELECT string_agg(name || ':' || state, ',' ORDER BY name) FROM zksync_locks()")
+    h.ok(states == "o_free:releasing,o_late:releasing,o_stack:releasing",
+         "released holds show as releasing until the delete is applied (%s)" % states)
+    in_time = time.monotonic() - t_cut < timeout_ms / 1000.0 - 0.8
+    h.heal()
+    h.note("healed %.2f s after the cut" % (time.monotonic() - t_cut))
+    mine = [own_nodes[i] for i, n in enumerate(("o_stack", "o_free", "o_late")) if n in released]
+    left = lambda: [n for n in wait_nodes + mine if n and h.zk.exists(n)]
+    h.poll(lambda: not left(), 10)
+    h.ok(in_time and not left(),
+         "after healing, no node of the ended waits or of the released holds (%s) is left (%s)"
+         % (",".join(released), [n.rsplit("/", 1)[1] for n in left()]))
+    # b may still be busy with a statement that blocked
+    h.poll(lambda: not b.isexecuting(), 15)
+    names = lambda: q(b, "SELECT coalesce(string_agg(name, ','), '') FROM zksync_locks()"
+                         " WHERE name = ANY(%s)", released)
+    gone = bool(released) and h.poll(lambda: names() == "", 10)
+    h.ok(gone, "the released holds (%s) are gone from zksync_locks() (%s)"
+         % (",".join(released), names()))
+    now = q(b, "SELECT session_id FROM zksync_session()")
+    h.ok(now == session,
+         "B kept its session: the deletes were applied, the session did not end (%s, %s)"
+         % (session, now))
+    close_quietly(w1, w2, ctl, b, a)
+
+
+def test_prepare_lost(h):
+    """A session lock is lost while a transaction runs (cut past the session
+    timeout, healed): PREPARE TRANSACTION fails with the lost-lock ERROR and
+    nothing is prepared (SPEC 17)."""
+    b = h.connect("B", "prepare")
+    q(b, "CREATE TABLE IF NOT EXISTS prep_t (v text)")
+    q(b, "TRUNCATE prep_t")
+    q(b, "SELECT zksync_write_lock('prep')")
+    q(b, "BEGIN")
+    q(b, "INSERT INTO prep_t VALUES ('written under the lock')")
+    h.cut()
+    gone = h.poll(lambda: not h.ephemerals(ROOT + "/locks/prep"), 30)
+    h.heal()
+    h.ok(gone, "B's session expired while the transaction ran")
+    err = error_of(lambda: q(b, "PREPARE TRANSACTION 'zksync_lost_lock'"))
+    h.ok(err is not None and '"prep"' in str(err)
+         and ("cannot commit" in str(err) or "cannot prepare" in str(err) or "lost" in str(err)),
+         "PREPARE TRANSACTION fails, naming the lost lock (%s)" % first_line(err))
+    try:
+        q(b, "ROLLBACK")
+    except psycopg2.Error:
+        pass
+    check = h.connect("B")
+    prepared = q(check, "SELECT count(*) FROM pg_prepared_xacts WHERE gid = 'zksync_lost_lock'")
+    h.ok(prepared == 0, "nothing shows in pg_prepared_xacts (%d)" % prepared)
+    if prepared:
+        q(check, "ROLLBACK PREPARED 'zksync_lost_lock'")
+    h.ok(q(check, "SELECT count(*) FROM prep_t") == 0, "nothing the transaction wrote is visible")
+    close_quietly(check, b)
+
+
+def test_unlock_all_warning(h):
+    """A session expires (cut past the timeout, healed) and the client
+    learns it, but no call has noticed yet: zksync_unlock_all() and DISCARD
+    ALL each give a WARNING naming the lost lock."""
+    for sql, name in (("SELECT zksync_unlock_all()", "ua_lost"), ("DISCARD ALL", "da_lost")):
+        b = h.connect("B", "unnoticed")
+        pid = q(b, "SELECT pg_backend_pid()")
+        q(b, "SELECT zksync_write_lock(%s)", name)
+        h.cut()
+        gone = h.poll(lambda: not h.ephemerals(ROOT + "/locks/" + name), 30)
+        h.heal()
+        # no query on b may notice the loss first: watch its sockets instead
+        learnt = client_settled(h, pid, 20)
+        h.ok(gone and learnt, "%s: the session expired; after the heal the client reconnected"
+             " and closed its socket (it learnt of the expiry)" % sql)
+        early = [n.strip() for n in b.notices]
+        del b.notices[:]
+        err = error_of(lambda: q(b, sql))
+        warnings = [n.strip() for n in b.notices if n.startswith("WARNING")]
+        h.ok(err is None and any('"%s"' % name in w for w in warnings),
+             "%s warns, naming the lost lock (%s%s)"
+             % (sql, warnings or first_line(err), "; before it: %s" % early if early else ""))
+        h.ok(q(b, "SELECT count(*) FROM zksync_locks()") == 0, "%s: nothing is left" % sql)
+        close_quietly(b)
+
+
+def test_release_noauth(h):
+    """A release that ZooKeeper refuses (ZNOAUTH: the lock's directory made
+    world-readable only) is not silent: the unlock warns, and the backend
+    closes its session so that its node goes anyway."""
+    name = "noauth"
+    path = ROOT + "/locks/" + name
+    admin = KazooClient(hosts=h.hosts, timeout=10.0, auth_data=[("digest", "faults:admin")])
+    admin.start(timeout=30)
+    b = h.connect("A", "noauth")
+    try:
+        q(b, "SELECT zksync_write_lock(%s)", name)
+        node = lock_node(b, name)
+        admin.set_acls(path, [make_acl("world", "anyone", read=True),
+                              make_digest_acl("faults", "admin", all=True)])
+        refused = False
+        try:
+            h.zk.delete(node)
+        except NoAuthError:
+            refused = True
+        h.ok(refused, "the lock's directory now refuses deletes to the world (ZNOAUTH)")
+        del b.notices[:]
+        t0 = time.monotonic()
+        err = error_of(lambda: q(b, "SELECT zksync_write_unlock(%s)", name))
+        took = time.monotonic() - t0
+        warnings = [n.strip() for n in b.notices if n.startswith("WARNING")]
+        base = node.rsplit("/", 1)[1]
+        h.ok(any(('"%s"' % name in w) or (base in w) for w in warnings),
+             "the refused release warns, naming the lock or node (%.2f s; %s)"
+             % (took, warnings or first_line(err) or "silent"))
+        # the session is alive (the backend is), so only closing it removes the node
+        gone = h.poll(lambda: not h.ephemerals(path), 3.0)
+        h.ok(gone, "the backend closed its session: no node left under the lock (%s)"
+             % [n.rsplit("/", 1)[1] for n in h.ephemerals(path)])
+    finally:
+        try:
+            admin.set_acls(path, OPEN_ACL_UNSAFE)
+        except Exception:
+            pass
+        admin.stop()
+    h.ok(q(b, "SELECT zksync_try_write_lock(%s)", name) is True, "the next call works again")
+    close_quietly(b)
+
+
+def test_soak(h):
+    """Randomized soak: zksync backends on both clusters (hand-off on and
+    off), a kazoo WriteLock and an Apache Curator write lock queue on one
+    lock under random faults; no double grant, stale token, commit under a
+    lost lock or orphan node (test/soak.py)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import soak
+    soak.run(h, ROOT, h.args.soak_seconds, h.args.soak_seed, h.args.work)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--scripts", required=True)
@@ -584,6 +1003,8 @@ def main():
     ap.add_argument("--pg-port", type=int, required=True)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", default="")
+    ap.add_argument("--soak-seconds", type=int, default=60, help="faults phase of test_soak")
+    ap.add_argument("--soak-seed", type=int, default=0, help="0: a random seed (printed)")
     args = ap.parse_args()
     logging.getLogger("kazoo").setLevel(logging.CRITICAL)
 
@@ -593,8 +1014,16 @@ def main():
     os.makedirs(args.work, exist_ok=True)
     os.chmod(args.work, 0o755)
     h = Harness(args)
+    so = os.path.join(subprocess.run(["pg_config", "--pkglibdir"], capture_output=True,
+                                     text=True).stdout.strip(), "zksync.so")
+    if os.path.exists(so):
+        h.note("installed %s: %d bytes, changed %s UTC" % (
+            so, os.path.getsize(so),
+            time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(os.path.getmtime(so)))))
     tests = [test_leader_kill, test_partition, test_expiry_idle_in_transaction,
-             test_release_while_disconnected, test_kill9_backend, test_reset_during_acquire, test_orphans, test_bad_input, test_acl]
+             test_release_while_disconnected, test_kill9_backend, test_reset_during_acquire, test_orphans, test_bad_input, test_acl,
+             test_paused_waiter, test_paused_holder, test_outage, test_prepare_lost,
+             test_unlock_all_warning, test_release_noauth, test_soak]
     try:
         try:
             h.start_cluster("A", "postgres", args.pg_port)
@@ -611,6 +1040,9 @@ def main():
                 t(h)
             except Exception as e:   # a broken test is a failed test
                 h.ok(False, "%s raised %r" % (t.__name__, e))
+                tb = traceback.extract_tb(e.__traceback__)
+                h.note("raised at " + " <- ".join("%s:%d" % (f.name, f.lineno) for f in reversed(tb)
+                                                  if f.filename.endswith("faults.py")))
             finally:
                 h.heal()
             h.note("%s took %.1f s" % (t.__name__, time.time() - t0))
