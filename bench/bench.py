@@ -17,9 +17,10 @@ Contenders, alternated round by round so that machine drift hits them alike:
                    (synchronous_release on)
   kazoo            kazoo Lock acquire/release
   advisory         pg_advisory_lock / pg_advisory_unlock, the local reference
-Then contention (4 and 16 backends vs kazoo processes on one lock; the
-backends share one cluster, so they hand the lock to each other directly,
-and 4 backends run once more with zksync.local_handoff = off), 64 backends
+Then contention (4 and 16 backends, synchronous_release on, vs kazoo
+processes on one lock; the backends share one cluster, so they hand the
+lock to each other directly, and 4 backends run once more with
+zksync.local_handoff = off), 64 backends
 each cycling its own lock against 64 C-client sessions doing the same (both
 release modes, against the floor of the same mode), scale (hand-off latency
 through ZooKeeper with 1, 100 and 1000 contenders queued), a barrier release
@@ -212,7 +213,8 @@ class Bench:
     def zksync_contended(self, backends, secs, handoff="on"):
         """`backends` backends on one lock."""
         return self.contended(zksync_worker, (self.a.pg_host, self.a.pg_port, self.root,
-                                              ["zksync.local_handoff = " + handoff], "contended"),
+                                              [RELEASE_GUC + " = on", "zksync.local_handoff = " + handoff],
+                                              "contended"),
                               backends, secs)
 
     def zksync_parallel(self, backends, secs, release):
@@ -517,6 +519,8 @@ def main():
              "kazoo": "kazoo, %d processes"}
     for k in (("zksync", 4), ("zksync-zk", 4), ("kazoo", 4), ("zksync", 16), ("kazoo", 16)):
         lines.append("| %s | %s |" % (label[k[0]] % k[1], " / ".join("%.0f" % x for x in cont[k])))
+    lines.append("")
+    lines.append("The backends on one lock run with synchronous_release on.")
     lines.append("")
     lines.append("| %d sessions, each cycling its own lock | aggregate cycles/s (2 runs) "
                  "| lock client's CPU per cycle, us | machine CPU busy |" % K)
