@@ -20,11 +20,12 @@ Contenders, alternated round by round so that machine drift hits them alike:
 Then contention (4 and 16 backends, synchronous_release on, vs kazoo
 processes on one lock; the backends share one cluster, so they hand the
 lock to each other directly, and 4 backends run once more with
-zksync.local_handoff = off), 64 backends
-each cycling its own lock against 64 C-client sessions doing the same (both
-release modes, against the floor of the same mode), scale (hand-off latency
-through ZooKeeper with 1, 100 and 1000 contenders queued), a barrier release
-of 100 waiting backends, and the per-backend cost of a session.
+zksync.local_handoff = off), 64 backends each cycling its own lock
+against 64 C-client sessions doing the same (both release modes, each
+against the floor of the same mode; with the CPU each side's lock client
+spends per cycle), scale (hand-off latency through ZooKeeper with 1, 100
+and 1000 contenders queued), a barrier release of 100 waiting backends,
+and the per-backend cost of a session.
 
 Prints a table with medians, p99, worst cycle and the ratios (each with its
 target and whether it was met), writes OUT/results.md, OUT/latency.dat and
