@@ -717,6 +717,22 @@ zksync_release_session_holds(bool nothrow)
 }
 
 /*
+ * Take the counts of savepoint level `nest_level` and deeper off a hold's
+ * level array (they are its last entries) and return their sum; the
+ * caller adjusts xact_count.
+ */
+static int
+pop_levels(Hold *hold, int nest_level)
+{
+	int			n = 0;
+
+	while (hold->nlevels > 0 &&
+		   hold->levels[hold->nlevels - 1].level >= nest_level)
+		n += hold->levels[--hold->nlevels].count;
+	return n;
+}
+
+/*
  * End the transaction-level holds taken at subtransaction nesting level
  * `nest_level` or deeper (1: the whole transaction).  Called from the
  * transaction callbacks: never throws, and waits for the releases at most
@@ -734,11 +750,8 @@ zksync_release_xact_holds(int nest_level, bool nothrow)
 	hash_seq_init(&seq, holds);
 	while ((hold = hash_seq_search(&seq)) != NULL)
 	{
-		int			ended = 0;
+		int			ended = pop_levels(hold, nest_level);
 
-		while (hold->nlevels > 0 &&
-			   hold->levels[hold->nlevels - 1].level >= nest_level)
-			ended += hold->levels[--hold->nlevels].count;
 		if (ended == 0)
 			continue;
 		hold->xact_count -= ended;
@@ -770,11 +783,8 @@ zksync_reassign_xact_holds(int nest_level)
 	hash_seq_init(&seq, holds);
 	while ((hold = hash_seq_search(&seq)) != NULL)
 	{
-		int			moved = 0;
+		int			moved = pop_levels(hold, nest_level);
 
-		while (hold->nlevels > 0 &&
-			   hold->levels[hold->nlevels - 1].level >= nest_level)
-			moved += hold->levels[--hold->nlevels].count;
 		if (moved == 0)
 			continue;
 		/* merge into the parent's level, which is now the last, if any */

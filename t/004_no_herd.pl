@@ -21,6 +21,9 @@ for my $i (1 .. $n)
 	my $s = $node->background_psql('postgres');
 	$s->query_until(qr/queued/, "\\echo queued\nSELECT zksync_write_lock('herd');\n");
 	push @waiters, $s;
+	# queued in this order, so that the waiters can be released in it below
+	poll_until(sub {
+		$node->safe_psql('postgres', "SELECT count(*) FROM zksync_lock_holders('herd')") == $i + 1 });
 }
 ok( poll_until(
 		sub {
@@ -31,23 +34,7 @@ ok( poll_until(
 	"$n backends wait");
 
 # watches under our lock, per path, from all servers
-sub watchers
-{
-	my %by_path;
-	for my $server (1 .. 3)
-	{
-		my $path;
-		for my $line (split /\n/, zk_four($server, 'wchp'))
-		{
-			if ($line =~ m{^(/\S+)$}) { $path = $1; next; }
-			if ($line =~ /^\s+(0x[0-9a-f]+)/ && defined $path && index($path, "$root/locks/herd/") == 0)
-			{
-				$by_path{$path}{$1} = 1;
-			}
-		}
-	}
-	return \%by_path;
-}
+sub watchers { return zk_watches("$root/locks/herd/"); }
 
 my $w;
 ok(poll_until(sub { $w = watchers(); scalar(keys %$w) == $n }),

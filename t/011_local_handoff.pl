@@ -20,23 +20,8 @@ my $node = new_node('handoff', session_timeout => 10000);
 my $plain = new_node('nopreload', preload => 0, session_timeout => 10000);
 sub sq { return $node->safe_psql('postgres', $_[0]); }
 
-# sessions that watch a node of lock $name, from all servers
-sub watched
-{
-	my ($name) = @_;
-	my %paths;
-	for my $server (1 .. 3)
-	{
-		my $path;
-		for my $line (split /\n/, zk_four($server, 'wchp'))
-		{
-			if ($line =~ m{^(/\S+)$}) { $path = $1; next; }
-			$paths{$path} = 1
-			  if $line =~ /^\s+0x/ && defined $path && index($path, "$root/locks/$name/") == 0;
-		}
-	}
-	return scalar(keys %paths);
-}
+# watched nodes of lock $name, from all servers
+sub watched { return scalar(keys %{ zk_watches("$root/locks/$_[0]/") }); }
 
 sub waiters
 {

@@ -19,21 +19,8 @@ my $root = zk_root();
 my $a = new_node('watch_a', session_timeout => 10000);
 my $b = new_node('watch_b', session_timeout => 10000);
 
-# path => number of sessions watching it, under our root, from all servers
-sub watched
-{
-	my %paths;
-	for my $server (1 .. 3)
-	{
-		my $path;
-		for my $line (split /\n/, zk_four($server, 'wchp'))
-		{
-			if ($line =~ m{^(/\S+)$}) { $path = $1; next; }
-			$paths{$path}++ if $line =~ /^\s+0x/ && defined $path && index($path, "$root/") == 0;
-		}
-	}
-	return \%paths;
-}
+# path => the sessions watching it, under our root, from all servers
+sub watched { return zk_watches("$root/"); }
 
 # the session of a backend that stays open, so its watches stay too
 my $waiter = $a->background_psql('postgres');

@@ -16,7 +16,7 @@ use Test::More;
 use Time::HiRes qw(time sleep);
 
 our @EXPORT = qw(zk_hosts zk_root new_node zk_nodes zk_ephemerals zk_four
-  zk_script zkclient poll_until elapsed_since);
+  zk_script zkclient poll_until elapsed_since zk_watches);
 
 my $root = "/zksync-tap-" . $$ . "-" . int(rand(1e6));
 
@@ -71,6 +71,26 @@ sub zk_four
 	my ($n, $word) = @_;
 	my ($out, $err) = run_command([ zk_script(), 'cmd', $n, $word ]);
 	return $out;
+}
+
+# ZooKeeper's own watch table (wchp, from every server): the watched paths
+# that start with $prefix, each with the sessions that watch it
+# ({ path => { session => 1 } }).
+sub zk_watches
+{
+	my ($prefix) = @_;
+	my %by_path;
+	for my $server (1 .. 3)
+	{
+		my $path;
+		for my $line (split /\n/, zk_four($server, 'wchp'))
+		{
+			if ($line =~ m{^(/\S+)$}) { $path = $1; next; }
+			$by_path{$path}{$1} = 1
+			  if $line =~ /^\s+(0x[0-9a-f]+)/ && defined $path && index($path, $prefix) == 0;
+		}
+	}
+	return \%by_path;
 }
 
 # Poll $code until it returns true, for at most $secs; returns the result.
