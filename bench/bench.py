@@ -426,17 +426,23 @@ def memory_kb(pid):
     return got.get("RssAnon", 0), got.get("VmRSS", 0)
 
 
-def check_release_guc(a):
-    """The cluster's zksync must know RELEASE_GUC: the contenders set it."""
+def check_cluster(a):
+    """The cluster's zksync must know RELEASE_GUC (the contenders set it),
+    and the cluster must take the most connections a phase opens at once."""
     c = connect(a.pg_host, a.pg_port, "/zksync-bench", "bench-check")
     cur = c.cursor()
     cur.execute("LOAD 'zksync'")
     cur.execute("SELECT count(*) FROM pg_settings WHERE name = %s", (RELEASE_GUC,))
     have = cur.fetchone()[0] > 0
+    cur.execute("SHOW max_connections")
+    most = int(cur.fetchone()[0])
     c.close()
     if not have:
         sys.exit("bench.py: the cluster's zksync has no %s: install the current build "
                  "and restart the cluster" % RELEASE_GUC)
+    need = max(a.sessions, 101) + 5      # the barrier phase opens 101
+    if most < need:
+        sys.exit("bench.py: the cluster has max_connections = %d, the benchmark needs %d" % (most, need))
 
 
 def ratio_row(name, value, fmt, target, source):
@@ -468,7 +474,7 @@ def main():
     a = ap.parse_args()
     logging.getLogger("kazoo").setLevel(logging.CRITICAL)
     os.makedirs(a.out, exist_ok=True)
-    check_release_guc(a)
+    check_cluster(a)
     b = Bench(a)
     t_start = time.time()
 
