@@ -664,6 +664,8 @@ zksync_lock_release(const char *name, ZkLockMode mode)
 		}
 		PG_END_TRY();
 		finish_releases(false);
+		/* the release may have been what told us the session had expired */
+		zk_notice_session_end();
 	}
 	else
 		hold->session_count--;
@@ -714,6 +716,7 @@ zksync_release_session_holds(bool nothrow)
 	}
 	pfree(keys);
 	finish_releases(nothrow);
+	zk_notice_session_end();
 }
 
 /*
