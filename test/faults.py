@@ -826,6 +826,9 @@ def test_outage(h):
             released.append("o_free")
         h.ok(err is None and took < 1.0,
              "unlocking a session hold right after the cut returns at once (%s)" % shown(took, err))
+        call = Call(b, "SELECT string_agg(state, ',') FROM zksync_locks() WHERE name = 'o_free'")
+        state = call.result if call.finished(1.5) else "query still running"
+        h.ok(state == "releasing", "the unlocked hold shows as releasing (%s)" % state)
     else:
         h.ok(False, "unlocking a session hold right after the cut: not tried, b is blocked")
     ended = c2.finished(max(0.0, c2.t_start + 4.5 - time.monotonic()))

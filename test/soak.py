@@ -285,6 +285,11 @@ class Soak:
                     pids += [r[0] for r in cur.fetchall()]
                 except psycopg2.Error:
                     pass
+            # mostly a waiter that may be handed the lock inside its cluster
+            handoff = {w["pid"] for w in self.workers.values() if w["handoff"]}
+            preferred = [p for p in pids if p in handoff]
+            if preferred and self.rnd.random() < 0.75:
+                pids = preferred
             return self.rnd.choice(pids) if pids else None
         pids = [w["pid"] for w in self.workers.values() if w["state"] == "holding" and w.get("pid")]
         return self.rnd.choice(pids) if pids else None
