@@ -477,6 +477,7 @@ def main():
     check_cluster(a)
     b = Bench(a)
     t_start = time.time()
+    load_start = os.getloadavg()[0]
 
     print("== uncontended cycles, %d rounds x %d cycles, contenders alternated" % (a.rounds, a.cycles),
           file=sys.stderr)
@@ -505,6 +506,7 @@ def main():
     barrier = b.barrier_release(100, 3)
     rss_kb, vm_kb, first_us, plain_us = b.backend_cost(5)
     print("== done in %.0f s" % (time.time() - t_start), file=sys.stderr)
+    load_end = os.getloadavg()[0]
 
     s = {k: summary(v) for k, v in b.lat.items()}
     lines = []
@@ -600,8 +602,10 @@ def main():
                            "(local reference)",
                            "medians %.3f / %.3f ms" % (med["zksync"], med["advisory"])))
     text = "\n".join(lines)
+    text = ("Run: %.0f s; load average (1 min) at the start %.1f, at the end %.1f (anything else "
+            "running on the machine shows here).\n\n" % (time.time() - t_start, load_start, load_end)) + text
     if a.machine:
-        text = a.machine + "\n\n" + text
+        text = a.machine + "\n" + text
     print(text)
     with open(os.path.join(a.out, "results.md"), "w") as f:
         f.write(text + "\n")
