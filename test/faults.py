@@ -800,7 +800,9 @@ def test_outage(h):
         'still running'); the test's clock keeps going if b blocks."""
         call = Call(b, sql)
         if not call.finished(limit):
-            return time.monotonic() - call.t_start, "still running"
+            seen = q(ctl, "SELECT concat_ws(' ', wait_event_type, wait_event) FROM pg_stat_activity"
+                          " WHERE pid = %s", bpid)
+            return time.monotonic() - call.t_start, "still running, waiting on %s" % seen
         return call.t_end - call.t_start, call.error
 
     def shown(took, err):
