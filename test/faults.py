@@ -698,10 +698,9 @@ def _paused_waiter_round(h, r, lock, handoff, third):
     err = call.error
     h.ok(ended and isinstance(err, psycopg2.Error) and (err.pgcode or "").startswith("08")
          and "expired" in str(err),
-         "%s: B1's wait fails with a class 08 ERROR saying the session expired (%s%s)"
-         % (label, "still waiting" if not ended else
-            ("returned as the holder" if err is None else "%s %s" % (getattr(err, "pgcode", None), first_line(err))),
-            ""))
+         "%s: B1's wait fails with a class 08 ERROR saying the session expired (%s)"
+         % (label, "still waiting" if not ended else "returned as the holder" if err is None
+            else "%s %s" % (getattr(err, "pgcode", None), first_line(err))))
     c_node = lock_node(c, lock)
     left = h.ephemerals(path)
     h.ok(c_node is not None and left == [c_node],
