@@ -70,6 +70,11 @@
 /* A request outstanding longer than this gets a poke (ZOOKEEPER-4537). */
 #define ZK_OVERDUE_US		100000
 /*
+ * A release stops waiting when the server has answered nothing, not even
+ * that poke, for this long (see server_silent_since).
+ */
+#define ZK_SILENT_US		300000
+/*
  * A release is held back this long, so that it reaches the server together
  * with this backend's next request (typically the next lock's create) and
  * both share one fsync in the server's group commit; if no request comes,
@@ -167,6 +172,8 @@ static ZkHunt *hunts = NULL;
  * the client's own (possibly stale) state says.
  */
 static int64 answered_sent_us = 0;
+/* When the newest answer from the server arrived (mono_us; 0: none). */
+static int64 answered_at_us = 0;
 
 /* The watchdog thread (see "Stuck requests" above). */
 static pthread_t watchdog_thread;
@@ -294,8 +301,11 @@ rc_is_answer(int rc)
 static void
 note_answer_locked(int rc, int64 sent_us)
 {
-	if (rc_is_answer(rc) && sent_us > answered_sent_us)
+	if (!rc_is_answer(rc))
+		return;
+	if (sent_us > answered_sent_us)
 		answered_sent_us = sent_us;
+	answered_at_us = mono_us();
 }
 
 static void hunt_create_done_locked(ZkReq *req, int rc);
@@ -839,6 +849,7 @@ close_handle(void)
 		drop_hunt_locked(hunts, ZCLOSING);
 	poke_in_flight = false;
 	answered_sent_us = 0;
+	answered_at_us = 0;
 	refused_rc = ZOK;
 	pthread_mutex_unlock(&shared_mu);
 	/* requests still linked were answered with ZCLOSING; nobody waits */
@@ -1078,6 +1089,39 @@ zk_wait(ZkReq *req, uint64 events_seen, TimestampTz deadline, bool nothrow)
 }
 
 /*
+ * Has the server been silent since `since_us` (mono_us), for longer than
+ * ZK_SILENT_US?  Then the client may still think itself connected (it
+ * notices a dead connection only after 2/3 of the session timeout), but a
+ * release need not wait for an answer that is not coming: the watchdog's
+ * ZOOKEEPER-4537 read went out after ZK_OVERDUE_US and was not answered
+ * either.  A slow but live server answers that read at once (it needs no
+ * fsync), so this does not cut short a release that is merely slow.
+ */
+static bool
+server_silent_since(int64 since_us)
+{
+	int64		now = mono_us();
+	bool		silent;
+
+	if (since_us == 0 || now - since_us < ZK_SILENT_US)
+		return false;
+	pthread_mutex_lock(&shared_mu);
+	silent = answered_at_us < since_us;
+	pthread_mutex_unlock(&shared_mu);
+	return silent;
+}
+
+/* The next moment to look whether the server has gone silent */
+static TimestampTz
+silence_check_deadline(TimestampTz deadline)
+{
+	TimestampTz soon = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												   ZK_SILENT_US / 2000);
+
+	return (deadline != 0 && deadline < soon) ? deadline : soon;
+}
+
+/*
  * Wait until every release sent so far is applied, for at most `wait_ms`,
  * and only while connected: a release that waits for a reconnect goes on
  * in the background.  Throws on interrupts unless `nothrow` (the releases
@@ -1093,15 +1137,23 @@ zk_await_releases(int wait_ms, bool nothrow)
 	{
 		ZkRelease  *rel;
 		bool		busy = false;
+		int64		oldest = 0;
 
 		if (!handle_is_connected())
 			break;
 		pthread_mutex_lock(&shared_mu);
-		for (rel = releases; rel && !busy; rel = rel->next)
-			busy = rel->state == REL_SENT || rel->state == REL_HELD_BACK;
+		for (rel = releases; rel; rel = rel->next)
+			if (rel->state == REL_SENT || rel->state == REL_HELD_BACK)
+			{
+				busy = true;
+				if (oldest == 0 || rel->sent_at_us < oldest)
+					oldest = rel->sent_at_us;
+			}
 		pthread_mutex_unlock(&shared_mu);
-		if (!busy || !sleep_once(deadline, nothrow))
+		if (!busy || server_silent_since(oldest) ||
+			GetCurrentTimestamp() >= deadline)
 			break;
+		sleep_once(silence_check_deadline(deadline), nothrow);
 	}
 	check_refused();
 }
@@ -1168,6 +1220,7 @@ open_handle(void)
 	}
 	pthread_mutex_lock(&shared_mu);
 	answered_sent_us = 0;
+	answered_at_us = 0;
 	pthread_mutex_unlock(&shared_mu);
 	free(conn_hosts);
 	conn_hosts = strdup(zksync_hosts);
@@ -1731,7 +1784,16 @@ zk_release_node(const char *path, int wait_ms, bool nothrow)
 		TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 														   wait_ms);
 
-		if (zk_wait(notify, 0, deadline, nothrow) == ZKW_DONE)
+		ZkWaitResult r;
+
+		for (;;)
+		{
+			r = zk_wait(notify, 0, silence_check_deadline(deadline), nothrow);
+			if (r == ZKW_DONE || server_silent_since(now) ||
+				GetCurrentTimestamp() >= deadline)
+				break;
+		}
+		if (r == ZKW_DONE)
 			applied = notify->rc == ZOK || notify->rc == ZNONODE ||
 				notify->rc == ZSESSIONEXPIRED || notify->rc == ZCLOSING;
 		zk_release(notify);

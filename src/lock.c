@@ -849,7 +849,9 @@ zksync_forget_session(void)
  * cannot know whether its session still lives, so it waits up to the
  * session timeout for the client to find out (zk_confirm_session_alive).
  * If it cannot be confirmed, the session is closed and its locks count as
- * lost.  Also run before PREPARE TRANSACTION (SPEC point 17).
+ * lost.  A read-only transaction under session locks only is not made to
+ * wait (below), but a hold already known lost refuses it too.  Also run before PREPARE TRANSACTION
+ * (SPEC point 17).
  */
 void
 zksync_check_lost_for_commit(void)
@@ -861,11 +863,22 @@ zksync_check_lost_for_commit(void)
 
 	if (holds == NULL || hash_get_num_entries(holds) == 0)
 		return;
+	zk_notice_session_end();	/* an expiry the client knows of: lost */
 	hash_seq_init(&seq, holds);
 	while ((hold = hash_seq_search(&seq)) != NULL)
 		if (hold->state == HOLD_HELD)
 			relied = true;
-	if (relied && !zk_confirm_session_alive(NULL, zksync_session_timeout))
+	/*
+	 * Ask the server when the transaction holds a transaction lock, or
+	 * wrote something under a session lock.  A read-only transaction that
+	 * only ran under session locks makes nothing durable that they could
+	 * have protected, and must not wait for a cut-off ensemble: an
+	 * autocommit statement that stacks or unlocks a held session lock
+	 * works at once during an outage (point 15).
+	 */
+	if (relied && (n_xact_holds > 0 ||
+				   GetTopTransactionIdIfAny() != InvalidTransactionId) &&
+		!zk_confirm_session_alive(NULL, zksync_session_timeout))
 		zk_reset_session();		/* marks every hold lost, now */
 
 	hash_seq_init(&seq, holds);
