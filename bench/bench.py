@@ -534,7 +534,8 @@ def main():
               ("kazoo", 16)):
         lines.append("| %s | %s |" % (label[k[0]] % k[1], " / ".join("%.0f" % x for x in cont[k])))
     lines.append("")
-    lines.append("On one lock, the backends run with synchronous_release on in every row but the one that says it is off.")
+    lines.append("On one lock, the backends run with synchronous_release on in every row but the one "
+                 "that says it is off.")
     lines.append("")
     lines.append("| %d sessions, each cycling its own lock | aggregate cycles/s (2 runs) "
                  "| lock client's CPU per cycle, us | machine CPU busy |" % K)
