@@ -63,6 +63,7 @@
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "utils/memutils.h"
 #include "utils/wait_event.h"
 
 #include "zksync.h"
@@ -191,6 +192,8 @@ static int	log_dropped = 0;
 
 /* Written once by the backend before any thread exists; read by threads. */
 static int	event_fd = -1;
+/* The backend's wait: its latch, postmaster death and event_fd. */
+static WaitEventSet *wait_set = NULL;
 
 /* ---- backend-only state ---- */
 static zhandle_t *zh = NULL;
@@ -1033,7 +1036,7 @@ static bool
 sleep_once(TimestampTz deadline, bool nothrow)
 {
 	long		timeout_ms = -1;
-	int			rc;
+	WaitEvent	event;
 
 	if (deadline != 0)
 	{
@@ -1043,24 +1046,22 @@ sleep_once(TimestampTz deadline, bool nothrow)
 			return false;
 		timeout_ms = (long) ((deadline - now + 999) / 1000);
 	}
-	rc = WaitLatchOrSocket(MyLatch,
-						   WL_LATCH_SET | WL_SOCKET_READABLE |
-						   WL_EXIT_ON_PM_DEATH |
-						   (timeout_ms >= 0 ? WL_TIMEOUT : 0),
-						   event_fd, timeout_ms, PG_WAIT_EXTENSION);
-	if (rc & WL_SOCKET_READABLE)
+	if (WaitEventSetWait(wait_set, timeout_ms, &event, 1, PG_WAIT_EXTENSION) == 1)
 	{
-		uint64		buf;
-		ssize_t		r;
+		if (event.events & WL_SOCKET_READABLE)
+		{
+			uint64		buf;
+			ssize_t		r;
 
-		r = read(event_fd, &buf, sizeof(buf));
-		(void) r;
-	}
-	if (rc & WL_LATCH_SET)
-	{
-		ResetLatch(MyLatch);
-		if (!nothrow)
-			CHECK_FOR_INTERRUPTS();
+			r = read(event_fd, &buf, sizeof(buf));
+			(void) r;
+		}
+		if (event.events & WL_LATCH_SET)
+		{
+			ResetLatch(MyLatch);
+			if (!nothrow)
+				CHECK_FOR_INTERRUPTS();
+		}
 	}
 	drain_client_log();
 	return true;
@@ -1171,6 +1172,16 @@ open_handle(void)
 			ereport(ERROR,
 					(errcode_for_file_access(),
 					 errmsg("zksync could not create an eventfd: %m")));
+	}
+	if (wait_set == NULL)
+	{
+		/* one set for every wait of this backend: no epoll set per wait */
+		WaitEventSet *set = CreateWaitEventSet(TopMemoryContext, 3);
+
+		AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+		AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+		AddWaitEventToSet(set, WL_SOCKET_READABLE, event_fd, NULL, NULL);
+		wait_set = set;
 	}
 	if (!exit_hook_set)
 	{

@@ -85,7 +85,7 @@ char *
 zksync_owner_data(const char *extra, int *len)
 {
 	static char *dbname = NULL;
-	char		host[256];
+	static char host[256];
 	StringInfoData buf;
 
 	if (dbname == NULL && IsTransactionState() && MyDatabaseId != InvalidOid)
@@ -95,9 +95,8 @@ zksync_owner_data(const char *extra, int *len)
 		if (d)
 			dbname = MemoryContextStrdup(TopMemoryContext, d);
 	}
-	if (gethostname(host, sizeof(host)) != 0)
-		host[0] = '\0';
-	host[sizeof(host) - 1] = '\0';
+	if (host[0] == '\0' && gethostname(host, sizeof(host)) == 0)
+		host[sizeof(host) - 1] = '\0';
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "{\"host\":");
