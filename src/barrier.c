@@ -39,7 +39,6 @@
 
 #include "zksync.h"
 
-#define PART_TAG	"__PART__"
 
 typedef struct Participant
 {
@@ -64,7 +63,7 @@ deadline_after(int timeout_ms)
 static char *
 barrier_path(const char *name)
 {
-	return psprintf("%s/barriers/%s", zksync_root, name);
+	return zksync_recipe_dir(ZKSYNC_BARRIERS, name);
 }
 
 /* ===================================================================
@@ -90,41 +89,38 @@ zksync_barrier_set(const char *name)
 
 	for (;;)
 	{
-		ZkReq	   *c = zk_create(path, data, len, 0);
-		int			rc = zk_call(c);
+		bool		resent;
+		ZkReq	   *c = zk_call_retrying(ZKOP_CREATE, path, data, len, 0, &resent);
+		int			rc = c->rc;
 
 		zk_release(c);
 		if (rc == ZOK)
 			return true;
-		if (rc == ZNODEEXISTS && attempts == 0)
+		if (rc == ZNODEEXISTS && !resent)
 			return false;
 		if (rc == ZNODEEXISTS)
 		{
 			/* after a lost reply: is the barrier there ours? */
-			ZkReq	   *g = zk_get(path, false);
+			ZkReq	   *g = zk_call_retrying(ZKOP_GET, path, NULL, 0, 0, NULL);
 			bool		ours;
 
-			rc = zk_call(g);
+			rc = g->rc;
 			ours = rc == ZOK && g->data && strstr(g->data, guid) != NULL;
 			zk_release(g);
 			if (rc == ZOK)
 				return ours;
-			if (rc == ZNONODE)
-				continue;		/* gone meanwhile: set it again */
+			if (rc != ZNONODE)
+				zk_report_error(rc, "get", path);
+			continue;			/* gone meanwhile: set it again */
 		}
-		attempts++;
-		if (attempts > 10)
+		if (rc != ZNONODE || ++attempts > 10)
 			zk_report_error(rc, "create", path);
-		if (rc == ZNONODE)
-		{
-			rc = zk_ensure_parents(psprintf("%s/barriers", zksync_root));
-			if (rc != ZOK && !zk_is_connection_error(rc))
-				zk_report_error(rc, "create", path);
-		}
-		else if (!zk_is_connection_error(rc))
-			zk_report_error(rc, "create", path);
+		/* the barriers' directory is a container, gone while empty */
+		rc = zk_ensure_parents(pnstrdup(path, strrchr(path, '/') - path));
 		if (zk_is_connection_error(rc))
 			zk_reconnect_or_error("create", path);
+		else if (rc != ZOK)
+			zk_report_error(rc, "create", path);
 	}
 }
 
@@ -133,25 +129,20 @@ bool
 zksync_barrier_unset(const char *name)
 {
 	char	   *path = barrier_path(name);
-	bool		retried = false;
+	bool		resent;
+	ZkReq	   *d;
+	int			rc;
 
 	zk_connect();
-	for (;;)
-	{
-		ZkReq	   *d = zk_delete(path);
-		int			rc = zk_call(d);
-
-		zk_release(d);
-		if (rc == ZOK)
-			return true;
-		/* after a lost reply, the delete may have been ours */
-		if (rc == ZNONODE)
-			return retried;
-		if (!zk_is_connection_error(rc))
-			zk_report_error(rc, "delete", path);
-		zk_reconnect_or_error("delete", path);
-		retried = true;
-	}
+	d = zk_call_retrying(ZKOP_DELETE, path, NULL, 0, 0, &resent);
+	rc = d->rc;
+	zk_release(d);
+	if (rc == ZOK)
+		return true;
+	/* after a lost reply, the delete may have been ours */
+	if (rc == ZNONODE)
+		return resent;
+	zk_report_error(rc, "delete", path);
 }
 
 /* What node_exists() leaves a watch for */
@@ -163,25 +154,19 @@ typedef enum NodeWatch
 	WATCH_MADE					/* the node being made: an exists watch */
 } NodeWatch;
 
-/* exists, retrying connection errors; true if the node is there */
+/* exists, riding out connection loss; true if the node is there */
 static bool
 node_exists(const char *path, NodeWatch watch)
 {
-	for (;;)
-	{
-		ZkReq	   *e = watch == WATCH_GONE ? zk_get(path, true) :
-			zk_exists(path, watch == WATCH_MADE);
-		int			rc = zk_call(e);
+	ZkReq	   *e = zk_call_retrying(watch == WATCH_GONE ? ZKOP_GET_WATCH :
+									 watch == WATCH_MADE ? ZKOP_EXISTS_WATCH :
+									 ZKOP_EXISTS, path, NULL, 0, 0, NULL);
+	int			rc = e->rc;
 
-		zk_release(e);
-		if (rc == ZOK)
-			return true;
-		if (rc == ZNONODE)
-			return false;
-		if (!zk_is_connection_error(rc))
-			zk_report_error(rc, "exists", path);
-		zk_reconnect_or_error("exists", path);
-	}
+	zk_release(e);
+	if (rc != ZOK && rc != ZNONODE)
+		zk_report_error(rc, "exists", path);
+	return rc == ZOK;
 }
 
 bool
@@ -210,7 +195,7 @@ zksync_barrier_wait(const char *name, int timeout_ms)
 			return true;
 		if (deadline != 0 && GetCurrentTimestamp() >= deadline)
 			return false;
-		if (zk_wait(NULL, seen, deadline, false) == ZKW_TIMEOUT)
+		if (zk_wait_event(seen, NULL, deadline, false) == ZKW_TIMEOUT)
 			return !node_exists(path, NO_WATCH);
 		if (!zk_session_usable())
 			zk_connect();		/* the watch died with the session */
@@ -240,7 +225,7 @@ init_entered(void)
 static bool
 is_participant(const char *child)
 {
-	return strstr(child, PART_TAG) != NULL && zksync_node_sequence(child) >= 0;
+	return strstr(child, ZKSYNC_TAG_PART) != NULL && zksync_node_sequence(child) >= 0;
 }
 
 /* The participants agreed on by the first one in, or -1 if none is in. */
@@ -291,18 +276,12 @@ make_ready(const char *dir)
 {
 	char	   *path = psprintf("%s/ready", dir);
 
-	for (;;)
-	{
-		ZkReq	   *c = zk_create(path, "", 0, ZOO_EPHEMERAL);
-		int			rc = zk_call(c);
+	ZkReq	   *c = zk_call_retrying(ZKOP_CREATE, path, "", 0, ZOO_EPHEMERAL, NULL);
+	int			rc = c->rc;
 
-		zk_release(c);
-		if (rc == ZOK || rc == ZNODEEXISTS)
-			return;
-		if (!zk_is_connection_error(rc))
-			zk_report_error(rc, "create", path);
-		zk_reconnect_or_error("create", path);
-	}
+	zk_release(c);
+	if (rc != ZOK && rc != ZNODEEXISTS)
+		zk_report_error(rc, "create", path);
 }
 
 /*
@@ -312,7 +291,7 @@ make_ready(const char *dir)
 bool
 zksync_dbarrier_enter(const char *name, int participants, int timeout_ms)
 {
-	char	   *dir = psprintf("%s/dbarriers/%s", zksync_root, name);
+	char	   *dir = zksync_recipe_dir(ZKSYNC_DBARRIERS, name);
 	char	   *ready = psprintf("%s/ready", dir);
 	TimestampTz deadline = deadline_after(timeout_ms);
 	ZkReq	   *g;
@@ -345,7 +324,7 @@ zksync_dbarrier_enter(const char *name, int participants, int timeout_ms)
 
 	PG_TRY();
 	{
-		zk_protected_create(&entering, dir, PART_TAG, data, len, NULL);
+		zk_protected_create(&entering, dir, ZKSYNC_TAG_PART, data, len, NULL);
 		for (;;)
 		{
 			uint64		seen = zk_events_seen();
@@ -366,7 +345,7 @@ zksync_dbarrier_enter(const char *name, int participants, int timeout_ms)
 			zk_release(g);
 			if (deadline != 0 && GetCurrentTimestamp() >= deadline)
 				break;
-			if (zk_wait(NULL, seen, deadline, false) == ZKW_TIMEOUT)
+			if (zk_wait_event(seen, NULL, deadline, false) == ZKW_TIMEOUT)
 				continue;		/* look once more, then give up */
 			if (!zk_session_usable())
 				ereport(ERROR,
@@ -398,15 +377,6 @@ zksync_dbarrier_enter(const char *name, int participants, int timeout_ms)
 	return true;
 }
 
-static int
-child_cmp(const void *a, const void *b)
-{
-	int64		x = zksync_node_sequence(*(char *const *) a);
-	int64		y = zksync_node_sequence(*(char *const *) b);
-
-	return (x > y) - (x < y);
-}
-
 /*
  * Exit: true once every participant has exited or disconnected; false if
  * `timeout_ms` (negative: no limit) runs out first.  Either way this
@@ -415,7 +385,7 @@ child_cmp(const void *a, const void *b)
 bool
 zksync_dbarrier_exit(const char *name, int timeout_ms)
 {
-	char	   *dir = psprintf("%s/dbarriers/%s", zksync_root, name);
+	char	   *dir = zksync_recipe_dir(ZKSYNC_DBARRIERS, name);
 	TimestampTz deadline = deadline_after(timeout_ms);
 	Participant *p;
 	char		node[ZKSYNC_PATH_MAX];
@@ -453,7 +423,7 @@ zksync_dbarrier_exit(const char *name, int timeout_ms)
 					n++;
 				}
 			zk_release(g);
-			qsort(parts, n, sizeof(char *), child_cmp);
+			zksync_sort_by_sequence(parts, n);
 
 			if (n == 0 || (n == 1 && me_in))
 			{
@@ -476,7 +446,7 @@ zksync_dbarrier_exit(const char *name, int timeout_ms)
 			seen = zk_events_seen();
 			if (!node_exists(watch, WATCH_GONE))
 				continue;
-			zk_wait(NULL, seen, deadline, false);
+			zk_wait_event(seen, NULL, deadline, false);
 			if (!zk_session_usable())
 				ereport(ERROR,
 						(errcode(ERRCODE_CONNECTION_FAILURE),
@@ -501,15 +471,15 @@ zksync_dbarrier_exit(const char *name, int timeout_ms)
 	return done;
 }
 
-bool
-zksync_dbarriers_entered(void)
+static bool
+dbarriers_entered(void)
 {
 	return entered != NULL && hash_get_num_entries(entered) > 0;
 }
 
 /* The session ended: our participant nodes are gone with it. */
-void
-zksync_dbarrier_forget_session(void)
+static void
+dbarrier_forget_session(void)
 {
 	HASH_SEQ_STATUS seq;
 	Participant *p;
@@ -519,4 +489,11 @@ zksync_dbarrier_forget_session(void)
 	hash_seq_init(&seq, entered);
 	while ((p = hash_seq_search(&seq)) != NULL)
 		hash_search(entered, p->dir, HASH_REMOVE, NULL);
+}
+
+/* From _PG_init: hear of the session's end (connection.c calls no recipe). */
+void
+zksync_barrier_init(void)
+{
+	zk_register_session_user(dbarriers_entered, dbarrier_forget_session);
 }

@@ -225,19 +225,50 @@ static char *conn_hosts = NULL;
 static char *conn_auth = NULL;
 static int	conn_timeout = 0;
 
+/*
+ * The recipes that keep state on the session register here
+ * (zk_register_session_user), in the manner of RegisterXactCallback: this
+ * layer asks them whether the session carries anything a reconnect would
+ * lose, and tells them when it has ended.  It calls no recipe by name.
+ */
+#define MAX_SESSION_USERS 8
+static struct
+{
+	bool		(*in_use) (void);
+	void		(*forget) (void);
+}			session_users[MAX_SESSION_USERS];
+static int	n_session_users = 0;
+
+void
+zk_register_session_user(bool (*in_use) (void), void (*forget) (void))
+{
+	if (n_session_users == MAX_SESSION_USERS)
+		elog(ERROR, "too many zksync session users");
+	session_users[n_session_users].in_use = in_use;
+	session_users[n_session_users].forget = forget;
+	n_session_users++;
+}
+
 /* Does this session carry anything a reconnect would lose? */
 static bool
 session_in_use(void)
 {
-	return zksync_holds_exist() || zksync_dbarriers_entered();
+	int			i;
+
+	for (i = 0; i < n_session_users; i++)
+		if (session_users[i].in_use())
+			return true;
+	return false;
 }
 
-/* The session is gone: so are our locks and barrier participations. */
+/* The session is gone: so is everything the recipes kept on it. */
 static void
 forget_session(void)
 {
-	zksync_forget_session();
-	zksync_dbarrier_forget_session();
+	int			i;
+
+	for (i = 0; i < n_session_users; i++)
+		session_users[i].forget();
 }
 
 /*
@@ -1018,16 +1049,7 @@ zk_events_seen(void)
 }
 
 /*
- * The wait loop.  Sleeps until `req` (if not NULL) is done, or the watch
- * counter moves past `events_seen` (if `req` is NULL), or `deadline` (0: none)
- * passes.  Session state changes count as watch events.
- *
- * Unless `nothrow`, interrupts are serviced, so this may throw (query
- * cancel, statement_timeout, termination).  With `nothrow` it never throws;
- * callers in abort and commit callbacks must pass a deadline then.
- */
-/*
- * Sleep until a reply, a watch, a hand-off or an interrupt may have changed
+ * The wait loop's one step.  Sleep until a reply, a watch, a hand-off or an interrupt may have changed
  * something, or `deadline` (0: none) passes.  Returns false if the
  * deadline has passed.  Services interrupts (so may throw) unless
  * `nothrow`.
@@ -1067,22 +1089,49 @@ sleep_once(TimestampTz deadline, bool nothrow)
 	return true;
 }
 
+/*
+ * Wait until `req` is done, or `deadline` (0: none) passes.  Unless
+ * `nothrow`, interrupts are serviced, so this may throw (query cancel,
+ * statement_timeout, termination).  With `nothrow` it never throws;
+ * callers in abort and commit callbacks must pass a deadline then.
+ */
 ZkWaitResult
-zk_wait(ZkReq *req, uint64 events_seen, TimestampTz deadline, bool nothrow)
+zk_wait(ZkReq *req, TimestampTz deadline, bool nothrow)
 {
 	for (;;)
 	{
 		bool		ready;
 
 		pthread_mutex_lock(&shared_mu);
-		ready = req ? req->done : (watch_events != events_seen);
+		ready = req->done;
 		pthread_mutex_unlock(&shared_mu);
 		if (ready)
-			return req ? ZKW_DONE : ZKW_EVENT;
-		/* a watch wait also ends when another backend hands us the lock */
-		if (req == NULL && zksync_handoff_received())
-			return ZKW_EVENT;
-		if (req == NULL && handle_is_dead())
+			return ZKW_DONE;
+		if (!sleep_once(deadline, nothrow))
+			return ZKW_TIMEOUT;
+	}
+}
+
+/*
+ * Wait until a watch fires or the session changes state (the event
+ * counter moves past `events_seen`, see zk_events_seen), or `also` (may be
+ * NULL) returns true, or `deadline` (0: none) passes.  Interrupts as for
+ * zk_wait().  `also` is how a caller waits for news that does not come
+ * from ZooKeeper, such as a hand-off: it is checked whenever the latch is
+ * set.
+ */
+ZkWaitResult
+zk_wait_event(uint64 events_seen, bool (*also) (void), TimestampTz deadline,
+			  bool nothrow)
+{
+	for (;;)
+	{
+		bool		ready;
+
+		pthread_mutex_lock(&shared_mu);
+		ready = watch_events != events_seen;
+		pthread_mutex_unlock(&shared_mu);
+		if (ready || handle_is_dead() || (also && also()))
 			return ZKW_EVENT;
 		if (!sleep_once(deadline, nothrow))
 			return ZKW_TIMEOUT;
@@ -1259,7 +1308,7 @@ await_connected(int timeout_ms, bool nothrow)
 			return ZSESSIONEXPIRED;
 		if (handle_is_connected())
 			return ZOK;
-		if (zk_wait(NULL, seen, deadline, nothrow) == ZKW_TIMEOUT)
+		if (zk_wait_event(seen, NULL, deadline, nothrow) == ZKW_TIMEOUT)
 			return handle_is_connected() ? ZOK : ZCONNECTIONLOSS;
 	}
 }
@@ -1394,7 +1443,7 @@ zk_confirm_session_alive(const char *node, int timeout_ms)
 			continue;
 		}
 		e = zk_exists(node ? node : "/", false);
-		if (zk_wait(e, 0, deadline, false) != ZKW_DONE)
+		if (zk_wait(e, deadline, false) != ZKW_DONE)
 		{
 			zk_release(e);
 			return false;
@@ -1799,7 +1848,7 @@ zk_release_node(const char *path, int wait_ms, bool nothrow)
 
 		for (;;)
 		{
-			r = zk_wait(notify, 0, silence_check_deadline(deadline), nothrow);
+			r = zk_wait(notify, silence_check_deadline(deadline), nothrow);
 			if (r == ZKW_DONE || server_silent_since(now) ||
 				GetCurrentTimestamp() >= deadline)
 				break;
@@ -1881,7 +1930,7 @@ zk_abandon_create(ZkReq *create, const char *dir, const char *guid,
 
 	if (notify)
 	{
-		zk_wait(notify, 0,
+		zk_wait(notify,
 				TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms),
 				true);
 		zk_release(notify);
@@ -1926,7 +1975,7 @@ zk_pending_releases(char ***paths)
 int
 zk_call(ZkReq *req)
 {
-	zk_wait(req, 0, 0, false);
+	zk_wait(req, 0, false);
 	return req->rc;
 }
 

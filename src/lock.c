@@ -62,7 +62,7 @@
  * upgrade (read held, write asked) would wait for itself: ERROR.
  *
  * Expiry.  When the session expires, every ephemeral node is gone, so
- * every hold becomes "lost" (zksync_forget_session).  A lost hold is never
+ * every hold becomes "lost" (forget_session, registered with the connection layer).  A lost hold is never
  * reported as held; the commit check in xact.c refuses to commit a
  * transaction that relied on one.  A grant is returned only on a session
  * known alive at that moment (zk_session_known_alive): a hand-off from a
@@ -174,192 +174,83 @@ remove_hold(Hold *hold)
 	hash_search(holds, &hold->key, HASH_REMOVE, NULL);
 }
 
-char *
-zksync_lock_dir(const char *name)
-{
-	return psprintf("%s/locks/%s", zksync_root, name);
-}
-
-bool
-zksync_node_is_reader(const char *child)
-{
-	return strstr(child, "__READ__") != NULL ||
-		strstr(child, "__rlock__") != NULL ||
-		strstr(child, "-read-") != NULL;
-}
-
 /*
- * Which contender must go before us?  Returns the child name to watch, or
- * NULL if we are granted.  Our own node must be among the children;
- * `*missing` is set if it is not (the session lost it).  `ignore` is a node
- * name of ours that never blocks (may be NULL).
+ * The read-write lock's grant rule, its one home: used by the wait (as the
+ * queue's drivers) and by zksync_lock_holders().  `c` is in sequence
+ * order, `mine` our index.
+ *
+ *	 writer: granted when no contender is ahead; else it waits for its
+ *			 immediate predecessor.
+ *	 reader: granted when no writer is ahead; else it waits for the
+ *			 nearest writer ahead.
  */
-static const char *
-find_blocker(ZkReq *g, const char *mynode, char mode, const char *ignore,
-			 bool *missing)
+static bool
+writer_granted(const ZkContender *c, int n, int mine, int *watch)
 {
-	const char *mine = strrchr(mynode, '/') + 1;
-	int64		myseq = zksync_node_sequence(mine);
-	const char *best = NULL;
-	int64		bestseq = -1;
+	if (mine == 0)
+		return true;
+	*watch = mine - 1;
+	return false;
+}
+
+static bool
+reader_granted(const ZkContender *c, int n, int mine, int *watch)
+{
 	int			i;
 
-	*missing = true;
-	for (i = 0; i < g->nchildren; i++)
-	{
-		const char *c = g->children[i];
-		int64		seq = zksync_node_sequence(c);
+	for (i = mine - 1; i >= 0; i--)
+		if (!c[i].reader)
+		{
+			*watch = i;
+			return false;
+		}
+	return true;
+}
 
-		if (strcmp(c, mine) == 0)
-		{
-			*missing = false;
-			continue;
-		}
-		if (seq < 0 || seq >= myseq)
-			continue;
-		if (ignore && strcmp(c, ignore) == 0)
-			continue;
-		if (mode == 'r' && zksync_node_is_reader(c))
-			continue;
-		if (seq > bestseq)
-		{
-			best = c;
-			bestseq = seq;
-		}
-	}
-	return best;
+/* A blocker that is a write node may be handed to us (handoff.c). */
+static const ZkQueueDriver write_driver = {writer_granted, true};
+static const ZkQueueDriver read_driver = {reader_granted, true};
+
+/* Is contender i of `c` granted? */
+bool
+zksync_rwlock_granted(const ZkContender *c, int n, int i)
+{
+	int			watch;
+
+	return c[i].reader ? reader_granted(c, n, i, &watch) :
+		writer_granted(c, n, i, &watch);
 }
 
 /*
  * Create our node and wait until it is granted or `deadline` (0: none)
- * passes.  Returns true when granted, with hold->node and hold->token set;
- * false on timeout, with the node deleted.  May throw (interrupts,
- * ZooKeeper errors); the caller's PG_CATCH abandons `acq`.
+ * passes (queue.c); a downgrade's read node is granted at once.  Returns
+ * true when granted, with hold->node and hold->token set; false on
+ * timeout, with the node removed.  May throw; the queue has then removed
+ * the node.
  */
 static bool
 acquire_node(Hold *hold, char mode, bool downgrade, TimestampTz deadline)
 {
-	const char *dir = hold->key.dir;
+	const char *tag = mode == 'w' ? ZKSYNC_TAG_WRITE : ZKSYNC_TAG_READ;
 	char	   *data;
 	int			datalen;
-	ZkReq	   *g = NULL;
+	bool		granted = true;
 
 	data = zksync_owner_data(NULL, &datalen);
-	zk_protected_create(&acq, dir, mode == 'w' ? "__WRIT__" : "__READ__",
-						data, datalen, downgrade ? NULL : &g);
-	strlcpy(hold->node, acq.node, sizeof(hold->node));
-	hold->token = acq.czxid;
-
 	if (downgrade)
+		zk_queue_join(&acq, hold->key.dir, tag, data, datalen);
+	else
+		granted = zk_queue_wait(&acq, hold->key.dir, tag, data, datalen,
+								mode == 'w' ? &write_driver : &read_driver,
+								deadline,
+								mode == 'w' ? "write lock" : "read lock",
+								hold->name);
+	if (granted)
 	{
-		acq.active = false;
-		return true;
+		strlcpy(hold->node, acq.node, sizeof(hold->node));
+		hold->token = acq.czxid;
 	}
-
-	for (;;)
-	{
-		const char *blocker;
-		bool		missing;
-		int			rc;
-		uint64		seen;
-		ZkReq	   *e;
-		ZkWaitResult result = ZKW_EVENT;
-		char		path[ZKSYNC_PATH_MAX];
-
-		if (g == NULL)
-			g = zk_children_retrying(dir);
-		else if (zk_call(g) != ZOK)
-		{
-			/* the pipelined listing failed: list again */
-			zk_release(g);
-			g = zk_children_retrying(dir);
-		}
-		blocker = find_blocker(g, acq.node, mode, NULL, &missing);
-		if (blocker)
-			snprintf(path, sizeof(path), "%s/%s", dir, blocker);
-		zk_release(g);			/* blocker pointed into g: use path below */
-		g = NULL;
-		if (missing)
-			ereport(ERROR,
-					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg("the node of zksync %s lock \"%s\" disappeared while waiting",
-							MODE_NAME(mode), hold->name),
-					 errdetail("The ZooKeeper session expired, or another client deleted node \"%s\".",
-							   acq.node)));
-		if (blocker == NULL)
-		{
-			acq.active = false;
-			return true;
-		}
-		if (deadline != 0 && GetCurrentTimestamp() >= deadline)
-			break;
-
-		/*
-		 * Watch only the one that must go before us.  If it is a write node
-		 * of a backend of this cluster, its holder may hand it to us when it
-		 * releases it (handoff.c); register before the watch, so that a
-		 * release from now on is seen.  If it was released already, there
-		 * is nothing to watch.
-		 */
-		seen = zk_events_seen();
-		rc = ZNONODE;
-		if (zksync_node_is_reader(blocker) ||
-			!zksync_handoff_register(path, zk_session_hosts()) ||
-			!zksync_handoff_received())
-		{
-			e = zk_get(path, true);
-			rc = zk_call(e);
-			zk_release(e);
-			if (rc == ZOK)
-				result = zk_wait(NULL, seen, deadline, false);
-		}
-		if (zksync_handoff_unregister())
-		{
-			/*
-			 * Handed to us.  Take it only on a session known alive, or
-			 * confirmed alive by the server with our node still ours: if
-			 * this process was stopped past the session timeout, our node
-			 * is gone and ZooKeeper may have granted the lock to someone
-			 * else meanwhile (SPEC point 14).
-			 */
-			if (zk_session_known_alive() ||
-				zk_confirm_session_alive(acq.node, zksync_session_timeout))
-			{
-				acq.active = false;
-				return true;
-			}
-			if (!zk_session_usable())
-				ereport(ERROR,
-						(errcode(ERRCODE_CONNECTION_FAILURE),
-						 errmsg("ZooKeeper session expired while waiting for zksync %s lock \"%s\"",
-								MODE_NAME(mode), hold->name),
-						 errdetail("The lock was released to this backend, but its session had expired meanwhile (was the process stopped?); another client may hold the lock now."),
-						 errhint("Every zksync lock this backend held is lost. The next call opens a new session.")));
-			continue;			/* not confirmed: let ZooKeeper decide */
-		}
-		if (rc == ZNONODE)
-			continue;			/* already gone: look again */
-		if (zk_is_connection_error(rc))
-		{
-			zk_reconnect_or_error("exists", path);
-			continue;
-		}
-		if (rc != ZOK)
-			zk_report_error(rc, "exists", path);
-		if (result == ZKW_TIMEOUT)
-			break;
-		if (!zk_session_usable())
-			ereport(ERROR,
-					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg("ZooKeeper session expired while waiting for zksync %s lock \"%s\"",
-							MODE_NAME(mode), hold->name)));
-	}
-
-	/* timed out: our node must not stay behind to block others */
-	acq.active = false;
-	zk_release_node(acq.node, ZKSYNC_RELEASE_WAIT_MS, false);
-	hold->node[0] = '\0';
-	return false;
+	return granted;
 }
 
 /*
@@ -463,7 +354,7 @@ bool
 zksync_lock_acquire(const char *name, ZkLockMode mode, bool xact,
 					bool try_only, int timeout_ms)
 {
-	char	   *dir = zksync_lock_dir(name);
+	char	   *dir = zksync_recipe_dir(ZKSYNC_LOCKS, name);
 	char		m = MODE_CHAR(mode);
 	Hold	   *hold;
 	Hold	   *other;
@@ -529,10 +420,7 @@ zksync_lock_acquire(const char *name, ZkLockMode mode, bool xact,
 	}
 	PG_CATCH();
 	{
-		HOLD_INTERRUPTS();
-		zksync_handoff_unregister();
-		zk_protected_abandon(&acq);
-		RESUME_INTERRUPTS();
+		/* the queue has removed our node */
 		hold = find_hold(dir, m);
 		if (hold)
 			remove_hold(hold);
@@ -563,13 +451,30 @@ zksync_lock_acquire(const char *name, ZkLockMode mode, bool xact,
 static bool
 read_needs_write_node(Hold *read, const char *write_node)
 {
-	ZkReq	   *g;
-	bool		missing;
+	ZkReq	   *g = zk_children_retrying(read->key.dir);
+	const char *mine = strrchr(read->node, '/') + 1;
+	const char *skip = strrchr(write_node, '/') + 1;
+	ZkContender *c;
+	int			n,
+				k = 0,
+				me = -1,
+				watch,
+				i;
 	bool		needed;
 
-	g = zk_children_retrying(read->key.dir);
-	needed = find_blocker(g, read->node, 'r', strrchr(write_node, '/') + 1,
-						  &missing) != NULL;
+	n = zksync_contenders(g->rc == ZOK ? g->children : NULL,
+						  g->rc == ZOK ? g->nchildren : 0, &c);
+	for (i = 0; i < n; i++)
+	{
+		if (strcmp(c[i].name, skip) == 0)
+			continue;			/* as if our write node were gone */
+		c[k] = c[i];
+		if (strcmp(c[k].name, mine) == 0)
+			me = k;
+		k++;
+	}
+	needed = me >= 0 && !reader_granted(c, k, me, &watch);
+	pfree(c);
 	zk_release(g);
 	return needed;
 }
@@ -625,7 +530,7 @@ drop_hold(Hold *hold, bool nothrow)
 bool
 zksync_lock_release(const char *name, ZkLockMode mode)
 {
-	char	   *dir = zksync_lock_dir(name);
+	char	   *dir = zksync_recipe_dir(ZKSYNC_LOCKS, name);
 	char		m = MODE_CHAR(mode);
 	Hold	   *hold;
 
@@ -810,8 +715,8 @@ zksync_have_xact_holds(void)
 	return n_xact_holds > 0;
 }
 
-bool
-zksync_holds_exist(void)
+static bool
+holds_exist(void)
 {
 	return holds != NULL && hash_get_num_entries(holds) > 0;
 }
@@ -820,8 +725,8 @@ zksync_holds_exist(void)
  * The session expired or was closed: every node is gone.  Holds become
  * lost (never reported as held again); waits in progress are dropped.
  */
-void
-zksync_forget_session(void)
+static void
+forget_session(void)
 {
 	HASH_SEQ_STATUS seq;
 	Hold	   *hold;
@@ -924,20 +829,10 @@ fill_tokens(void)
 			zk_connect();
 			connected = true;
 		}
-		for (;;)
-		{
-			int			rc;
-
-			e = zk_exists(hold->node, false);
-			rc = zk_call(e);
-			if (rc == ZOK && e->stat.ephemeralOwner == zk_session_id())
-				hold->token = e->stat.czxid;
-			zk_release(e);
-			if (!zk_is_connection_error(rc))
-				break;
-			/* not an answer: a held lock has a token, ask again */
-			zk_reconnect_or_error("exists", hold->node);
-		}
+		e = zk_call_retrying(ZKOP_EXISTS, hold->node, NULL, 0, 0, NULL);
+		if (e->rc == ZOK && e->stat.ephemeralOwner == zk_session_id())
+			hold->token = e->stat.czxid;
+		zk_release(e);
 	}
 }
 
@@ -949,7 +844,7 @@ fill_tokens(void)
 static bool
 releasing_row(const char *path, ZkLockInfo *r)
 {
-	char	   *prefix = psprintf("%s/locks/", zksync_root);
+	char	   *prefix = zksync_recipe_dir(ZKSYNC_LOCKS, "");
 	size_t		plen = strlen(prefix);
 	const char *name = path + plen;
 	const char *slash;
@@ -1005,4 +900,11 @@ zksync_lock_snapshot(ZkLockInfo **rows)
 		if (releasing_row(pending[i], &(*rows)[n]))
 			n++;
 	return n;
+}
+
+/* From _PG_init: hear of the session's end (connection.c calls no recipe). */
+void
+zksync_lock_init(void)
+{
+	zk_register_session_user(holds_exist, forget_session);
 }

@@ -27,90 +27,11 @@
  */
 #include "postgres.h"
 
-#include <unistd.h>
-
 #include "access/xact.h"
-#include "commands/dbcommands.h"
-#include "lib/stringinfo.h"
 #include "miscadmin.h"
-#include "postmaster/postmaster.h"
-#include "utils/guc.h"
-#include "utils/json.h"
 #include "utils/memutils.h"
 
 #include "zksync.h"
-
-/* The sequence number a child ends with, or -1 if it has none. */
-int64
-zksync_node_sequence(const char *child)
-{
-	size_t		len = strlen(child);
-	int64		seq = 0;
-	size_t		i;
-
-	if (len < 10)
-		return -1;
-	for (i = len - 10; i < len; i++)
-	{
-		if (child[i] < '0' || child[i] > '9')
-			return -1;
-		seq = seq * 10 + (child[i] - '0');
-	}
-	return seq;
-}
-
-void
-zksync_make_guid(char *buf, size_t len)
-{
-	uint8		b[16];
-
-	if (!pg_strong_random(b, sizeof(b)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate a random GUID")));
-	b[6] = (b[6] & 0x0f) | 0x40;	/* version 4 */
-	b[8] = (b[8] & 0x3f) | 0x80;	/* variant 1 */
-	snprintf(buf, len,
-			 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-			 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
-			 b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
-}
-
-/*
- * The data of every node we create: who made it, so an operator can see
- * which backend on which cluster holds a lock.  `extra` (may be NULL) is a
- * JSON member list appended inside the object, e.g. "\"participants\":3".
- */
-char *
-zksync_owner_data(const char *extra, int *len)
-{
-	static char *dbname = NULL;
-	static char host[256];
-	StringInfoData buf;
-
-	if (dbname == NULL && IsTransactionState() && MyDatabaseId != InvalidOid)
-	{
-		char	   *d = get_database_name(MyDatabaseId);
-
-		if (d)
-			dbname = MemoryContextStrdup(TopMemoryContext, d);
-	}
-	if (host[0] == '\0' && gethostname(host, sizeof(host)) == 0)
-		host[sizeof(host) - 1] = '\0';
-
-	initStringInfo(&buf);
-	appendStringInfoString(&buf, "{\"host\":");
-	escape_json(&buf, host);
-	appendStringInfo(&buf, ",\"port\":%d,\"database\":", PostPortNumber);
-	escape_json(&buf, dbname ? dbname : "");
-	appendStringInfo(&buf, ",\"pid\":%d,\"application_name\":", MyProcPid);
-	escape_json(&buf, application_name ? application_name : "");
-	if (extra)
-		appendStringInfo(&buf, ",%s", extra);
-	appendStringInfoChar(&buf, '}');
-	*len = buf.len;
-	return buf.data;
-}
 
 /*
  * Create `dir` and its parents as containers.  Existing ones are fine.
@@ -162,35 +83,104 @@ zk_reconnect_or_error(const char *doing, const char *path)
 		zk_report_error(rc, doing, path);
 }
 
+/* Send one call; a synced listing is a sync with the listing behind it. */
+static ZkReq *
+send_op(ZkOp op, const char *path, const char *data, int len, int flags)
+{
+	switch (op)
+	{
+		case ZKOP_EXISTS:
+			return zk_exists(path, false);
+		case ZKOP_EXISTS_WATCH:
+			return zk_exists(path, true);
+		case ZKOP_GET:
+			return zk_get(path, false);
+		case ZKOP_GET_WATCH:
+			return zk_get(path, true);
+		case ZKOP_CHILDREN:
+			return zk_get_children(path);
+		case ZKOP_SYNCED_CHILDREN:
+			{
+				ZkReq	   *s = zk_sync(path);
+				ZkReq	   *g = zk_get_children(path);
+
+				/* the server answers in order: the sync's fate is the listing's */
+				zk_release(s);
+				return g;
+			}
+		case ZKOP_CREATE:
+			return zk_create(path, data, len, flags);
+		case ZKOP_DELETE:
+			return zk_delete(path);
+	}
+	return NULL;				/* not reached */
+}
+
+/* The name of an operation for zk_report_error() */
+static const char *
+op_name(ZkOp op)
+{
+	switch (op)
+	{
+		case ZKOP_CHILDREN:
+		case ZKOP_SYNCED_CHILDREN:
+			return "get_children";
+		case ZKOP_CREATE:
+			return "create";
+		case ZKOP_DELETE:
+			return "delete";
+		default:
+			return "get";
+	}
+}
+
 /*
- * Children of `dir`, retrying connection errors on the same session.
- * Returns the done request (rc ZOK or ZNONODE); other errors throw.
+ * Do one ZooKeeper call, riding out connection loss: send it, wait, and
+ * while it fails on a connection error, wait for the client to reconnect
+ * (same session) and send it again.  Returns the done request, whose rc is
+ * anything but a connection error; the caller releases it.  `*resent`
+ * (may be NULL) says whether it was sent more than once: a create or
+ * delete whose first reply was lost may have happened then.  Throws if no
+ * reconnect comes within zksync.connect_timeout or the session is gone,
+ * and on interrupts.  `data`, `len` and `flags` are for ZKOP_CREATE.
+ */
+ZkReq *
+zk_call_retrying(ZkOp op, const char *path, const char *data, int len,
+				 int flags, bool *resent)
+{
+	if (resent)
+		*resent = false;
+	for (;;)
+	{
+		ZkReq	   *r = send_op(op, path, data, len, flags);
+		int			rc = zk_call(r);
+
+		if (!zk_is_connection_error(rc))
+			return r;
+		zk_release(r);
+		zk_reconnect_or_error(op_name(op), path);
+		if (resent)
+			*resent = true;
+	}
+}
+
+/*
+ * Children of `dir`, riding out connection loss.  Returns the done request
+ * (rc ZOK or ZNONODE); other errors throw.
  */
 ZkReq *
 zk_children_retrying(const char *dir)
 {
-	for (;;)
+	ZkReq	   *g = zk_call_retrying(ZKOP_CHILDREN, dir, NULL, 0, 0, NULL);
+
+	if (g->rc != ZOK && g->rc != ZNONODE)
 	{
-		ZkReq	   *g = zk_get_children(dir);
-		int			rc = zk_call(g);
+		int			rc = g->rc;
 
-		if (rc == ZOK || rc == ZNONODE)
-			return g;
 		zk_release(g);
-		if (zk_is_connection_error(rc))
-			zk_reconnect_or_error("get_children", dir);
-		else
-			zk_report_error(rc, "get_children", dir);
+		zk_report_error(rc, "get_children", dir);
 	}
-}
-
-static int
-child_seq_cmp(const void *a, const void *b)
-{
-	int64		x = zksync_node_sequence(*(char *const *) a);
-	int64		y = zksync_node_sequence(*(char *const *) b);
-
-	return (x > y) - (x < y);
+	return g;
 }
 
 /*
@@ -210,21 +200,13 @@ find_own_node(ZkProtected *pn)
 	bool		found = false;
 	ZkReq	   *g;
 
-	for (;;)
+	g = zk_call_retrying(ZKOP_SYNCED_CHILDREN, pn->dir, NULL, 0, 0, NULL);
+	if (g->rc != ZOK && g->rc != ZNONODE)
 	{
-		ZkReq	   *s = zk_sync(pn->dir);
-		int			rc;
+		int			rc = g->rc;
 
-		g = zk_get_children(pn->dir);
-		zk_call(s);				/* its outcome shows in the listing's */
-		zk_release(s);
-		rc = zk_call(g);
-		if (rc == ZOK || rc == ZNONODE)
-			break;
 		zk_release(g);
-		if (!zk_is_connection_error(rc))
-			zk_report_error(rc, "get_children", pn->dir);
-		zk_reconnect_or_error("get_children", pn->dir);
+		zk_report_error(rc, "get_children", pn->dir);
 	}
 	mine = palloc(sizeof(char *) * (g->nchildren + 1));
 	for (i = 0; g->rc == ZOK && i < g->nchildren; i++)
@@ -232,7 +214,7 @@ find_own_node(ZkProtected *pn)
 			zksync_node_sequence(g->children[i]) >= 0)
 			mine[n++] = pstrdup(g->children[i]);
 	zk_release(g);
-	qsort(mine, n, sizeof(char *), child_seq_cmp);
+	zksync_sort_by_sequence(mine, n);
 
 	for (i = 0; i < n; i++)
 	{
@@ -279,7 +261,7 @@ zk_protected_create(ZkProtected *pn, const char *dir, const char *suffix,
 	zksync_make_guid(pn->guid, sizeof(pn->guid));
 	strlcpy(pn->dir, dir, sizeof(pn->dir));
 	pn->active = true;
-	snprintf(prefix, sizeof(prefix), "%s/_c_%s-%s", dir, pn->guid, suffix);
+	zksync_protected_prefix(prefix, sizeof(prefix), dir, pn->guid, suffix);
 	if (children)
 		*children = NULL;
 

@@ -136,6 +136,8 @@ _PG_init(void)
 							PGC_SUSET, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("zksync");
 	zksync_handoff_init();
+	zksync_lock_init();
+	zksync_barrier_init();
 
 	zksync_xact_init();
 }
@@ -401,35 +403,18 @@ zksync_lock_token(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(rows[best].token);
 }
 
-typedef struct HolderRow
-{
-	char	   *child;
-	int64		seq;
-	bool		reader;
-	ZkReq	   *get;
-} HolderRow;
-
-static int
-holder_cmp(const void *a, const void *b)
-{
-	int64		x = ((const HolderRow *) a)->seq;
-	int64		y = ((const HolderRow *) b)->seq;
-
-	return (x > y) - (x < y);
-}
-
 PG_FUNCTION_INFO_V1(zksync_lock_holders);
 Datum
 zksync_lock_holders(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	char	   *name = name_arg(fcinfo, 0, "lock name");
-	char	   *dir = zksync_lock_dir(name);
+	char	   *dir = zksync_recipe_dir(ZKSYNC_LOCKS, name);
 	ZkReq	   *g;
-	HolderRow  *rows;
-	int			n = 0,
+	ZkReq	  **gets;
+	ZkContender *c;
+	int			n,
 				i;
-	bool		writer_before = false;
 
 	InitMaterializedSRF(fcinfo, 0);
 	zk_connect();
@@ -439,43 +424,28 @@ zksync_lock_holders(PG_FUNCTION_ARGS)
 		zk_release(g);
 		return (Datum) 0;
 	}
-	rows = palloc0(sizeof(HolderRow) * (g->nchildren + 1));
-	for (i = 0; i < g->nchildren; i++)
-	{
-		int64		seq = zksync_node_sequence(g->children[i]);
+	n = zksync_contenders(g->children, g->nchildren, &c);
 
-		if (seq < 0)
-			continue;
-		rows[n].child = pstrdup(g->children[i]);
-		rows[n].seq = seq;
-		rows[n].reader = zksync_node_is_reader(g->children[i]);
-		n++;
-	}
-	zk_release(g);
-	qsort(rows, n, sizeof(HolderRow), holder_cmp);
-
-	/* all reads in flight at once; a node gone meanwhile is skipped */
+	/* every owner read in flight at once; a node gone meanwhile is skipped */
+	gets = palloc(sizeof(ZkReq *) * (n + 1));
 	for (i = 0; i < n; i++)
-		rows[i].get = zk_get(psprintf("%s/%s", dir, rows[i].child), false);
+		gets[i] = zk_get(psprintf("%s/%s", dir, c[i].name), false);
 	for (i = 0; i < n; i++)
-		zk_call(rows[i].get);
+		zk_call(gets[i]);
 
 	for (i = 0; i < n; i++)
 	{
 		Datum		values[5];
 		bool		nulls[5] = {0};
-		ZkReq	   *r = rows[i].get;
-		bool		granted;
+		ZkReq	   *r = gets[i];
 
 		if (r->rc != ZOK)
 			continue;
-		granted = rows[i].reader ? !writer_before : (i == 0);
-		if (!rows[i].reader)
-			writer_before = true;
-		values[0] = CStringGetTextDatum(rows[i].reader ? "read" : "write");
-		values[1] = CStringGetTextDatum(rows[i].child);
-		values[2] = Int64GetDatum(rows[i].seq);
-		values[3] = BoolGetDatum(granted);
+		values[0] = CStringGetTextDatum(c[i].reader ? "read" : "write");
+		values[1] = CStringGetTextDatum(c[i].name);
+		values[2] = Int64GetDatum(c[i].seq);
+		/* the same grant rule as the wait's, over the same listing */
+		values[3] = BoolGetDatum(zksync_rwlock_granted(c, n, i));
 		if (r->data && strncmp(r->data, "{\"host\":", 8) == 0)
 			values[4] = CStringGetTextDatum(r->data);
 		else
@@ -483,7 +453,8 @@ zksync_lock_holders(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	for (i = 0; i < n; i++)
-		zk_release(rows[i].get);
+		zk_release(gets[i]);
+	zk_release(g);
 	return (Datum) 0;
 }
 

@@ -66,6 +66,37 @@ extern bool zksync_root_is_valid(const char *root, char **why);
 extern bool zksync_hosts_are_valid(const char *hosts, char **why);
 
 /* ---------------------------------------------------------------------
+ * layout.c: where nodes live and how they are named
+ * ---------------------------------------------------------------------
+ */
+#define ZKSYNC_LOCKS		"locks"
+#define ZKSYNC_BARRIERS		"barriers"
+#define ZKSYNC_DBARRIERS	"dbarriers"
+
+#define ZKSYNC_TAG_WRITE	"__WRIT__"
+#define ZKSYNC_TAG_READ		"__READ__"
+#define ZKSYNC_TAG_PART		"__PART__"
+
+/* A child of a recipe's directory that takes part in its queue */
+typedef struct ZkContender
+{
+	const char *name;			/* the child's name */
+	int64		seq;			/* its sequence number */
+	bool		reader;			/* a reader (any client's marker) */
+} ZkContender;
+
+extern char *zksync_recipe_dir(const char *kind, const char *name);
+extern void zksync_protected_prefix(char *buf, size_t len, const char *dir,
+									const char *guid, const char *tag);
+extern int64 zksync_node_sequence(const char *child);
+extern void zksync_make_guid(char *buf, size_t len);
+extern char *zksync_owner_data(const char *extra, int *len);
+extern bool zksync_node_is_reader(const char *child);
+extern void zksync_sort_by_sequence(char **children, int n);
+extern int	zksync_contenders(char **children, int nchildren,
+							  ZkContender **out);
+
+/* ---------------------------------------------------------------------
  * connection.c
  * ---------------------------------------------------------------------
  */
@@ -124,8 +155,11 @@ extern ZkReq *zk_exists(const char *path, bool watch);
 extern ZkReq *zk_get(const char *path, bool watch);
 extern ZkReq *zk_sync(const char *path);
 extern ZkReq *zk_get_children(const char *path);
-extern ZkWaitResult zk_wait(ZkReq *req, uint64 events_seen,
-							TimestampTz deadline, bool nothrow);
+extern ZkWaitResult zk_wait(ZkReq *req, TimestampTz deadline, bool nothrow);
+extern ZkWaitResult zk_wait_event(uint64 events_seen, bool (*also) (void),
+								  TimestampTz deadline, bool nothrow);
+extern void zk_register_session_user(bool (*in_use) (void),
+									 void (*forget) (void));
 extern void zk_release(ZkReq *req);
 extern void zk_release_all(void);
 extern bool zk_release_node(const char *path, int wait_ms, bool nothrow);
@@ -157,16 +191,52 @@ typedef struct ZkProtected
 	ZkReq	   *create;			/* the create in flight, if any */
 } ZkProtected;
 
-extern int64 zksync_node_sequence(const char *child);
-extern void zksync_make_guid(char *buf, size_t len);
-extern char *zksync_owner_data(const char *extra, int *len);
 extern int	zk_ensure_parents(const char *dir);
 extern void zk_reconnect_or_error(const char *doing, const char *path);
+/* What zk_call_retrying() does */
+typedef enum ZkOp
+{
+	ZKOP_EXISTS,
+	ZKOP_EXISTS_WATCH,			/* and watch for the node to be made */
+	ZKOP_GET,
+	ZKOP_GET_WATCH,				/* and watch for the node to go */
+	ZKOP_CHILDREN,
+	ZKOP_SYNCED_CHILDREN,		/* a sync first: see every applied create */
+	ZKOP_CREATE,
+	ZKOP_DELETE
+} ZkOp;
+
+extern ZkReq *zk_call_retrying(ZkOp op, const char *path, const char *data,
+							   int len, int flags, bool *resent);
 extern ZkReq *zk_children_retrying(const char *dir);
 extern void zk_protected_create(ZkProtected *pn, const char *dir,
 								const char *suffix, const char *data,
 								int datalen, ZkReq **children);
 extern void zk_protected_abandon(ZkProtected *pn);
+
+/* ---------------------------------------------------------------------
+ * queue.c: the contender queue every waiting recipe shares
+ * ---------------------------------------------------------------------
+ */
+
+/* A recipe's grant rule, for the queue */
+typedef struct ZkQueueDriver
+{
+	/*
+	 * Is contender `mine` of `c` (n of them, in sequence order) granted?  If
+	 * not, set *watch to the index of the one contender to wait for.
+	 */
+	bool		(*granted) (const ZkContender *c, int n, int mine, int *watch);
+	/* may a write node we wait for be handed to us by its holder? */
+	bool		handoff;
+} ZkQueueDriver;
+
+extern bool zk_queue_wait(ZkProtected *pn, const char *dir, const char *tag,
+						  const char *data, int datalen,
+						  const ZkQueueDriver *drv, TimestampTz deadline,
+						  const char *what, const char *name);
+extern void zk_queue_join(ZkProtected *pn, const char *dir, const char *tag,
+						  const char *data, int datalen);
 
 /* ---------------------------------------------------------------------
  * lock.c
@@ -185,8 +255,7 @@ extern void zksync_release_session_holds(bool nothrow);
 extern void zksync_release_xact_holds(int nest_level, bool nothrow);
 extern void zksync_reassign_xact_holds(int nest_level);
 extern bool zksync_have_xact_holds(void);
-extern bool zksync_holds_exist(void);
-extern void zksync_forget_session(void);
+extern void zksync_lock_init(void);
 extern void zksync_check_lost_for_commit(void);
 
 /* Row of zksync_locks() */
@@ -202,8 +271,7 @@ typedef struct ZkLockInfo
 	bool		has_token;
 } ZkLockInfo;
 extern int	zksync_lock_snapshot(ZkLockInfo **rows);
-extern char *zksync_lock_dir(const char *name);
-extern bool zksync_node_is_reader(const char *child);
+extern bool zksync_rwlock_granted(const ZkContender *c, int n, int i);
 
 /* ---------------------------------------------------------------------
  * barrier.c
@@ -216,8 +284,7 @@ extern bool zksync_barrier_wait(const char *name, int timeout_ms);
 extern bool zksync_dbarrier_enter(const char *name, int participants,
 								  int timeout_ms);
 extern bool zksync_dbarrier_exit(const char *name, int timeout_ms);
-extern bool zksync_dbarriers_entered(void);
-extern void zksync_dbarrier_forget_session(void);
+extern void zksync_barrier_init(void);
 
 /* ---------------------------------------------------------------------
  * xact.c
