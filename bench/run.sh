@@ -5,32 +5,26 @@
 # starts its own three-node ensemble (fsync on) and PostgreSQL cluster,
 # runs bench/bench.py, prints the table and writes bench/out/ (results.md,
 # latency.png), then stops what it started.
+# Environment: BENCH_ZK_PORT (default 42181), BENCH_PG_PORT (default 56201),
+# ZKSYNC_SKIP_INSTALL=1, ZKSYNC_SKIP_BUILD=1 (benchmark the installed zksync).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-scripts/install-deps.sh
-make -s && make -s install
+. scripts/bootstrap.sh
+zks_install_deps
+zks_build --werror
 mkdir -p bench/out
 gcc -O2 -Wall -Wextra -Werror -Wno-unused-parameter -o bench/out/floor bench/floor.c -lzookeeper_mt
 
-work=$(mktemp -d /tmp/zksync-bench.XXXXXX)
-chmod 755 "$work"
-mkdir -p "$work/bin"
-cp scripts/zk.sh scripts/pg.sh "$work/bin/"
-chown -R postgres: "$work"
-export ZK_DIR=$work/zk ZK_PORT=${BENCH_ZK_PORT:-42181} PG_DIR=$work/pg PGPORT=${BENCH_PG_PORT:-56201}
-as_pg() { runuser -u postgres -- env ZK_DIR="$ZK_DIR" ZK_PORT="$ZK_PORT" PG_DIR="$PG_DIR" PGPORT="$PGPORT" "$@"; }
-cleanup() { set +e; as_pg "$work/bin/pg.sh" stop; as_pg "$work/bin/zk.sh" stop; rm -rf "$work"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+zks_workdir bench scripts
+export ZK_PORT=${BENCH_ZK_PORT:-42181} PG_DIR=$work/pg PGPORT=${BENCH_PG_PORT:-56201}
 
-as_pg "$work/bin/zk.sh" start
-hosts=$(as_pg "$work/bin/zk.sh" hosts)
-as_pg env ZK_HOSTS="$hosts" "$work/bin/pg.sh" start
-as_pg "$work/bin/pg.sh" psql -q -c "CREATE EXTENSION IF NOT EXISTS zksync"
+zks_zk_start
+zks_pg_start "$PG_DIR" "$PGPORT"
+zks_psql "$PG_DIR" "$PGPORT" -q -c "CREATE EXTENSION IF NOT EXISTS zksync"
 
 machine="Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r); ensemble: 3 ZooKeeper $(dpkg-query -W -f '${Version}' zookeeper) servers on loopback, forceSync=yes, data on $(df -h "$work" | awk 'NR==2 {print $1}'); PostgreSQL $(pg_config --version | awk '{print $2}'), fsync off."
 args=()
 [ "${1:-}" = "--quick" ] && args=(--rounds 2 --cycles 60 --contention-secs 3)
-/usr/bin/python3 bench/bench.py --pg-host "$PG_DIR" --pg-port "$PGPORT" --zk-hosts "$hosts" \
+/usr/bin/python3 bench/bench.py --pg-host "$PG_DIR" --pg-port "$PGPORT" --zk-hosts "$ZK_HOSTS" \
   --floor bench/out/floor --out bench/out --machine "$machine" "${args[@]}"

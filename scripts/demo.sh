@@ -9,54 +9,42 @@
 # runs the job under a zksync write lock while the others see it is taken;
 # then all four start and end a second phase together (double barrier).
 # Everything started here is stopped on exit, also on Ctrl-C.
+#
+# Environment: DEMO_ZK_PORT (default 32181), DEMO_PORT_A and DEMO_PORT_B
+# (default 55601, 55602); KEEP_DEMO=1 keeps the work directory;
+# ZKSYNC_SKIP_INSTALL=1 and ZKSYNC_SKIP_BUILD=1 skip those steps (taken
+# only as root).
 set -euo pipefail
 
 check=0
 [ "${1:-}" = "--check" ] && check=1
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
+. scripts/bootstrap.sh
 
 if [ "$(id -u)" = 0 ]; then
-  scripts/install-deps.sh
-  make -s
-  make -s install
+  zks_install_deps
+  # shellcheck disable=SC2119  # no options: a plain make, as a user builds
+  zks_build
 fi
 
-work=$(mktemp -d /tmp/zksync-demo.XXXXXX)
-chmod 755 "$work"
-# what the postgres user runs is copied here: the checkout may not be
-# readable by postgres (a clone under /root, say)
-mkdir -p "$work/bin"
-cp scripts/zk.sh scripts/pg.sh demo/worker.sql "$work/bin/"
-export ZK_DIR=$work/zk ZK_PORT=${DEMO_ZK_PORT:-32181}
-[ "$(id -u)" = 0 ] && chown -R postgres: "$work"
-as_pg() {
-  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- env ZK_DIR="$ZK_DIR" ZK_PORT="$ZK_PORT" "$@"; else "$@"; fi
-}
-cleanup() {
-  set +e
-  echo "== stopping everything the demo started"
-  as_pg env PG_DIR="$work/a" PGPORT="${DEMO_PORT_A:-55601}" "$work/bin/pg.sh" stop
-  as_pg env PG_DIR="$work/b" PGPORT="${DEMO_PORT_B:-55602}" "$work/bin/pg.sh" stop
-  as_pg "$work/bin/zk.sh" stop
-  jobs -p | xargs -r kill 2>/dev/null
-  [ "${KEEP_DEMO:-0}" = 1 ] || rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# what the postgres user runs is copied to $work/src
+if [ "${KEEP_DEMO:-0}" = 1 ]; then ZKS_KEEP_WORK=1; fi
+zks_stop_note="== stopping everything the demo started"
+zks_workdir demo scripts demo
+export ZK_PORT=${DEMO_ZK_PORT:-32181}
 
 echo "== starting a three-node ZooKeeper ensemble and two PostgreSQL clusters"
-as_pg "$work/bin/zk.sh" start
-hosts=$(as_pg "$work/bin/zk.sh" hosts)
+zks_zk_start
 declare -A port=([A]=${DEMO_PORT_A:-55601} [B]=${DEMO_PORT_B:-55602})
 for c in A B; do
   d=$work/$(echo "$c" | tr AB ab)
-  as_pg env PG_DIR="$d" PGPORT="${port[$c]}" ZK_HOSTS="$hosts" "$work/bin/pg.sh" start
-  as_pg env PG_DIR="$d" PGPORT="${port[$c]}" "$work/bin/pg.sh" psql -q -c "CREATE EXTENSION zksync"
+  zks_pg_start "$d" "${port[$c]}"
+  zks_psql "$d" "${port[$c]}" -q -c "CREATE EXTENSION zksync"
 done
 psql_on() { # cluster, then psql args
   local c=$1; shift
-  as_pg env PG_DIR="$work/$(echo "$c" | tr AB ab)" PGPORT="${port[$c]}" "$work/bin/pg.sh" psql -q "$@"
+  zks_psql "$work/$(echo "$c" | tr AB ab)" "${port[$c]}" -q "$@"
 }
 
 night=$(date +%Y%m%d%H%M%S)
@@ -68,7 +56,7 @@ for w in A1 A2 B1 B2; do
   c=${w:0:1}
   psql_on "$c" -v ON_ERROR_STOP=1 \
     -c "SET demo.night = '$night'" -c "SET demo.participants = $n" \
-    -v worker="cluster-$c/worker-$w" -f "$work/bin/worker.sql" -o /dev/null \
+    -v worker="cluster-$c/worker-$w" -f "$work/src/demo/worker.sql" -o /dev/null \
     > "$work/$w.out" 2> "$work/$w.log" &
 done
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The randomized soak (test/soak.py), long, in one command (as root on Debian 12):
+# The randomized soak (t/faults/soak.py), long, in one command (as root on Debian 12):
 #   scripts/soak.sh [--minutes M] [--seed N]
 # Installs what is needed, builds and installs zksync (ZKSYNC_SKIP_BUILD=1
 # runs against the installed one), starts its own three-node ensemble and
-# two PostgreSQL clusters (through test/faults.py) on ports of its own,
+# two PostgreSQL clusters (through t/faults/faults.py) on ports of its own,
 # runs M minutes (default 10) of random faults against zksync backends, a
 # kazoo client and an Apache Curator client queued on one lock, prints the
 # witness ("# soak: ..." and ok / not ok lines), stops what it started.
@@ -19,29 +19,20 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --minutes) minutes=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
-    *) sed -n '2,13p' "$0"; exit 2 ;;
+    *) sed -n '2,12p' "$0"; exit 2 ;;
   esac
 done
-scripts/install-deps.sh
-if [ "${ZKSYNC_SKIP_BUILD:-0}" != 1 ]; then
-  make -s && make -s install
-fi
+. scripts/bootstrap.sh
+zks_install_deps
+zks_build --werror
 
 # Run as postgres (ZooKeeper) and as root (faults.py) in a copy of the tree
 # that every user can read.
-work=$(mktemp -d /tmp/zksync-soak.XXXXXX)
-chmod 755 "$work"
-mkdir -p "$work/src"
-tar --exclude=.git -cf - scripts test | tar -xf - -C "$work/src"
-chown -R postgres: "$work"
-export ZK_DIR=$work/zk ZK_PORT=${SOAK_ZK_PORT:-46181}
+zks_workdir soak scripts t/faults
+export ZK_PORT=${SOAK_ZK_PORT:-46181}
 pg_port=${SOAK_PG_PORT:-56301}
-as_pg() { runuser -u postgres -- env ZK_DIR="$ZK_DIR" ZK_PORT="$ZK_PORT" "$@"; }
-cleanup() { set +e; as_pg "$work/src/scripts/zk.sh" stop; rm -rf "$work"; }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
-as_pg "$work/src/scripts/zk.sh" start
-/usr/bin/python3 "$work/src/test/faults.py" --scripts "$work/src/scripts" --work "$work/faults" \
+zks_zk_start
+/usr/bin/python3 "$work/src/t/faults/faults.py" --scripts "$work/src/scripts" --work "$work/faults" \
   --zk-dir "$ZK_DIR" --zk-port "$ZK_PORT" --pg-port "$pg_port" \
   --only test_soak --soak-seconds $((minutes * 60)) --soak-seed "$seed"

@@ -5,57 +5,45 @@
 # run the pg_regress, isolation and TAP suites, stop everything.
 # Exits non-zero if anything fails.
 #
-# Environment: ZKSYNC_SKIP_INSTALL=1 skips apt-get; ZK_PORT (default 22181)
-# and PGPORT (default 55432) keep the test servers apart from others;
+# Environment: ZKSYNC_SKIP_INSTALL=1 skips apt-get; ZKSYNC_SKIP_BUILD=1
+# tests the installed extension; ZK_PORT (default 22181) and PGPORT
+# (default 55432) keep the test servers apart from others;
 # ZKSYNC_SOAK_SECONDS (default 60) is the faults phase of the fault step's
 # soak (scripts/soak.sh runs a long one).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
+. scripts/bootstrap.sh
 started=$SECONDS
 
 echo "== installing packages"
-scripts/install-deps.sh
+zks_install_deps
 
 echo "== building"
-make -s clean
-make -s
-make -s install
+zks_build --clean --werror
 
-# Tests run as postgres (PostgreSQL refuses root) in a copy of the tree.
-work=$(mktemp -d /tmp/zksync-test.XXXXXX)
-chmod 755 "$work"   # the fault tests run a cluster as another user below it
-export ZK_DIR=$work/zk PG_DIR=$work/pg
+# Tests run as postgres (PostgreSQL refuses root) in a copy of the tree,
+# kept after the run for its logs.
+ZKS_KEEP_WORK=1
+zks_workdir test .
+export PG_DIR=$work/pg
 export ZK_PORT=${ZK_PORT:-22181} PGPORT=${PGPORT:-55432}
-mkdir -p "$work/src"
-tar --exclude=.git -cf - . | tar -xf - -C "$work/src"
-chown -R postgres: "$work"
-
-as_pg() { runuser -u postgres -- env ZK_DIR="$ZK_DIR" PG_DIR="$PG_DIR" ZK_PORT="$ZK_PORT" PGPORT="$PGPORT" "$@"; }
-
-cleanup() {
-  set +e
-  as_pg "$work/src/scripts/pg.sh" stop
-  as_pg "$work/src/scripts/zk.sh" stop
-}
-trap cleanup EXIT
 
 echo "== starting ZooKeeper and PostgreSQL"
-as_pg "$work/src/scripts/zk.sh" start
-zk_hosts=$(as_pg "$work/src/scripts/zk.sh" hosts)
-as_pg "$work/src/scripts/pg.sh" start
+zks_zk_start
+zks_pg_start "$PG_DIR" "$PGPORT"
 
 echo "== running the suites"
 log=$work/installcheck.log
 set +e
-as_pg env ZK_HOSTS="$zk_hosts" PGHOST="$PG_DIR" PGUSER=postgres \
+zks_as_pg env PGHOST="$PG_DIR" PGUSER=postgres \
   make -C "$work/src" installcheck 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
 
 echo "== fault tests (as root: iptables, signals to ZooKeeper servers)"
-if /usr/bin/python3 "$work/src/test/faults.py" --scripts "$work/src/scripts" --work "$work/faults" \
+if /usr/bin/python3 "$work/src/t/faults/faults.py" --scripts "$work/src/scripts" --work "$work/faults" \
      --zk-dir "$ZK_DIR" --zk-port "$ZK_PORT" --pg-port $((PGPORT + 20)) \
      --soak-seconds "${ZKSYNC_SOAK_SECONDS:-60}" 2>&1 | tee -a "$log"; then
   :
@@ -67,7 +55,7 @@ echo "== Vagrantfile (not run in CI) is valid Ruby"
 if ruby -c "$top/Vagrantfile" >/dev/null; then echo "ok - Vagrantfile" >> "$log"; else echo "not ok - Vagrantfile" | tee -a "$log"; rc=1; fi
 
 echo "== the demo, checked"
-if ZKSYNC_SKIP_INSTALL=1 DEMO_ZK_PORT=$((ZK_PORT + 10)) DEMO_PORT_A=$((PGPORT + 10)) \
+if ZKSYNC_SKIP_INSTALL=1 ZKSYNC_SKIP_BUILD=1 DEMO_ZK_PORT=$((ZK_PORT + 10)) DEMO_PORT_A=$((PGPORT + 10)) \
    DEMO_PORT_B=$((PGPORT + 11)) bash "$top/scripts/demo.sh" --check 2>&1 | tee -a "$log"; then
   echo "ok - demo" >> "$log"
 else

@@ -18,7 +18,7 @@ sub kazoo
 	my ($mode) = @_;
 	my ($in, $out, $err) = ('', '', '');
 	my $h = IPC::Run::start(
-		[ '/usr/bin/python3', "$FindBin::Bin/../test/zkclient.py", zk_hosts(), 'lock', $path, $mode ],
+		[ '/usr/bin/python3', "$FindBin::Bin/zkclient.py", zk_hosts(), 'lock', $path, $mode ],
 		\$in, \$out, \$err, IPC::Run::timeout(60));
 	my $k = { h => $h, in => \$in, out => \$out, err => \$err };
 	$h->pump until $out =~ /ready\n/;

@@ -45,7 +45,7 @@ max_connections = 100
 	return $node;
 }
 
-sub zkclient { return ("/usr/bin/python3", "$FindBin::Bin/../test/zkclient.py", zk_hosts(), @_); }
+sub zkclient { return ("/usr/bin/python3", "$FindBin::Bin/zkclient.py", zk_hosts(), @_); }
 
 # Every node below $path (default: this test's root), read with kazoo.
 sub zk_nodes

@@ -992,7 +992,7 @@ def test_soak(h):
     """Randomized soak: zksync backends on both clusters (hand-off on and
     off), a kazoo WriteLock and an Apache Curator write lock queue on one
     lock under random faults; no double grant, stale token, commit under a
-    lost lock or orphan node (test/soak.py)."""
+    lost lock or orphan node (t/faults/soak.py)."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import soak
     soak.run(h, ROOT, h.args.soak_seconds, h.args.soak_seed, h.args.work)
