@@ -1,6 +1,6 @@
 /*
  * ZkSyncCuratorLock: a Java service's view of a zksync lock, for the soak
- * test (test/soak.py).  It cycles Apache Curator's
+ * test (t/faults/soak.py).  It cycles Apache Curator's
  * InterProcessReadWriteLock(client, path).writeLock(), the recipe whose
  * node names zksync uses, so it queues with zksync backends on the same
  * path.  One line per event on stdout, flushed at once:
