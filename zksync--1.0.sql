@@ -63,6 +63,61 @@ AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION zksync_lock_token(text) IS
 'Fencing token of this backend''s hold on "name": the creation zxid of its node, strictly increasing from one write holder to the next. NULL if not held.';
 
+-- Multi-locks: the same functions over an array of names, all or nothing.
+-- A caller never keeps a place in one lock's queue while it waits in an
+-- earlier one (names are taken in sorted order), so callers whose sets
+-- overlap never deadlock on each other.
+
+CREATE FUNCTION zksync_write_lock(names text[]) RETURNS void
+AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_write_lock(text[]) IS
+'Take the write locks of every name in the array, all or nothing, waiting as long as needed. Free names cost one ZooKeeper round trip together. Each name is then an ordinary session hold.';
+
+CREATE FUNCTION zksync_read_lock(names text[]) RETURNS void
+AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_read_lock(text[]) IS
+'Take the read locks of every name in the array, all or nothing, waiting as long as needed.';
+
+CREATE FUNCTION zksync_xact_write_lock(names text[]) RETURNS void
+AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_xact_write_lock(text[]) IS
+'Take the write locks of every name in the array until the end of the transaction, all or nothing.';
+
+CREATE FUNCTION zksync_xact_read_lock(names text[]) RETURNS void
+AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_xact_read_lock(text[]) IS
+'Take the read locks of every name in the array until the end of the transaction, all or nothing.';
+
+CREATE FUNCTION zksync_try_write_lock(names text[], timeout_ms int DEFAULT 0) RETURNS boolean
+AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_try_write_lock(text[], int) IS
+'Try to take the write locks of every name in the array within timeout_ms (default 0): true with all of them, false with none (nothing is left queued).';
+
+CREATE FUNCTION zksync_try_read_lock(names text[], timeout_ms int DEFAULT 0) RETURNS boolean
+AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_try_read_lock(text[], int) IS
+'Try to take the read locks of every name in the array within timeout_ms: true with all of them, false with none.';
+
+CREATE FUNCTION zksync_try_xact_write_lock(names text[], timeout_ms int DEFAULT 0) RETURNS boolean
+AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_try_xact_write_lock(text[], int) IS
+'Try to take the write locks of every name in the array until the end of the transaction, within timeout_ms: all or none.';
+
+CREATE FUNCTION zksync_try_xact_read_lock(names text[], timeout_ms int DEFAULT 0) RETURNS boolean
+AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_try_xact_read_lock(text[], int) IS
+'Try to take the read locks of every name in the array until the end of the transaction, within timeout_ms: all or none.';
+
+CREATE FUNCTION zksync_write_unlock(names text[]) RETURNS boolean
+AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_write_unlock(text[]) IS
+'Release one session-level hold of the write lock of each name. True if every name had one; a WARNING for each that had none.';
+
+CREATE FUNCTION zksync_read_unlock(names text[]) RETURNS boolean
+AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_read_unlock(text[]) IS
+'Release one session-level hold of the read lock of each name. True if every name had one; a WARNING for each that had none.';
+
 -- Barriers.  A NULL timeout_ms means no limit.
 
 CREATE FUNCTION zksync_barrier_set(name text) RETURNS boolean

@@ -69,3 +69,5 @@ SET zksync.synchronous_release = off;
 SELECT zksync_write_lock('async'), zksync_write_unlock('async');
 RESET zksync.synchronous_release;
 SELECT dblink_disconnect('other');
+DROP FUNCTION other(text);
+DROP EXTENSION dblink;

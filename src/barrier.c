@@ -362,7 +362,7 @@ zksync_dbarrier_enter(const char *name, int participants, int timeout_ms)
 	PG_CATCH();
 	{
 		HOLD_INTERRUPTS();
-		zk_protected_abandon(&entering);
+		zk_protected_abandon(&entering, ZKSYNC_ABANDON_WAIT_MS);
 		RESUME_INTERRUPTS();
 		PG_RE_THROW();
 	}

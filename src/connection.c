@@ -315,7 +315,10 @@ free_req(ZkReq *req)
 
 	free(req->path);
 	free(req->data);
-	free(req->priv);
+	if (req->priv_free)
+		req->priv_free(req->priv);
+	else
+		free(req->priv);
 	for (i = 0; i < req->nchildren; i++)
 		free(req->children[i]);
 	free(req->children);
@@ -1642,6 +1645,124 @@ zk_create(const char *path, const char *data, int len, int flags)
 	i = zoo_amulti(zh, b->nrel + 1, b->ops, b->results, batch_done, req);
 	if (i != ZOK)
 		batch_done(i, req);		/* ZINVALIDSTATE, or a marshalling error */
+	return req;
+}
+
+/* The creates of one zk_create_many(), until the reply */
+typedef struct ZkMany
+{
+	int			n;
+	zoo_op_t   *ops;
+	zoo_op_result_t *results;
+	char	  **bufs;			/* where the client writes each created path */
+} ZkMany;
+
+static void
+free_many(ZkMany *m)
+{
+	int			i;
+
+	if (m == NULL)
+		return;
+	for (i = 0; i < m->n; i++)
+		free(m->bufs ? m->bufs[i] : NULL);
+	free(m->bufs);
+	free(m->ops);
+	free(m->results);
+	free(m);
+}
+
+/*
+ * client thread: a multi of creates is done.  On success the created
+ * paths go to req->children (in the order asked), so the backend reads
+ * them like a listing.  On failure nothing of the multi happened.
+ */
+static void
+many_done(int rc, const void *data)
+{
+	ZkReq	   *req = (ZkReq *) data;
+	ZkMany	   *m = (ZkMany *) req->priv;
+	char	  **copy = NULL;
+	int			i,
+				n = 0;
+
+	if (rc == ZOK)
+	{
+		copy = calloc(m->n, sizeof(char *));
+		for (n = 0; copy && n < m->n; n++)
+			if ((copy[n] = strdup(m->bufs[n])) == NULL)
+				break;
+		if (copy == NULL || n < m->n)
+			rc = ZSYSTEMERROR;
+	}
+	else
+	{
+		/* the op that failed says why (the others say "rolled back") */
+		for (i = 0; i < m->n; i++)
+			if (m->results[i].err != ZOK && m->results[i].err != ZRUNTIMEINCONSISTENCY)
+			{
+				rc = m->results[i].err;
+				break;
+			}
+	}
+	pthread_mutex_lock(&shared_mu);
+	req->children = copy;
+	req->nchildren = n;
+	finish_locked(req, rc);
+	pthread_mutex_unlock(&shared_mu);
+	wake_backend();
+}
+
+/*
+ * Create `n` nodes (ephemeral sequential, our ACL, the same data) in one
+ * multi: all or none, one request and one transaction in the server.  The
+ * created paths come back in req->children.
+ */
+ZkReq *
+zk_create_many(int n, char **paths, const char *data, int len)
+{
+	ZkReq	   *req = req_new();
+	ZkMany	   *m = calloc(1, sizeof(ZkMany));
+	int			i,
+				rc;
+
+	if (m)
+	{
+		m->ops = calloc(n, sizeof(zoo_op_t));
+		m->results = calloc(n, sizeof(zoo_op_result_t));
+		m->bufs = calloc(n, sizeof(char *));
+	}
+	if (m == NULL || m->ops == NULL || m->results == NULL || m->bufs == NULL)
+	{
+		free_many(m);
+		zk_release(req);
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	}
+	m->n = n;
+	for (i = 0; i < n; i++)
+	{
+		if ((m->bufs[i] = malloc(ZKSYNC_PATH_MAX)) == NULL)
+		{
+			free_many(m);
+			zk_release(req);
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of memory")));
+		}
+		zoo_create_op_init(&m->ops[i], paths[i], data, len, node_acl,
+						   ZOO_EPHEMERAL_SEQUENTIAL, m->bufs[i], ZKSYNC_PATH_MAX);
+	}
+	req->priv = m;
+	req->priv_free = (void (*) (void *)) free_many;
+	rc = zoo_amulti(zh, n, m->ops, m->results, many_done, req);
+	if (rc != ZOK)
+	{
+		pthread_mutex_lock(&shared_mu);
+		finish_locked(req, rc);
+		pthread_mutex_unlock(&shared_mu);
+	}
 	return req;
 }
 

@@ -128,6 +128,8 @@ static int	n_xact_holds = 0;
  */
 static ZkProtected acq;
 
+static void release_write_node(const char *node);
+
 #define MODE_CHAR(m)	((m) == ZKLOCK_WRITE ? 'w' : 'r')
 #define MODE_NAME(c)	((c) == 'w' ? "write" : "read")
 
@@ -311,25 +313,46 @@ error_if_lost(Hold *hold)
  * not fill the lock table.  Stacking is free; lost holds have no node.
  */
 static void
-check_max_holds(const char *name)
+check_max_holds(const char *name, int more)
 {
 	HASH_SEQ_STATUS seq;
 	Hold	   *hold;
 	long		n = 0;
 
-	if (holds == NULL || hash_get_num_entries(holds) < zksync_max_holds)
+	if (holds == NULL || hash_get_num_entries(holds) + more <= zksync_max_holds)
 		return;
 	hash_seq_init(&seq, holds);
 	while ((hold = hash_seq_search(&seq)) != NULL)
 		if (hold->state != HOLD_LOST)
 			n++;
-	if (n >= zksync_max_holds)
+	if (n + more > zksync_max_holds)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("too many zksync locks held by this backend"),
 				 errdetail("Taking \"%s\" would make %ld nodes in ZooKeeper; zksync.max_holds is %d.",
-						   name, n + 1, zksync_max_holds),
+						   name, n + more, zksync_max_holds),
 				 errhint("Take one coarse lock for many items, or raise zksync.max_holds.")));
+}
+
+/* A new hold of `dir` in `mode`, waiting; nothing counted yet. */
+static Hold *
+new_hold(const char *dir, char mode, const char *name)
+{
+	XactLevel  *levels = MemoryContextAlloc(TopMemoryContext,
+											sizeof(XactLevel) * 4);
+	HoldKey		key;
+	Hold	   *hold;
+	bool		found;
+
+	init_holds();
+	make_key(&key, dir, mode);
+	hold = (Hold *) hash_search(holds, &key, HASH_ENTER, &found);
+	memset(((char *) hold) + sizeof(HoldKey), 0, sizeof(Hold) - sizeof(HoldKey));
+	strlcpy(hold->name, name, sizeof(hold->name));
+	hold->state = HOLD_WAITING;
+	hold->levels = levels;
+	hold->maxlevels = 4;
+	return hold;
 }
 
 /*
@@ -345,103 +368,278 @@ finish_releases(bool nothrow)
 		zk_await_releases(ZKSYNC_RELEASE_WAIT_MS, nothrow);
 }
 
-/*
- * Acquire `name` in `mode`, at session or transaction level.  Blocking
- * unless `try_only`, in which case it waits up to `timeout_ms` and returns
- * false if the lock was not granted.  lock_timeout applies to every wait.
- */
-bool
-zksync_lock_acquire(const char *name, ZkLockMode mode, bool xact,
-					bool try_only, int timeout_ms)
+/* One name of an acquisition */
+typedef struct Want
 {
-	char	   *dir = zksync_recipe_dir(ZKSYNC_LOCKS, name);
-	char		m = MODE_CHAR(mode);
-	Hold	   *hold;
-	Hold	   *other;
-	bool		found;
-	bool		downgrade = false;
-	bool		granted;
-	TimestampTz now = GetCurrentTimestamp();
-	TimestampTz deadline = 0;
-	TimestampTz lock_deadline = 0;
-	HoldKey		key;
-	XactLevel  *levels;
+	const char *name;
+	char	   *dir;			/* {root}/locks/{name} */
+	Hold	   *hold;			/* the hold it adds a count to */
+	bool		stacked;		/* held already: only a count */
+	bool		downgrade;		/* a read node beside our write node */
+	bool		owned;			/* our node is granted (for cleanup) */
+} Want;
 
-	zk_notice_session_end();
+/*
+ * Release what an acquisition of several names had taken, without
+ * throwing: granted nodes, and nodes still queued (abandoned).
+ */
+static void
+release_taken(Want *w, ZkProtected *pns, int k, char mode)
+{
+	int			j;
 
-	/* stacking: no network needed (SPEC point 15) */
-	hold = find_hold(dir, m);
-	if (hold && hold->state != HOLD_WAITING)
+	for (j = 0; j < k; j++)
 	{
-		error_if_lost(hold);
-		add_count(hold, xact);
-		return true;
+		if (pns[j].active)
+			zk_protected_abandon(&pns[j], 0);
+		else if (w[j].owned && mode == 'w')
+			release_write_node(pns[j].node);
+		else if (w[j].owned)
+			zk_release_node(pns[j].node, 0, true);
+		w[j].owned = false;
 	}
+}
 
-	other = find_hold(dir, m == 'w' ? 'r' : 'w');
-	if (other && other->state != HOLD_WAITING)
-	{
-		error_if_lost(other);
-		if (m == 'w')
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("cannot upgrade zksync lock \"%s\" from read to write", name),
-					 errdetail("This backend holds the read lock; waiting for the write lock would wait for itself."),
-					 errhint("Release the read lock first.")));
-		downgrade = true;
-	}
-	check_max_holds(name);
+/*
+ * Take the nodes of the `k` new names of one acquisition (w, pns and
+ * their dirs in name order), all or nothing: true with every node granted
+ * and w[j].hold->node set; false on timeout, nothing left.  May throw,
+ * having removed everything.
+ *
+ * Free names cost one round trip: every node is made in one multi, with
+ * the listings pipelined behind.  If some name is not free, the nodes
+ * after the first such name (in name order) are released, and the rest
+ * are taken one by one in name order: a caller never keeps a place in a
+ * queue after the one it waits in, and every caller uses the same order,
+ * so two callers whose sets overlap cannot wait for each other in a
+ * circle (the lock-ordering rule, applied across clusters).
+ */
+static bool
+acquire_nodes(Want *w, ZkProtected *pns, int k, char mode,
+			  TimestampTz deadline)
+{
+	const ZkQueueDriver *drv = mode == 'w' ? &write_driver : &read_driver;
+	const char *tag = mode == 'w' ? ZKSYNC_TAG_WRITE : ZKSYNC_TAG_READ;
+	const char *what = mode == 'w' ? "write lock" : "read lock";
+	char	   *data;
+	int			datalen;
+	volatile bool ok = true;
+	int			j;
 
-	zk_connect();
-
-	if (try_only)
-		deadline = TimestampTzPlusMilliseconds(now, timeout_ms);
-	if (LockTimeout > 0)
-	{
-		lock_deadline = TimestampTzPlusMilliseconds(now, LockTimeout);
-		if (deadline == 0 || lock_deadline < deadline)
-			deadline = lock_deadline;
-		else
-			lock_deadline = 0;
-	}
-
-	levels = MemoryContextAlloc(TopMemoryContext, sizeof(XactLevel) * 4);
-	make_key(&key, dir, m);
-	hold = (Hold *) hash_search(holds, &key, HASH_ENTER, &found);
-	memset(((char *) hold) + sizeof(HoldKey), 0, sizeof(Hold) - sizeof(HoldKey));
-	strlcpy(hold->name, name, sizeof(hold->name));
-	hold->state = HOLD_WAITING;
-	hold->levels = levels;
-	hold->maxlevels = 4;
-
+	data = zksync_owner_data(NULL, &datalen);
 	PG_TRY();
 	{
-		granted = acquire_node(hold, m, downgrade, deadline);
+		char	  **dirs = palloc(sizeof(char *) * k);
+		ZkReq	  **listings = palloc0(sizeof(ZkReq *) * k);
+		int			first = -1;
+
+		for (j = 0; j < k; j++)
+			dirs[j] = w[j].dir;
+		zk_protected_create_many(pns, k, dirs, tag, data, datalen, listings);
+		for (j = 0; j < k; j++)
+		{
+			bool		granted;
+
+			if (first >= 0)
+			{
+				zk_release(listings[j]);	/* released below anyway */
+				continue;
+			}
+			granted = zk_queue_granted(drv, &pns[j], listings[j]);
+			if (w[j].downgrade || granted)
+			{
+				pns[j].active = false;
+				w[j].owned = true;
+			}
+			else
+				first = j;
+		}
+		if (first >= 0)
+		{
+			/* no place in a queue after the one we wait in */
+			for (j = first + 1; j < k; j++)
+			{
+				pns[j].active = false;
+				zk_release_node(pns[j].node, 0, true);
+			}
+			ok = zk_queue_wait_node(&pns[first], drv, deadline, what,
+									w[first].name);
+			w[first].owned = ok;
+			for (j = first + 1; ok && j < k; j++)
+			{
+				if (w[j].downgrade)
+					zk_queue_join(&pns[j], w[j].dir, tag, data, datalen);
+				else
+					ok = zk_queue_wait(&pns[j], w[j].dir, tag, data, datalen,
+									   drv, deadline, what, w[j].name);
+				w[j].owned = ok;
+			}
+		}
 	}
 	PG_CATCH();
 	{
-		/* the queue has removed our node */
-		hold = find_hold(dir, m);
-		if (hold)
-			remove_hold(hold);
+		HOLD_INTERRUPTS();
+		release_taken(w, pns, k, mode);
+		zk_await_releases(ZKSYNC_ABANDON_WAIT_MS, true);
+		RESUME_INTERRUPTS();
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 
-	if (!granted)
+	if (!ok)
 	{
-		remove_hold(hold);
-		if (lock_deadline != 0 && GetCurrentTimestamp() >= lock_deadline)
-			ereport(ERROR,
-					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-					 errmsg("canceling statement due to lock timeout"),
-					 errdetail("Waited %d ms for zksync %s lock \"%s\".",
-							   LockTimeout, MODE_NAME(m), name)));
+		/* timed out: what was taken goes, nothing is left */
+		release_taken(w, pns, k, mode);
+		finish_releases(false);
 		return false;
 	}
-	hold->state = HOLD_HELD;
-	add_count(hold, xact);
+	for (j = 0; j < k; j++)
+	{
+		strlcpy(w[j].hold->node, pns[j].node, sizeof(w[j].hold->node));
+		w[j].hold->token = 0;	/* read when first asked for */
+	}
 	return true;
+}
+
+/*
+ * Acquire every one of `names` (n of them, valid, sorted, without
+ * duplicates) in `mode`, at session or transaction level, all or nothing.
+ * Blocking unless `try_only`, in which case it waits up to `timeout_ms`
+ * and returns false, having taken nothing, if not every lock was granted.
+ * lock_timeout applies to every wait, and to the whole call.
+ */
+bool
+zksync_lock_acquire_many(const char **names, int n, ZkLockMode mode,
+						 bool xact, bool try_only, int timeout_ms)
+{
+	char		m = MODE_CHAR(mode);
+	Want	   *w = palloc0(sizeof(Want) * n);
+	Want	   *fresh = palloc0(sizeof(Want) * n);
+	int			k = 0;
+	int			i;
+	volatile bool granted = true;
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz deadline = 0;
+	TimestampTz lock_deadline = 0;
+
+	zk_notice_session_end();
+	for (i = 0; i < n; i++)
+	{
+		Hold	   *hold;
+		Hold	   *other;
+
+		w[i].name = names[i];
+		w[i].dir = zksync_recipe_dir(ZKSYNC_LOCKS, names[i]);
+
+		/* stacking: no network needed (SPEC point 15) */
+		hold = find_hold(w[i].dir, m);
+		if (hold && hold->state != HOLD_WAITING)
+		{
+			error_if_lost(hold);
+			w[i].hold = hold;
+			w[i].stacked = true;
+			continue;
+		}
+		other = find_hold(w[i].dir, m == 'w' ? 'r' : 'w');
+		if (other && other->state != HOLD_WAITING)
+		{
+			error_if_lost(other);
+			if (m == 'w')
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("cannot upgrade zksync lock \"%s\" from read to write", names[i]),
+						 errdetail("This backend holds the read lock; waiting for the write lock would wait for itself."),
+						 errhint("Release the read lock first.")));
+			w[i].downgrade = true;
+		}
+		k++;
+	}
+
+	if (k > 0)
+	{
+		ZkProtected *pns;
+
+		for (i = 0; i < n; i++)
+			if (!w[i].stacked)
+			{
+				check_max_holds(names[i], k);
+				break;
+			}
+		zk_connect();
+
+		if (try_only)
+			deadline = TimestampTzPlusMilliseconds(now, timeout_ms);
+		if (LockTimeout > 0)
+		{
+			lock_deadline = TimestampTzPlusMilliseconds(now, LockTimeout);
+			if (deadline == 0 || lock_deadline < deadline)
+				deadline = lock_deadline;
+			else
+				lock_deadline = 0;
+		}
+
+		/* the new holds, waiting; the fresh ones in name order */
+		k = 0;
+		for (i = 0; i < n; i++)
+			if (!w[i].stacked)
+			{
+				w[i].hold = new_hold(w[i].dir, m, names[i]);
+				fresh[k++] = w[i];
+			}
+		pns = palloc0(sizeof(ZkProtected) * k);
+
+		PG_TRY();
+		{
+			if (k == 1)
+			{
+				granted = acquire_node(fresh[0].hold, m, fresh[0].downgrade,
+									   deadline);
+			}
+			else
+				granted = acquire_nodes(fresh, pns, k, m, deadline);
+		}
+		PG_CATCH();
+		{
+			/* our nodes are gone; so are the holds that were to be */
+			for (i = 0; i < n; i++)
+			{
+				Hold	   *gone = w[i].stacked ? NULL : find_hold(w[i].dir, m);
+
+				if (gone)
+					remove_hold(gone);
+			}
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+
+		if (!granted)
+		{
+			for (i = 0; i < n; i++)
+				if (!w[i].stacked)
+					remove_hold(w[i].hold);
+			if (lock_deadline != 0 && GetCurrentTimestamp() >= lock_deadline)
+				ereport(ERROR,
+						(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+						 errmsg("canceling statement due to lock timeout"),
+						 errdetail("Waited %d ms for zksync %s lock \"%s\".",
+								   LockTimeout, MODE_NAME(m), names[0])));
+			return false;
+		}
+		for (i = 0; i < n; i++)
+			if (!w[i].stacked)
+				w[i].hold->state = HOLD_HELD;
+	}
+	for (i = 0; i < n; i++)
+		add_count(w[i].hold, xact);
+	return true;
+}
+
+/* One name: the array form with one element. */
+bool
+zksync_lock_acquire(const char *name, ZkLockMode mode, bool xact,
+					bool try_only, int timeout_ms)
+{
+	return zksync_lock_acquire_many(&name, 1, mode, xact, try_only, timeout_ms);
 }
 
 /*
@@ -523,20 +721,17 @@ drop_hold(Hold *hold, bool nothrow)
 }
 
 /*
- * Release one session-level hold (zksync_*_unlock).  Returns false with a
- * WARNING if there is none.  A lost hold is released and then reported
- * with an ERROR.
+ * Release one session-level hold of `name`, sending the delete if it was
+ * the last hold (the caller waits for it: finish_releases).  Returns false
+ * with a WARNING if there is none.  A lost hold is released and then
+ * reported with an ERROR.
  */
-bool
-zksync_lock_release(const char *name, ZkLockMode mode)
+static bool
+release_one(const char *name, char m)
 {
 	char	   *dir = zksync_recipe_dir(ZKSYNC_LOCKS, name);
-	char		m = MODE_CHAR(mode);
-	Hold	   *hold;
+	Hold	   *hold = find_hold(dir, m);
 
-	/* first, so that a noticed expiry shows as a lost hold below */
-	zk_notice_session_end();
-	hold = find_hold(dir, m);
 	if (hold == NULL || hold->session_count == 0)
 	{
 		ereport(WARNING,
@@ -568,13 +763,38 @@ zksync_lock_release(const char *name, ZkLockMode mode)
 			PG_RE_THROW();
 		}
 		PG_END_TRY();
-		finish_releases(false);
-		/* the release may have been what told us the session had expired */
-		zk_notice_session_end();
 	}
 	else
 		hold->session_count--;
 	return true;
+}
+
+/*
+ * Release one session-level hold of each of `names` (zksync_*_unlock).
+ * Returns true if every name had one; for each that had none, a WARNING.
+ * Needs no connection (SPEC point 15); with synchronous_release it returns
+ * once ZooKeeper applied the deletes (point 13).
+ */
+bool
+zksync_lock_release_many(const char **names, int n, ZkLockMode mode)
+{
+	bool		all = true;
+	int			i;
+
+	/* first, so that a noticed expiry shows as a lost hold below */
+	zk_notice_session_end();
+	for (i = 0; i < n; i++)
+		all &= release_one(names[i], MODE_CHAR(mode));
+	finish_releases(false);
+	/* the release may have been what told us the session had expired */
+	zk_notice_session_end();
+	return all;
+}
+
+bool
+zksync_lock_release(const char *name, ZkLockMode mode)
+{
+	return zksync_lock_release_many(&name, 1, mode);
 }
 
 /*

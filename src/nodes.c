@@ -312,17 +312,122 @@ zk_protected_create(ZkProtected *pn, const char *dir, const char *suffix,
 	}
 }
 
+/* Creates per multi: a multi is one request, which the server caps in size. */
+#define CREATES_PER_MULTI	500
+
+/*
+ * Create one node {dirs[i]}/_c_{guid}-{suffix}{seq} in each of `n`
+ * directories, under one GUID, in as few requests as can be: multis of up
+ * to CREATES_PER_MULTI creates, each all or none, with a listing of each
+ * directory pipelined behind (returned in children[i], not yet waited
+ * for, or NULL if that chunk had to be made again).  A lost reply is
+ * settled by the GUID, as for one create.  pns must stay valid until each
+ * node is released or abandoned: the caller's PG_CATCH uses them.
+ * May throw.
+ */
+void
+zk_protected_create_many(ZkProtected *pns, int n, char **dirs,
+						 const char *suffix, const char *data, int datalen,
+						 ZkReq **children)
+{
+	char		guid[40];
+	int			start;
+
+	zksync_make_guid(guid, sizeof(guid));
+	memset(pns, 0, sizeof(ZkProtected) * n);
+	for (start = 0; start < n; start++)
+	{
+		ZkProtected *pn = &pns[start];
+
+		strlcpy(pn->guid, guid, sizeof(pn->guid));
+		strlcpy(pn->dir, dirs[start], sizeof(pn->dir));
+		pn->active = true;
+		children[start] = NULL;
+	}
+	for (start = 0; start < n; start += CREATES_PER_MULTI)
+	{
+		int			k = Min(n - start, CREATES_PER_MULTI);
+		char	  **prefixes = palloc(sizeof(char *) * k);
+		int			attempts = 0;
+		int			i;
+
+		for (i = 0; i < k; i++)
+		{
+			prefixes[i] = palloc(ZKSYNC_PATH_MAX);
+			zksync_protected_prefix(prefixes[i], ZKSYNC_PATH_MAX,
+									dirs[start + i], guid, suffix);
+		}
+		for (;;)
+		{
+			ZkReq	   *m;
+			int			rc;
+
+			if (++attempts > 10)
+				ereport(ERROR,
+						(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+						 errmsg("could not create the nodes of %d locks after %d attempts",
+								k, attempts - 1)));
+			m = zk_create_many(k, prefixes, data, datalen);
+			for (i = 0; i < k; i++)
+				children[start + i] = zk_get_children(dirs[start + i]);
+			rc = zk_call(m);
+			if (rc == ZOK)
+			{
+				for (i = 0; i < k; i++)
+					strlcpy(pns[start + i].node, m->children[i], ZKSYNC_PATH_MAX);
+				zk_release(m);
+				break;
+			}
+			zk_release(m);
+			for (i = 0; i < k; i++)
+			{
+				zk_release(children[start + i]);
+				children[start + i] = NULL;
+			}
+			if (rc == ZNONODE)
+			{
+				/* a directory is missing (containers go when empty) */
+				for (i = 0; i < k; i++)
+				{
+					rc = zk_ensure_parents(dirs[start + i]);
+					if (zk_is_connection_error(rc))
+						zk_reconnect_or_error("create", dirs[start + i]);
+					else if (rc != ZOK)
+						zk_report_error(rc, "create", dirs[start + i]);
+				}
+			}
+			else if (zk_is_connection_error(rc))
+			{
+				/* all or none: the first directory tells which */
+				zk_reconnect_or_error("create", prefixes[0]);
+				if (find_own_node(&pns[start]))
+				{
+					for (i = 1; i < k; i++)
+						if (!find_own_node(&pns[start + i]))
+							ereport(ERROR,
+									(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+									 errmsg("could not find the node of \"%s\" made by an interrupted multi",
+											dirs[start + i])));
+					break;
+				}
+			}
+			else
+				zk_report_error(rc, "create", prefixes[0]);
+		}
+	}
+}
+
 /*
  * Remove the node of a protected create whose purpose ended by an ERROR
  * (cancel, statement_timeout, lock_timeout, a lost connection).  If the
  * node is known, it is released; if the create's outcome is unknown, the
  * connection layer finds the node by its GUID and deletes it.  Either way
- * it waits at most ZKSYNC_ABANDON_WAIT_MS, and only while connected;
+ * it waits at most `wait_ms` (ZKSYNC_ABANDON_WAIT_MS), and only while connected;
  * what is left goes on in the background, and goes with the session if
  * the session ends first.  Never throws; call it with interrupts held.
  */
 void
-zk_protected_abandon(ZkProtected *pn)
+zk_protected_abandon(ZkProtected *pn, int wait_ms)
 {
 	if (!pn->active)
 		return;
@@ -330,9 +435,9 @@ zk_protected_abandon(ZkProtected *pn)
 	if (pn->node[0] != '\0')
 	{
 		zk_release(pn->create);
-		zk_release_node(pn->node, ZKSYNC_ABANDON_WAIT_MS, true);
+		zk_release_node(pn->node, wait_ms, true);
 	}
 	else
-		zk_abandon_create(pn->create, pn->dir, pn->guid, ZKSYNC_ABANDON_WAIT_MS);
+		zk_abandon_create(pn->create, pn->dir, pn->guid, wait_ms);
 	pn->create = NULL;
 }

@@ -12,6 +12,8 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "catalog/pg_type.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
@@ -173,22 +175,98 @@ timeout_arg(FunctionCallInfo fcinfo, int n)
 
 /* ---- locks ---- */
 
+static int
+name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+/*
+ * The lock names of argument `n`: a text for the one-name forms, a text[]
+ * for the array forms (told apart by the argument's type).  An array's
+ * names come back valid, sorted and each once; an empty array, or a NULL
+ * or bad element, is an ERROR naming it.
+ */
+static const char **
+names_arg(FunctionCallInfo fcinfo, int n, int *count)
+{
+	ArrayType  *arr;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			nelems,
+				i,
+				k = 0;
+	const char **names;
+
+	if (get_fn_expr_argtype(fcinfo->flinfo, n) != TEXTARRAYOID)
+	{
+		names = palloc(sizeof(char *));
+		names[0] = name_arg(fcinfo, n, "lock name");
+		*count = 1;
+		return names;
+	}
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the array of lock names must not be NULL")));
+	arr = PG_GETARG_ARRAYTYPE_P(n);
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the array of lock names must have one dimension, not %d",
+						ARR_NDIM(arr))));
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &nelems);
+	if (nelems == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the array of lock names must not be empty")));
+	names = palloc(sizeof(char *) * nelems);
+	for (i = 0; i < nelems; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("lock name %d of the array must not be NULL", i + 1)));
+		names[i] = zksync_name_from_text(DatumGetTextPP(elems[i]),
+										 psprintf("lock name %d of the array", i + 1));
+	}
+	/* the order every caller takes them in; duplicates count once */
+	qsort(names, nelems, sizeof(char *), name_cmp);
+	for (i = 0; i < nelems; i++)
+		if (k == 0 || strcmp(names[k - 1], names[i]) != 0)
+			names[k++] = names[i];
+	*count = k;
+	return names;
+}
+
 static Datum
 lock_blocking(FunctionCallInfo fcinfo, ZkLockMode mode, bool xact)
 {
-	char	   *name = name_arg(fcinfo, 0, "lock name");
+	int			n;
+	const char **names = names_arg(fcinfo, 0, &n);
 
-	zksync_lock_acquire(name, mode, xact, false, 0);
+	zksync_lock_acquire_many(names, n, mode, xact, false, 0);
 	PG_RETURN_VOID();
 }
 
 static Datum
 lock_try(FunctionCallInfo fcinfo, ZkLockMode mode, bool xact)
 {
-	char	   *name = name_arg(fcinfo, 0, "lock name");
+	int			n;
+	const char **names = names_arg(fcinfo, 0, &n);
 	int			timeout = timeout_arg(fcinfo, 1);
 
-	PG_RETURN_BOOL(zksync_lock_acquire(name, mode, xact, true, timeout));
+	PG_RETURN_BOOL(zksync_lock_acquire_many(names, n, mode, xact, true, timeout));
+}
+
+static Datum
+unlock(FunctionCallInfo fcinfo, ZkLockMode mode)
+{
+	int			n;
+	const char **names = names_arg(fcinfo, 0, &n);
+
+	PG_RETURN_BOOL(zksync_lock_release_many(names, n, mode));
 }
 
 PG_FUNCTION_INFO_V1(zksync_write_lock);
@@ -251,18 +329,14 @@ PG_FUNCTION_INFO_V1(zksync_write_unlock);
 Datum
 zksync_write_unlock(PG_FUNCTION_ARGS)
 {
-	char	   *name = name_arg(fcinfo, 0, "lock name");
-
-	PG_RETURN_BOOL(zksync_lock_release(name, ZKLOCK_WRITE));
+	return unlock(fcinfo, ZKLOCK_WRITE);
 }
 
 PG_FUNCTION_INFO_V1(zksync_read_unlock);
 Datum
 zksync_read_unlock(PG_FUNCTION_ARGS)
 {
-	char	   *name = name_arg(fcinfo, 0, "lock name");
-
-	PG_RETURN_BOOL(zksync_lock_release(name, ZKLOCK_READ));
+	return unlock(fcinfo, ZKLOCK_READ);
 }
 
 PG_FUNCTION_INFO_V1(zksync_unlock_all);

@@ -118,6 +118,7 @@ typedef struct ZkReq
 	char	  **children;		/* get_children */
 	int			nchildren;
 	void	   *priv;			/* connection.c's, freed with the request */
+	void		(*priv_free) (void *);	/* how, if not free() */
 
 	/* private to connection.c, guarded by its mutex */
 	struct ZkHunt *hunt;		/* an abandoned create's cleanup */
@@ -151,6 +152,7 @@ extern uint64 zk_events_seen(void);
 
 extern ZkReq *zk_create(const char *path, const char *data, int len, int flags);
 extern ZkReq *zk_delete(const char *path);
+extern ZkReq *zk_create_many(int n, char **paths, const char *data, int len);
 extern ZkReq *zk_exists(const char *path, bool watch);
 extern ZkReq *zk_get(const char *path, bool watch);
 extern ZkReq *zk_sync(const char *path);
@@ -212,7 +214,10 @@ extern ZkReq *zk_children_retrying(const char *dir);
 extern void zk_protected_create(ZkProtected *pn, const char *dir,
 								const char *suffix, const char *data,
 								int datalen, ZkReq **children);
-extern void zk_protected_abandon(ZkProtected *pn);
+extern void zk_protected_create_many(ZkProtected *pns, int n, char **dirs,
+									 const char *suffix, const char *data,
+									 int datalen, ZkReq **children);
+extern void zk_protected_abandon(ZkProtected *pn, int wait_ms);
 
 /* ---------------------------------------------------------------------
  * queue.c: the contender queue every waiting recipe shares
@@ -235,8 +240,13 @@ extern bool zk_queue_wait(ZkProtected *pn, const char *dir, const char *tag,
 						  const char *data, int datalen,
 						  const ZkQueueDriver *drv, TimestampTz deadline,
 						  const char *what, const char *name);
+extern bool zk_queue_wait_node(ZkProtected *pn, const ZkQueueDriver *drv,
+							   TimestampTz deadline, const char *what,
+							   const char *name);
 extern void zk_queue_join(ZkProtected *pn, const char *dir, const char *tag,
 						  const char *data, int datalen);
+extern bool zk_queue_granted(const ZkQueueDriver *drv, ZkProtected *pn,
+							 ZkReq *listing);
 
 /* ---------------------------------------------------------------------
  * lock.c
@@ -250,7 +260,10 @@ typedef enum ZkLockMode
 
 extern bool zksync_lock_acquire(const char *name, ZkLockMode mode, bool xact,
 								bool try_only, int timeout_ms);
+extern bool zksync_lock_acquire_many(const char **names, int n, ZkLockMode mode,
+									 bool xact, bool try_only, int timeout_ms);
 extern bool zksync_lock_release(const char *name, ZkLockMode mode);
+extern bool zksync_lock_release_many(const char **names, int n, ZkLockMode mode);
 extern void zksync_release_session_holds(bool nothrow);
 extern void zksync_release_xact_holds(int nest_level, bool nothrow);
 extern void zksync_reassign_xact_holds(int nest_level);
