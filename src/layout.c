@@ -1,0 +1,188 @@
+/*-------------------------------------------------------------------------
+ * layout.c
+ *	  Where zksync's nodes live in ZooKeeper and how they are named: the one
+ *	  home of the node-name grammar.
+ *
+ *	 {root}/locks/{name}/_c_{guid}-__WRIT__{seq}	a writer of a lock
+ *	 {root}/locks/{name}/_c_{guid}-__READ__{seq}	a reader of a lock
+ *	 {root}/barriers/{name}							a barrier (persistent)
+ *	 {root}/dbarriers/{name}/_c_{guid}-__PART__{seq}	a double-barrier participant
+ *	 {root}/dbarriers/{name}/ready
+ *
+ * The "_c_{guid}-" prefix is Apache Curator's "protected" name: it finds a
+ * node again after a create whose reply was lost (nodes.c).  The tags are
+ * Curator's InterProcessReadWriteLock's, so a Curator client on the same
+ * path shares the lock.  Other clients name their nodes differently (kazoo:
+ * "{uuid}__lock__{seq}", "__rlock__"; ZooKeeper's own recipe: "-read-"), so
+ * when ordering contenders we count any child that ends in a 10-digit
+ * sequence number, treat those three reader markers as readers and every
+ * other contender as a writer (zksync_contenders).
+ *
+ * The data of every node we create says who made it (zksync_owner_data).
+ * Nothing here talks to ZooKeeper; what can go wrong is only a name that
+ * does not fit, which names.c refuses before a path is ever built.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <unistd.h>
+
+#include "access/xact.h"
+#include "commands/dbcommands.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "postmaster/postmaster.h"
+#include "utils/guc.h"
+#include "utils/json.h"
+#include "utils/memutils.h"
+
+#include "zksync.h"
+
+/* {root}/{kind}/{name}, kind one of ZKSYNC_LOCKS, ZKSYNC_BARRIERS, ... */
+char *
+zksync_recipe_dir(const char *kind, const char *name)
+{
+	return psprintf("%s/%s/%s", zksync_root, kind, name);
+}
+
+/* {dir}/_c_{guid}-{tag}: the name a protected create asks for */
+void
+zksync_protected_prefix(char *buf, size_t len, const char *dir,
+						const char *guid, const char *tag)
+{
+	snprintf(buf, len, "%s/_c_%s-%s", dir, guid, tag);
+}
+
+/* The sequence number a child ends with, or -1 if it has none. */
+int64
+zksync_node_sequence(const char *child)
+{
+	size_t		len = strlen(child);
+	int64		seq = 0;
+	size_t		i;
+
+	if (len < 10)
+		return -1;
+	for (i = len - 10; i < len; i++)
+	{
+		if (child[i] < '0' || child[i] > '9')
+			return -1;
+		seq = seq * 10 + (child[i] - '0');
+	}
+	return seq;
+}
+
+void
+zksync_make_guid(char *buf, size_t len)
+{
+	uint8		b[16];
+
+	if (!pg_strong_random(b, sizeof(b)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random GUID")));
+	b[6] = (b[6] & 0x0f) | 0x40;	/* version 4 */
+	b[8] = (b[8] & 0x3f) | 0x80;	/* variant 1 */
+	snprintf(buf, len,
+			 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+			 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+			 b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+/*
+ * The data of every node we create: who made it, so an operator can see
+ * which backend on which cluster holds a lock.  `extra` (may be NULL) is a
+ * JSON member list appended inside the object, e.g. "\"participants\":3".
+ */
+char *
+zksync_owner_data(const char *extra, int *len)
+{
+	static char *dbname = NULL;
+	static char host[256];
+	StringInfoData buf;
+
+	if (dbname == NULL && IsTransactionState() && MyDatabaseId != InvalidOid)
+	{
+		char	   *d = get_database_name(MyDatabaseId);
+
+		if (d)
+			dbname = MemoryContextStrdup(TopMemoryContext, d);
+	}
+	if (host[0] == '\0' && gethostname(host, sizeof(host)) == 0)
+		host[sizeof(host) - 1] = '\0';
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"host\":");
+	escape_json(&buf, host);
+	appendStringInfo(&buf, ",\"port\":%d,\"database\":", PostPortNumber);
+	escape_json(&buf, dbname ? dbname : "");
+	appendStringInfo(&buf, ",\"pid\":%d,\"application_name\":", MyProcPid);
+	escape_json(&buf, application_name ? application_name : "");
+	if (extra)
+		appendStringInfo(&buf, ",%s", extra);
+	appendStringInfoChar(&buf, '}');
+	*len = buf.len;
+	return buf.data;
+}
+
+/* Is this contender (a child name, any client's) a reader? */
+bool
+zksync_node_is_reader(const char *child)
+{
+	return strstr(child, ZKSYNC_TAG_READ) != NULL ||
+		strstr(child, "__rlock__") != NULL ||
+		strstr(child, "-read-") != NULL;
+}
+
+static int
+sequence_cmp(const void *a, const void *b)
+{
+	int64		x = zksync_node_sequence(*(char *const *) a);
+	int64		y = zksync_node_sequence(*(char *const *) b);
+
+	return (x > y) - (x < y);
+}
+
+/* Sort child names by their sequence numbers. */
+void
+zksync_sort_by_sequence(char **children, int n)
+{
+	qsort(children, n, sizeof(char *), sequence_cmp);
+}
+
+static int
+contender_cmp(const void *a, const void *b)
+{
+	int64		x = ((const ZkContender *) a)->seq;
+	int64		y = ((const ZkContender *) b)->seq;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * The contenders among `children` (those that end in a sequence number),
+ * in sequence order, as a palloc'd array; returns how many.  The names
+ * point into `children`.
+ */
+int
+zksync_contenders(char **children, int nchildren, ZkContender **out)
+{
+	ZkContender *c = palloc(sizeof(ZkContender) * (nchildren + 1));
+	int			n = 0,
+				i;
+
+	for (i = 0; i < nchildren; i++)
+	{
+		int64		seq = zksync_node_sequence(children[i]);
+
+		if (seq < 0)
+			continue;
+		c[n].name = children[i];
+		c[n].seq = seq;
+		c[n].reader = zksync_node_is_reader(children[i]);
+		n++;
+	}
+	qsort(c, n, sizeof(ZkContender), contender_cmp);
+	*out = c;
+	return n;
+}

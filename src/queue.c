@@ -1,0 +1,261 @@
+/*-------------------------------------------------------------------------
+ * queue.c
+ *	  The contender queue that every waiting recipe shares.
+ *
+ * ZooKeeper's lock recipes all wait the same way; only the answer to "is
+ * my node granted, and if not, which node must go first?" differs from one
+ * recipe to the next (Apache Curator builds its mutex, read lock, write
+ * lock and semaphore on one such loop).  This file is that loop; a recipe
+ * hands it a driver (ZkQueueDriver) with its grant rule.
+ *
+ *	 1. create our node EPHEMERAL_SEQUENTIAL under a fresh GUID
+ *		(nodes.c's protected create), with a listing of the directory
+ *		pipelined behind it, so that one round trip gives both;
+ *	 2. order the contenders (layout.c) and ask the driver;
+ *	 3. granted: return; else watch only the node the driver named (a data
+ *		watch, which is not left behind if that node is gone already), and
+ *		wait for the watch, a hand-off, the deadline or an interrupt;
+ *	 4. look again from 2 (a watch only says "something changed": the node
+ *		may have gone because it gave up, not because it held).
+ *
+ * However the wait ends without a grant (timeout, cancel, lock_timeout,
+ * statement_timeout, a lost session, a ZooKeeper error), our node is
+ * removed before the caller hears of it: at once if we can, in the
+ * background if the ensemble is out of reach (nodes.c, "Abandonment").
+ *
+ * Hand-off.  If the driver allows it and the node to wait for is a write
+ * node, a backend of this cluster that releases that node may tell us so
+ * through shared memory (handoff.c explains why that grants nothing the
+ * recipe would not).  Such a grant is taken only on a session known alive,
+ * or confirmed alive by the server with our node still ours: a process
+ * stopped past its session timeout must not wake up as a holder (SPEC
+ * point 14).
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+
+#include "zksync.h"
+
+/*
+ * Ask the driver about our node in listing `g`.  Returns true if granted;
+ * else sets `watch` (a full path) to the node to wait for and `*handed`
+ * to whether that node may be handed to us.  ERROR if our node is gone.
+ */
+static bool
+decide(const ZkQueueDriver *drv, ZkProtected *pn, ZkReq *g,
+	   const char *what, const char *name, char *watch, bool *handed)
+{
+	ZkContender *c;
+	const char *mine = strrchr(pn->node, '/') + 1;
+	int			n,
+				me = -1,
+				blocker = -1,
+				i;
+	bool		granted;
+
+	n = zksync_contenders(g->rc == ZOK ? g->children : NULL,
+						  g->rc == ZOK ? g->nchildren : 0, &c);
+	for (i = 0; i < n; i++)
+		if (strcmp(c[i].name, mine) == 0)
+			me = i;
+	if (me < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("the node of zksync %s \"%s\" disappeared while waiting",
+						what, name),
+				 errdetail("The ZooKeeper session expired, or another client deleted node \"%s\".",
+						   pn->node)));
+	granted = drv->granted(c, n, me, &blocker);
+	if (!granted)
+	{
+		snprintf(watch, ZKSYNC_PATH_MAX, "%s/%s", pn->dir, c[blocker].name);
+		*handed = drv->handoff && !c[blocker].reader;
+	}
+	pfree(c);
+	return granted;
+}
+
+/*
+ * Steps 1 to 4 above (step 1 only if `tag` is not NULL: else pn is a node
+ * made already).  Returns true once granted, false when `deadline` (0:
+ * none) has passed, with our node removed.  Throws on errors; the caller
+ * abandons the node.
+ */
+static bool
+queue_loop(ZkProtected *pn, const char *dir, const char *tag,
+		   const char *data, int datalen, const ZkQueueDriver *drv,
+		   TimestampTz deadline, const char *what, const char *name)
+{
+	ZkReq	   *g = NULL;
+
+	if (tag)
+		zk_protected_create(pn, dir, tag, data, datalen, &g);
+	for (;;)
+	{
+		char		path[ZKSYNC_PATH_MAX];
+		bool		may_handoff = false;
+		bool		granted;
+		uint64		seen;
+		ZkReq	   *e;
+		int			rc = ZNONODE;
+		ZkWaitResult result = ZKW_EVENT;
+
+		if (g == NULL || zk_call(g) != ZOK)
+		{
+			/* none pipelined, or it failed: list again */
+			zk_release(g);
+			g = zk_children_retrying(dir);
+		}
+		granted = decide(drv, pn, g, what, name, path, &may_handoff);
+		zk_release(g);
+		g = NULL;
+		if (granted)
+			return true;
+		if (deadline != 0 && GetCurrentTimestamp() >= deadline)
+			break;
+
+		/*
+		 * Wait for the one node that must go first.  If its holder may hand
+		 * it to us, register before the watch, so that a release from now
+		 * on is seen; if it was released already, there is nothing to
+		 * watch.
+		 */
+		seen = zk_events_seen();
+		if (!may_handoff ||
+			!zksync_handoff_register(path, zk_session_hosts()) ||
+			!zksync_handoff_received())
+		{
+			e = zk_call_retrying(ZKOP_GET_WATCH, path, NULL, 0, 0, NULL);
+			rc = e->rc;
+			zk_release(e);
+			if (rc == ZOK)
+				result = zk_wait_event(seen, zksync_handoff_received,
+									   deadline, false);
+		}
+		if (zksync_handoff_unregister())
+		{
+			if (zk_session_known_alive() ||
+				zk_confirm_session_alive(pn->node, zksync_session_timeout))
+				return true;
+			if (!zk_session_usable())
+				ereport(ERROR,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("ZooKeeper session expired while waiting for zksync %s \"%s\"",
+								what, name),
+						 errdetail("The lock was released to this backend, but its session had expired meanwhile (was the process stopped?); another client may hold it now."),
+						 errhint("Every zksync lock this backend held is lost. The next call opens a new session.")));
+			continue;			/* not confirmed: let ZooKeeper decide */
+		}
+		if (rc == ZNONODE)
+			continue;			/* already gone: look again */
+		if (rc != ZOK)
+			zk_report_error(rc, "get", path);
+		if (result == ZKW_TIMEOUT)
+			break;
+		if (!zk_session_usable())
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("ZooKeeper session expired while waiting for zksync %s \"%s\"",
+							what, name)));
+	}
+
+	/* timed out: our node must not stay behind to block others */
+	pn->active = false;
+	zk_release_node(pn->node, ZKSYNC_RELEASE_WAIT_MS, false);
+	return false;
+}
+
+/*
+ * Join the queue of `dir` with a node tagged `tag` carrying `data` (NULL
+ * `tag`: pn is in the queue already), and wait until the driver grants it, or `deadline` (0: none) passes.
+ * Returns true when granted: pn->node and pn->czxid name our node, which
+ * the caller now owns (and releases with zk_release_node).  Returns false
+ * on timeout, our node removed.  On any ERROR our node is abandoned
+ * (removed, in the background if need be) before the error propagates.
+ * `what` and `name` say what is waited for, in messages ("write lock",
+ * "x").  pn must stay valid until this returns.
+ */
+bool
+zk_queue_wait(ZkProtected *pn, const char *dir, const char *tag,
+			  const char *data, int datalen, const ZkQueueDriver *drv,
+			  TimestampTz deadline, const char *what, const char *name)
+{
+	bool		granted = false;
+
+	PG_TRY();
+	{
+		granted = queue_loop(pn, dir, tag, data, datalen, drv, deadline,
+							 what, name);
+	}
+	PG_CATCH();
+	{
+		HOLD_INTERRUPTS();
+		zksync_handoff_unregister();
+		zk_protected_abandon(pn, ZKSYNC_ABANDON_WAIT_MS);
+		RESUME_INTERRUPTS();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	pn->active = false;
+	return granted;
+}
+
+/*
+ * Wait, as zk_queue_wait() does, with a node that is already in the queue
+ * (made by zk_protected_create_many and still active).
+ */
+bool
+zk_queue_wait_node(ZkProtected *pn, const ZkQueueDriver *drv,
+				   TimestampTz deadline, const char *what, const char *name)
+{
+	return zk_queue_wait(pn, pn->dir, NULL, NULL, 0, drv, deadline, what, name);
+}
+
+/*
+ * Join the queue without waiting: for a node that is granted by what the
+ * caller already holds (a read node beside our own write node).  Same
+ * ownership as zk_queue_wait().
+ */
+void
+zk_queue_join(ZkProtected *pn, const char *dir, const char *tag,
+			  const char *data, int datalen)
+{
+	PG_TRY();
+	{
+		zk_protected_create(pn, dir, tag, data, datalen, NULL);
+	}
+	PG_CATCH();
+	{
+		HOLD_INTERRUPTS();
+		zk_protected_abandon(pn, ZKSYNC_ABANDON_WAIT_MS);
+		RESUME_INTERRUPTS();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	pn->active = false;
+}
+
+/*
+ * Is pn, a node already in its queue, granted now?  `listing` is a
+ * listing of pn->dir sent after pn was made (it is waited for, and listed
+ * again if it failed); this takes it over.  ERROR if our node is gone.
+ */
+bool
+zk_queue_granted(const ZkQueueDriver *drv, ZkProtected *pn, ZkReq *listing)
+{
+	char		watch[ZKSYNC_PATH_MAX];
+	bool		handed;
+	bool		granted;
+	ZkReq	   *g = listing;
+
+	if (g == NULL || zk_call(g) != ZOK)
+	{
+		zk_release(g);
+		g = zk_children_retrying(pn->dir);
+	}
+	granted = decide(drv, pn, g, "lock", strrchr(pn->dir, '/') + 1, watch, &handed);
+	zk_release(g);
+	return granted;
+}
