@@ -1122,9 +1122,35 @@ zksync_lock_snapshot(ZkLockInfo **rows)
 	return n;
 }
 
-/* From _PG_init: hear of the session's end (connection.c calls no recipe). */
+/* DISCARD ALL */
+static void
+end_session_holds(void)
+{
+	zksync_release_session_holds(true);
+}
+
+/* Transaction end, ROLLBACK TO: never throws */
+static void
+end_xact_level(int level)
+{
+	zksync_release_xact_holds(level, true);
+}
+
+static const ZkScopeHooks lock_scope = {
+	zksync_check_lost_for_commit,
+	zksync_have_xact_holds,
+	end_xact_level,
+	zksync_reassign_xact_holds,
+	end_session_holds
+};
+
+/*
+ * From _PG_init: hear of the session's end and of transaction ends (the
+ * connection layer and xact.c call no recipe by name).
+ */
 void
 zksync_lock_init(void)
 {
 	zk_register_session_user(holds_exist, forget_session);
+	zksync_register_scope(&lock_scope);
 }

@@ -12,7 +12,7 @@
  * prepared transaction outlives the backend, its ZooKeeper session does
  * not).  The COMMIT and ABORT events run after the point of no return or
  * during error recovery, so the work there (releasing nodes) uses the
- * no-throw paths of lock.c: the deletes are queued until applied, the wait
+ * no-throw paths the recipes register (ZkScopeHooks): the deletes are queued until applied, the wait
  * for them is bounded (ZKSYNC_RELEASE_WAIT_MS), and if memory runs out
  * the session is closed rather than a node left behind.
  *-------------------------------------------------------------------------
@@ -28,29 +28,52 @@
 
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
+/*
+ * What the recipes registered (zksync_register_scope): this file calls no
+ * recipe by name, so a new recipe adds its holds to transaction scope by
+ * registering, in the manner of RegisterXactCallback.
+ */
+#define MAX_SCOPES 8
+static const ZkScopeHooks *scopes[MAX_SCOPES];
+static int	nscopes = 0;
+
+void
+zksync_register_scope(const ZkScopeHooks *hooks)
+{
+	if (nscopes == MAX_SCOPES)
+		elog(ERROR, "too many zksync scope registrations");
+	scopes[nscopes++] = hooks;
+}
+
 static void
 xact_callback(XactEvent event, void *arg)
 {
+	int			i;
+
 	switch (event)
 	{
 		case XACT_EVENT_PRE_COMMIT:
 		case XACT_EVENT_PARALLEL_PRE_COMMIT:
-			zksync_check_lost_for_commit();
+			for (i = 0; i < nscopes; i++)
+				scopes[i]->check_commit();
 			break;
 		case XACT_EVENT_PRE_PREPARE:
 			/* the same lost-lock check as COMMIT, before the refusal */
-			zksync_check_lost_for_commit();
-			if (zksync_have_xact_holds())
-				ereport(ERROR,
-						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						 errmsg("cannot PREPARE a transaction that holds zksync transaction-level locks"),
-						 errdetail("The locks live in this backend's ZooKeeper session, which a prepared transaction outlives.")));
+			for (i = 0; i < nscopes; i++)
+				scopes[i]->check_commit();
+			for (i = 0; i < nscopes; i++)
+				if (scopes[i]->has_xact_holds())
+					ereport(ERROR,
+							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+							 errmsg("cannot PREPARE a transaction that holds zksync transaction-level locks"),
+							 errdetail("The locks live in this backend's ZooKeeper session, which a prepared transaction outlives.")));
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
-			zksync_release_xact_holds(1, true);
+			for (i = 0; i < nscopes; i++)
+				scopes[i]->end_xact_level(1);
 			zk_release_all();
 			break;
 		case XACT_EVENT_PREPARE:
@@ -63,15 +86,18 @@ subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 				 SubTransactionId parentSubid, void *arg)
 {
 	int			level = GetCurrentTransactionNestLevel();
+	int			i;
 
 	switch (event)
 	{
 		case SUBXACT_EVENT_ABORT_SUB:
-			zksync_release_xact_holds(level, true);
+			for (i = 0; i < nscopes; i++)
+				scopes[i]->end_xact_level(level);
 			zk_release_all();
 			break;
 		case SUBXACT_EVENT_COMMIT_SUB:
-			zksync_reassign_xact_holds(level);
+			for (i = 0; i < nscopes; i++)
+				scopes[i]->pass_up(level);
 			break;
 		case SUBXACT_EVENT_START_SUB:
 		case SUBXACT_EVENT_PRE_COMMIT_SUB:
@@ -87,6 +113,7 @@ zksync_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 					  DestReceiver *dest, QueryCompletion *qc)
 {
 	Node	   *parsetree = pstmt->utilityStmt;
+	int			i;
 
 	if (prev_ProcessUtility)
 		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
@@ -97,7 +124,8 @@ zksync_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 
 	if (IsA(parsetree, DiscardStmt) &&
 		((DiscardStmt *) parsetree)->target == DISCARD_ALL)
-		zksync_release_session_holds(true);
+		for (i = 0; i < nscopes; i++)
+			scopes[i]->end_session_holds();
 }
 
 void

@@ -1,10 +1,12 @@
 /*-------------------------------------------------------------------------
  * zksync.c
- *	  _PG_init, the GUCs, and every SQL-callable function.
+ *	  _PG_init and every SQL-callable function.
  *
  * The functions here check their arguments (a NULL is an ERROR with
  * SQLSTATE 22004, never a silent NULL result: the SQL functions are not
- * STRICT on purpose) and hand over to lock.c or connection.c.
+ * STRICT on purpose), make one call down into a recipe (lock.c,
+ * barrier.c) or the session (connection.c), and form the result rows.
+ * _PG_init calls each module's init; the settings live in settings.c.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -21,122 +23,12 @@
 
 PG_MODULE_MAGIC;
 
-char	   *zksync_hosts = NULL;
-char	   *zksync_root = NULL;
-int			zksync_session_timeout = 10000;
-int			zksync_connect_timeout = 10000;
-char	   *zksync_auth = NULL;
-bool		zksync_synchronous_release = true;
-int			zksync_max_holds = 10000;
-
-static bool
-check_hosts(char **newval, void **extra, GucSource source)
-{
-	char	   *why = NULL;
-
-	if (zksync_hosts_are_valid(*newval, &why))
-		return true;
-	GUC_check_errdetail("The value is refused: %s.", why);
-	return false;
-}
-
-static bool
-check_root(char **newval, void **extra, GucSource source)
-{
-	char	   *why = NULL;
-
-	if (zksync_root_is_valid(*newval, &why))
-		return true;
-	GUC_check_errdetail("The value is refused: %s.", why);
-	return false;
-}
-
-/*
- * zksync.auth holds a secret: a refused value is not echoed (our own
- * primary message replaces the one that would quote it, and a refused SET
- * is not logged with its statement), and SHOW,
- * current_setting() and pg_settings show a mask, also to members of
- * pg_read_all_settings.
- */
-static bool
-check_auth(char **newval, void **extra, GucSource source)
-{
-	const char *colon;
-
-	if (*newval == NULL || (*newval)[0] == '\0')
-		return true;
-	colon = strchr(*newval, ':');
-	if ((colon == NULL || colon == *newval) && source == PGC_S_SESSION)
-	{
-		/* SET: our own ERROR, which also keeps the statement out of the log */
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid value for parameter \"zksync.auth\""),
-				 errdetail("Expected user:password for ZooKeeper digest authentication; the value is not shown."),
-				 errhidestmt(true)));
-	}
-	if (colon == NULL || colon == *newval)
-	{
-		GUC_check_errmsg("invalid value for parameter \"zksync.auth\"");
-		GUC_check_errdetail("Expected user:password for ZooKeeper digest authentication; the value is not shown.");
-		return false;
-	}
-	return true;
-}
-
-static const char *
-show_auth(void)
-{
-	return (zksync_auth && zksync_auth[0]) ? "********" : "";
-}
-
 void		_PG_init(void);
 
 void
 _PG_init(void)
 {
-	DefineCustomStringVariable("zksync.hosts",
-							   "ZooKeeper connect string: host:port[,host:port...][/chroot].",
-							   "Applies to the next session this backend opens; a session holding locks is kept.",
-							   &zksync_hosts, "localhost:2181",
-							   PGC_SUSET, 0, check_hosts, NULL, NULL);
-	DefineCustomStringVariable("zksync.root",
-							   "ZooKeeper path under which zksync creates every node.",
-							   NULL,
-							   &zksync_root, "/zksync",
-							   PGC_SUSET, 0, check_root, NULL, NULL);
-	DefineCustomIntVariable("zksync.session_timeout",
-							"ZooKeeper session timeout asked for at connect.",
-							"Locks of a backend that crashed or lost the network end within this time.",
-							&zksync_session_timeout, 10000, 1000, 600000,
-							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
-	DefineCustomIntVariable("zksync.connect_timeout",
-							"How long a call waits for a ZooKeeper connection before it fails.",
-							NULL,
-							&zksync_connect_timeout, 10000, 1, 3600000,
-							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
-	DefineCustomStringVariable("zksync.auth",
-							   "ZooKeeper digest identity (user:password) for every node zksync creates.",
-							   "When set, zksync's nodes are writable and deletable by this identity only. Empty: open ACLs.",
-							   &zksync_auth, "",
-							   PGC_SUSET, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
-							   check_auth, NULL, show_auth);
-	DefineCustomBoolVariable("zksync.local_handoff",
-							 "Lets a backend waiting for a lock take it directly from a backend of this cluster that releases it.",
-							 "Needs zksync in shared_preload_libraries; when off, or without it, every grant comes from ZooKeeper.",
-							 &zksync_local_handoff, true,
-							 PGC_USERSET, 0, NULL, NULL, NULL);
-	DefineCustomBoolVariable("zksync.synchronous_release",
-							 "Makes every release wait until ZooKeeper has applied it.",
-							 "When on, an unlock (and the end of a transaction holding zksync locks) returns once every client of the ensemble sees the lock free. When off, releases are sent and not waited for: faster loops, but another client may still see the lock held for a few milliseconds.",
-							 &zksync_synchronous_release, true,
-							 PGC_USERSET, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("zksync.max_holds",
-							"Most zksync nodes one backend may hold or wait with at once.",
-							"Distinct lock names and modes count; taking the same lock again does not. Bounds what one backend can put into the ensemble that every cluster shares.",
-							&zksync_max_holds, 10000, 1, INT_MAX,
-							PGC_SUSET, 0, NULL, NULL, NULL);
-	MarkGUCPrefixReserved("zksync");
+	zksync_settings_init();
 	zksync_handoff_init();
 	zksync_lock_init();
 	zksync_barrier_init();

@@ -2,18 +2,30 @@
  * zksync.h
  *	  What crosses files in zksync.
  *
- * The files and what each owns:
- *	 zksync.c		_PG_init, the GUCs, every SQL-callable function
- *	 names.c		validation of lock/barrier names and of zksync.root
- *	 connection.c	the ZooKeeper session, the request transport, the wait
- *					loop; the only file that talks to the client's threads
- *	 nodes.c		node operations the recipes share: protected (GUID)
- *					create, delete with retries, container parents
- *	 lock.c			the read-write lock recipe and the per-backend hold table
+ * The files and what each owns, from the top down (a file calls only the
+ * ones below it; the lower layers offer registration instead of calling a
+ * recipe by name):
+ *
+ *	 zksync.c		_PG_init and every SQL-callable function: check the
+ *					arguments, make one call down, form the result rows
+ *	 lock.c			the read-write lock recipe: its grant rule, the hold
+ *					table, multi-locks, downgrade, lost holds, the commit check
  *	 barrier.c		barriers and double barriers
- *	 xact.c			transaction/subtransaction callbacks, DISCARD ALL
+ *	 queue.c		the contender queue every waiting recipe shares: create,
+ *					list, ask the recipe's grant rule, watch one node, wait,
+ *					hand-off, remove on any failed wait
  *	 handoff.c		passing a released write lock to a waiting backend of
  *					this cluster through shared memory
+ *	 xact.c			transaction/subtransaction callbacks and DISCARD ALL, for
+ *					the recipes that register (ZkScopeHooks)
+ *	 nodes.c		node operations that ride out connection loss: the retry
+ *					helper, protected (GUID) creates, abandonment, parents
+ *	 connection.c	the ZooKeeper session and the request transport, the
+ *					wait, releases, background cleanup, the watchdog; the
+ *					only file that talks to the client's threads
+ *	 layout.c		where nodes live and how they are named (the grammar)
+ *	 settings.c		every GUC and its check hook
+ *	 names.c		validation of names, hosts and root
  *-------------------------------------------------------------------------
  */
 #ifndef ZKSYNC_H
@@ -33,7 +45,7 @@
 /* Longest zksync.hosts for which backends hand locks to each other. */
 #define ZKSYNC_HOSTS_KEY	256
 
-/* GUCs, defined in zksync.c */
+/* GUCs, defined in settings.c (zksync_local_handoff in handoff.c) */
 extern char *zksync_hosts;
 extern char *zksync_root;
 extern int	zksync_session_timeout;
@@ -42,6 +54,8 @@ extern char *zksync_auth;
 extern bool zksync_local_handoff;
 extern bool zksync_synchronous_release;
 extern int	zksync_max_holds;
+
+extern void zksync_settings_init(void);
 
 /*
  * How long a release waits for ZooKeeper to apply its delete before it
@@ -303,7 +317,20 @@ extern void zksync_barrier_init(void);
  * xact.c
  * ---------------------------------------------------------------------
  */
+/* What a recipe's holds need from transaction scope */
+typedef struct ZkScopeHooks
+{
+	void		(*check_commit) (void); /* PRE_COMMIT, PRE_PREPARE; may throw */
+	bool		(*has_xact_holds) (void);	/* PREPARE is refused if so */
+	void		(*end_xact_level) (int level);	/* holds of this savepoint
+												 * level and deeper end;
+												 * never throws */
+	void		(*pass_up) (int level); /* RELEASE SAVEPOINT */
+	void		(*end_session_holds) (void);	/* DISCARD ALL; never throws */
+} ZkScopeHooks;
+
 extern void zksync_xact_init(void);
+extern void zksync_register_scope(const ZkScopeHooks *hooks);
 
 /* ---------------------------------------------------------------------
  * handoff.c
