@@ -118,6 +118,31 @@ AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION zksync_read_unlock(text[]) IS
 'Release one session-level hold of the read lock of each name. True if every name had one; a WARNING for each that had none.';
 
+-- Semaphores: Apache Curator's InterProcessSemaphoreV2 on
+-- {zksync.root}/semaphores/{name}.  A NULL timeout_ms means no limit.
+
+CREATE FUNCTION zksync_semaphore_acquire(name text, max_leases int, timeout_ms int DEFAULT NULL) RETURNS boolean
+AS 'MODULE_PATHNAME', 'zksync_semaphore_acquire_sql' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_semaphore_acquire(text, int, int) IS
+'Take one more lease of the semaphore "name": at most max_leases are held at once across every backend, cluster and client (Curator''s InterProcessSemaphoreV2 shares them). True with the lease; false if timeout_ms (NULL: no limit) runs out first, nothing left queued. Held until zksync_semaphore_release, zksync_unlock_all, DISCARD ALL or backend exit.';
+
+CREATE FUNCTION zksync_xact_semaphore_acquire(name text, max_leases int, timeout_ms int DEFAULT NULL) RETURNS boolean
+AS 'MODULE_PATHNAME', 'zksync_xact_semaphore_acquire_sql' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_xact_semaphore_acquire(text, int, int) IS
+'Take one more lease of the semaphore "name" until the end of the transaction (savepoints as for locks).';
+
+CREATE FUNCTION zksync_semaphore_release(name text) RETURNS boolean
+AS 'MODULE_PATHNAME', 'zksync_semaphore_release_sql' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_semaphore_release(text) IS
+'Release one session lease of the semaphore "name". Returns false with a WARNING if this backend holds none.';
+
+CREATE FUNCTION zksync_semaphore_leases(name text,
+    OUT node text, OUT sequence bigint, OUT granted boolean, OUT owner text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_semaphore_leases(text) IS
+'Every client''s leases (leases/...; the first max_leases are granted) and the acquirers queued for the semaphore''s mutex (locks/...), read from ZooKeeper; owner says who made each node (empty for other clients).';
+
 -- Barriers.  A NULL timeout_ms means no limit.
 
 CREATE FUNCTION zksync_barrier_set(name text) RETURNS boolean

@@ -471,10 +471,11 @@ zksync_dbarrier_exit(const char *name, int timeout_ms)
 	return done;
 }
 
-static bool
-dbarriers_entered(void)
+/* The participant nodes we keep on the session */
+static int
+dbarrier_nodes(void)
 {
-	return entered != NULL && hash_get_num_entries(entered) > 0;
+	return entered ? hash_get_num_entries(entered) : 0;
 }
 
 /* The session ended: our participant nodes are gone with it. */
@@ -495,5 +496,5 @@ dbarrier_forget_session(void)
 void
 zksync_barrier_init(void)
 {
-	zk_register_session_user(dbarriers_entered, dbarrier_forget_session);
+	zk_register_session_user(dbarrier_nodes, dbarrier_forget_session);
 }

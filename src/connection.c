@@ -228,37 +228,48 @@ static int	conn_timeout = 0;
 /*
  * The recipes that keep state on the session register here
  * (zk_register_session_user), in the manner of RegisterXactCallback: this
- * layer asks them whether the session carries anything a reconnect would
- * lose, and tells them when it has ended.  It calls no recipe by name.
+ * layer asks them how many nodes they keep on the session (anything a
+ * reconnect would lose; and the total that zksync.max_holds bounds), and
+ * tells them when it has ended.  It calls no recipe by name.
  */
 #define MAX_SESSION_USERS 8
 static struct
 {
-	bool		(*in_use) (void);
+	int			(*nodes) (void);
 	void		(*forget) (void);
 }			session_users[MAX_SESSION_USERS];
 static int	n_session_users = 0;
 
 void
-zk_register_session_user(bool (*in_use) (void), void (*forget) (void))
+zk_register_session_user(int (*nodes) (void), void (*forget) (void))
 {
 	if (n_session_users == MAX_SESSION_USERS)
 		elog(ERROR, "too many zksync session users");
-	session_users[n_session_users].in_use = in_use;
+	session_users[n_session_users].nodes = nodes;
 	session_users[n_session_users].forget = forget;
 	n_session_users++;
+}
+
+/*
+ * How many nodes the recipes hold or wait with on this session (for
+ * zksync.max_holds, SPEC point 18), as they count them.
+ */
+int
+zk_session_nodes(void)
+{
+	int			i,
+				n = 0;
+
+	for (i = 0; i < n_session_users; i++)
+		n += session_users[i].nodes();
+	return n;
 }
 
 /* Does this session carry anything a reconnect would lose? */
 static bool
 session_in_use(void)
 {
-	int			i;
-
-	for (i = 0; i < n_session_users; i++)
-		if (session_users[i].in_use())
-			return true;
-	return false;
+	return zk_session_nodes() > 0;
 }
 
 /* The session is gone: so is everything the recipes kept on it. */
@@ -1831,6 +1842,25 @@ zk_get_children(const char *path)
 	ZkReq	   *req = req_new();
 
 	return req_sent(req, zoo_aget_children(zh, path, 0, strings_done, req));
+}
+
+/* The children of `path`, and a watch for the next change to them */
+ZkReq *
+zk_get_children_watch(const char *path)
+{
+	ZkReq	   *req = req_new();
+
+	return req_sent(req, zoo_awget_children(zh, path, watcher, NULL,
+											strings_done, req));
+}
+
+/* Set the data of `path` (any version) */
+ZkReq *
+zk_set(const char *path, const char *data, int len)
+{
+	ZkReq	   *req = req_new();
+
+	return req_sent(req, zoo_aset(zh, path, data, len, -1, stat_done, req));
 }
 
 /*

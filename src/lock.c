@@ -315,23 +315,15 @@ error_if_lost(Hold *hold)
 static void
 check_max_holds(const char *name, int more)
 {
-	HASH_SEQ_STATUS seq;
-	Hold	   *hold;
-	long		n = 0;
+	int			n = zk_session_nodes();
 
-	if (holds == NULL || hash_get_num_entries(holds) + more <= zksync_max_holds)
-		return;
-	hash_seq_init(&seq, holds);
-	while ((hold = hash_seq_search(&seq)) != NULL)
-		if (hold->state != HOLD_LOST)
-			n++;
 	if (n + more > zksync_max_holds)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("too many zksync locks held by this backend"),
-				 errdetail("Taking \"%s\" would make %ld nodes in ZooKeeper; zksync.max_holds is %d.",
+				 errdetail("Taking \"%s\" would make %d nodes in ZooKeeper; zksync.max_holds is %d.",
 						   name, n + more, zksync_max_holds),
-				 errhint("Take one coarse lock for many items, or raise zksync.max_holds.")));
+				 errhint("Take one coarse lock for many items, use the array form, or raise zksync.max_holds.")));
 }
 
 /* A new hold of `dir` in `mode`, waiting; nothing counted yet. */
@@ -935,10 +927,14 @@ zksync_have_xact_holds(void)
 	return n_xact_holds > 0;
 }
 
-static bool
-holds_exist(void)
+/*
+ * The nodes the hold table keeps on the session (a lost hold counts until
+ * it is dropped; it is rare and short-lived, and the count stays O(1)).
+ */
+static int
+hold_nodes(void)
 {
-	return holds != NULL && hash_get_num_entries(holds) > 0;
+	return holds ? (int) hash_get_num_entries(holds) : 0;
 }
 
 /*
@@ -1151,6 +1147,6 @@ static const ZkScopeHooks lock_scope = {
 void
 zksync_lock_init(void)
 {
-	zk_register_session_user(holds_exist, forget_session);
+	zk_register_session_user(hold_nodes, forget_session);
 	zksync_register_scope(&lock_scope);
 }

@@ -99,6 +99,8 @@ send_op(ZkOp op, const char *path, const char *data, int len, int flags)
 			return zk_get(path, true);
 		case ZKOP_CHILDREN:
 			return zk_get_children(path);
+		case ZKOP_CHILDREN_WATCH:
+			return zk_get_children_watch(path);
 		case ZKOP_SYNCED_CHILDREN:
 			{
 				ZkReq	   *s = zk_sync(path);
@@ -123,6 +125,7 @@ op_name(ZkOp op)
 	switch (op)
 	{
 		case ZKOP_CHILDREN:
+		case ZKOP_CHILDREN_WATCH:
 		case ZKOP_SYNCED_CHILDREN:
 			return "get_children";
 		case ZKOP_CREATE:

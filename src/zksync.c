@@ -31,6 +31,7 @@ _PG_init(void)
 	zksync_settings_init();
 	zksync_handoff_init();
 	zksync_lock_init();
+	zksync_semaphore_init();
 	zksync_barrier_init();
 
 	zksync_xact_init();
@@ -236,6 +237,7 @@ Datum
 zksync_unlock_all(PG_FUNCTION_ARGS)
 {
 	zksync_release_session_holds(false);
+	zksync_semaphore_release_all();
 	PG_RETURN_VOID();
 }
 
@@ -318,29 +320,34 @@ zksync_locks(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	ZkLockInfo *rows;
 	int			n,
-				i;
+				i,
+				pass;
 
 	InitMaterializedSRF(fcinfo, 0);
-	n = zksync_lock_snapshot(&rows);
-	for (i = 0; i < n; i++)
+	for (pass = 0; pass < 2; pass++)
 	{
-		Datum		values[7];
-		bool		nulls[7] = {0};
+		n = pass == 0 ? zksync_lock_snapshot(&rows) :
+			zksync_semaphore_snapshot(&rows);
+		for (i = 0; i < n; i++)
+		{
+			Datum		values[7];
+			bool		nulls[7] = {0};
 
-		values[0] = CStringGetTextDatum(rows[i].name);
-		values[1] = CStringGetTextDatum(rows[i].mode);
-		values[2] = Int32GetDatum(rows[i].session_count);
-		values[3] = Int32GetDatum(rows[i].xact_count);
-		values[4] = CStringGetTextDatum(rows[i].state);
-		if (rows[i].node[0])
-			values[5] = CStringGetTextDatum(rows[i].node);
-		else
-			nulls[5] = true;
-		if (rows[i].has_token)
-			values[6] = Int64GetDatum(rows[i].token);
-		else
-			nulls[6] = true;
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+			values[0] = CStringGetTextDatum(rows[i].name);
+			values[1] = CStringGetTextDatum(rows[i].mode);
+			values[2] = Int32GetDatum(rows[i].session_count);
+			values[3] = Int32GetDatum(rows[i].xact_count);
+			values[4] = CStringGetTextDatum(rows[i].state);
+			if (rows[i].node[0])
+				values[5] = CStringGetTextDatum(rows[i].node);
+			else
+				nulls[5] = true;
+			if (rows[i].has_token)
+				values[6] = Int64GetDatum(rows[i].token);
+			else
+				nulls[6] = true;
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
 	}
 	return (Datum) 0;
 }
@@ -421,6 +428,84 @@ zksync_lock_holders(PG_FUNCTION_ARGS)
 	for (i = 0; i < n; i++)
 		zk_release(gets[i]);
 	zk_release(g);
+	return (Datum) 0;
+}
+
+/* ---- semaphores ---- */
+
+static int
+max_leases_arg(FunctionCallInfo fcinfo, int n)
+{
+	int			v;
+
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("max_leases must not be NULL")));
+	v = PG_GETARG_INT32(n);
+	if (v < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_leases must be at least 1, not %d", v)));
+	return v;
+}
+
+static Datum
+semaphore_acquire(FunctionCallInfo fcinfo, bool xact)
+{
+	char	   *name = name_arg(fcinfo, 0, "semaphore name");
+	int			max = max_leases_arg(fcinfo, 1);
+
+	PG_RETURN_BOOL(zksync_semaphore_acquire(name, max, xact,
+											optional_timeout_arg(fcinfo, 2)));
+}
+
+PG_FUNCTION_INFO_V1(zksync_semaphore_acquire_sql);
+Datum
+zksync_semaphore_acquire_sql(PG_FUNCTION_ARGS)
+{
+	return semaphore_acquire(fcinfo, false);
+}
+
+PG_FUNCTION_INFO_V1(zksync_xact_semaphore_acquire_sql);
+Datum
+zksync_xact_semaphore_acquire_sql(PG_FUNCTION_ARGS)
+{
+	return semaphore_acquire(fcinfo, true);
+}
+
+PG_FUNCTION_INFO_V1(zksync_semaphore_release_sql);
+Datum
+zksync_semaphore_release_sql(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(zksync_semaphore_release(name_arg(fcinfo, 0, "semaphore name")));
+}
+
+PG_FUNCTION_INFO_V1(zksync_semaphore_leases);
+Datum
+zksync_semaphore_leases(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *name = name_arg(fcinfo, 0, "semaphore name");
+	ZkHolderInfo *rows;
+	int			n,
+				i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	n = zksync_semaphore_contenders(name, &rows);
+	for (i = 0; i < n; i++)
+	{
+		Datum		values[4];
+		bool		nulls[4] = {0};
+
+		if (!rows[i].present)
+			continue;			/* gone meanwhile */
+		values[0] = CStringGetTextDatum(rows[i].node);
+		values[1] = Int64GetDatum(rows[i].sequence);
+		values[2] = BoolGetDatum(rows[i].granted);
+		values[3] = CStringGetTextDatum(rows[i].owner);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
 	return (Datum) 0;
 }
 

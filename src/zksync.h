@@ -86,10 +86,14 @@ extern bool zksync_hosts_are_valid(const char *hosts, char **why);
 #define ZKSYNC_LOCKS		"locks"
 #define ZKSYNC_BARRIERS		"barriers"
 #define ZKSYNC_DBARRIERS	"dbarriers"
+#define ZKSYNC_SEMAPHORES	"semaphores"
 
 #define ZKSYNC_TAG_WRITE	"__WRIT__"
 #define ZKSYNC_TAG_READ		"__READ__"
 #define ZKSYNC_TAG_PART		"__PART__"
+/* Apache Curator's InterProcessSemaphoreV2: its mutex and its leases */
+#define ZKSYNC_TAG_MUTEX	"lock-"
+#define ZKSYNC_TAG_LEASE	"lease-"
 
 /* A child of a recipe's directory that takes part in its queue */
 typedef struct ZkContender
@@ -171,11 +175,14 @@ extern ZkReq *zk_exists(const char *path, bool watch);
 extern ZkReq *zk_get(const char *path, bool watch);
 extern ZkReq *zk_sync(const char *path);
 extern ZkReq *zk_get_children(const char *path);
+extern ZkReq *zk_get_children_watch(const char *path);
+extern ZkReq *zk_set(const char *path, const char *data, int len);
 extern ZkWaitResult zk_wait(ZkReq *req, TimestampTz deadline, bool nothrow);
 extern ZkWaitResult zk_wait_event(uint64 events_seen, bool (*also) (void),
 								  TimestampTz deadline, bool nothrow);
-extern void zk_register_session_user(bool (*in_use) (void),
+extern void zk_register_session_user(int (*nodes) (void),
 									 void (*forget) (void));
+extern int	zk_session_nodes(void);
 extern void zk_release(ZkReq *req);
 extern void zk_release_all(void);
 extern bool zk_release_node(const char *path, int wait_ms, bool nothrow);
@@ -217,6 +224,7 @@ typedef enum ZkOp
 	ZKOP_GET,
 	ZKOP_GET_WATCH,				/* and watch for the node to go */
 	ZKOP_CHILDREN,
+	ZKOP_CHILDREN_WATCH,		/* and watch for a change to them */
 	ZKOP_SYNCED_CHILDREN,		/* a sync first: see every applied create */
 	ZKOP_CREATE,
 	ZKOP_DELETE
@@ -299,6 +307,29 @@ typedef struct ZkLockInfo
 } ZkLockInfo;
 extern int	zksync_lock_snapshot(ZkLockInfo **rows);
 extern bool zksync_rwlock_granted(const ZkContender *c, int n, int i);
+
+/* ---------------------------------------------------------------------
+ * semaphore.c
+ * ---------------------------------------------------------------------
+ */
+
+/* A row of zksync_semaphore_leases() */
+typedef struct ZkHolderInfo
+{
+	char	   *node;			/* leases/... or locks/... */
+	int64		sequence;
+	bool		granted;
+	bool		present;		/* still there when its owner was read */
+	char	   *owner;
+} ZkHolderInfo;
+
+extern void zksync_semaphore_init(void);
+extern bool zksync_semaphore_acquire(const char *name, int max_leases,
+									 bool xact, int timeout_ms);
+extern bool zksync_semaphore_release(const char *name);
+extern void zksync_semaphore_release_all(void);
+extern int	zksync_semaphore_snapshot(ZkLockInfo **rows);
+extern int	zksync_semaphore_contenders(const char *name, ZkHolderInfo **rows);
 
 /* ---------------------------------------------------------------------
  * barrier.c

@@ -1,0 +1,571 @@
+/*-------------------------------------------------------------------------
+ * semaphore.c
+ *	  Counting semaphores: Apache Curator's InterProcessSemaphoreV2.
+ *
+ * At most max_leases leases of a name are held at once, across every
+ * backend, cluster and client.  The layout and protocol are Curator's, so
+ * a Java service using InterProcessSemaphoreV2 on {root}/semaphores/{name}
+ * with the same count shares the semaphore both ways:
+ *
+ *	 {root}/semaphores/{name}/locks/_c_{guid}-lock-{seq}	a mutex
+ *	 {root}/semaphores/{name}/leases/_c_{guid}-lease-{seq}	a lease
+ *
+ *	 acquire: take the mutex (a queue in which the first is granted: this
+ *			  is what serves waiters in arrival order); create our lease
+ *			  node; list the leases, watching them, until there are at most
+ *			  max_leases (ours among them); release the mutex.
+ *	 release: delete the lease node.
+ *
+ * A wait that ends without a lease (timeout, cancel, lock_timeout, a lost
+ * session) removes both its nodes (queue.c and nodes.c do the work).
+ *
+ * Leases are per backend and counted one by one: each acquire takes one
+ * more, and a backend may hold several.  They are session- or
+ * transaction-level as locks are (ZkScopeHooks: they end at COMMIT,
+ * ROLLBACK, ROLLBACK TO SAVEPOINT, DISCARD ALL), count toward
+ * zksync.max_holds, show in zksync_locks() with mode "lease", and are lost
+ * with the session: a lost lease refuses COMMIT.
+ *
+ * The count.  Curator does not check that its callers agree on
+ * max_leases.  zksync records its count in the data of the semaphore's
+ * node while anyone uses it (the node is a container, gone when unused),
+ * and a zksync caller that states another count gets an ERROR naming both.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "storage/proc.h"
+#include "utils/memutils.h"
+
+#include "zksync.h"
+
+typedef struct Lease
+{
+	char		name[ZKSYNC_NAME_MAX + 1];
+	char		node[ZKSYNC_PATH_MAX];
+	bool		xact;			/* transaction-level */
+	int			level;			/* its savepoint level, if xact */
+	bool		lost;			/* the session that held it ended */
+	LocalTransactionId lost_lxid;	/* the transaction running then */
+} Lease;
+
+/* This backend's leases, oldest first; TopMemoryContext */
+static Lease *leases = NULL;
+static int	nleases = 0;
+static int	maxleases = 0;
+
+/* The acquisition in progress, for its cleanup */
+static ZkProtected mutex_pn;
+static ZkProtected lease_pn;
+
+/* The mutex: the first contender holds it; the others wait in turn. */
+static bool
+mutex_granted(const ZkContender *c, int n, int mine, int *watch)
+{
+	if (mine == 0)
+		return true;
+	*watch = mine - 1;
+	return false;
+}
+
+static const ZkQueueDriver mutex_driver = {mutex_granted, false};
+
+static char *
+count_data(int max_leases, int *len)
+{
+	char	   *data = psprintf("{\"max_leases\":%d}", max_leases);
+
+	*len = strlen(data);
+	return data;
+}
+
+/* The count recorded in the semaphore's node, or 0 if none */
+static int
+recorded_count(const char *dir)
+{
+	ZkReq	   *g = zk_call_retrying(ZKOP_GET, dir, NULL, 0, 0, NULL);
+	int			n = 0;
+
+	if (g->rc == ZOK && g->data)
+	{
+		const char *p = strstr(g->data, "\"max_leases\":");
+
+		if (p)
+			n = atoi(p + strlen("\"max_leases\":"));
+	}
+	zk_release(g);
+	return n;
+}
+
+/*
+ * With our lease node made: list the leases (watching them) until at most
+ * max_leases exist.  True when ours counts; false at `deadline`.
+ */
+static bool
+wait_for_room(const char *leases_dir, int max_leases, TimestampTz deadline,
+			  const char *name)
+{
+	const char *mine = strrchr(lease_pn.node, '/') + 1;
+
+	for (;;)
+	{
+		uint64		seen = zk_events_seen();
+		ZkReq	   *g = zk_call_retrying(ZKOP_CHILDREN_WATCH, leases_dir,
+										 NULL, 0, 0, NULL);
+		bool		present = false;
+		int			count,
+					i;
+
+		if (g->rc != ZOK)
+		{
+			int			rc = g->rc;
+
+			zk_release(g);
+			zk_report_error(rc, "get_children", leases_dir);
+		}
+		count = g->nchildren;	/* Curator counts every child */
+		for (i = 0; i < g->nchildren; i++)
+			present |= strcmp(g->children[i], mine) == 0;
+		zk_release(g);
+		if (!present)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("the lease node of zksync semaphore \"%s\" disappeared while waiting",
+							name),
+					 errdetail("The ZooKeeper session expired, or another client deleted node \"%s\".",
+							   lease_pn.node)));
+		if (count <= max_leases)
+			return true;
+		if (zk_wait_event(seen, NULL, deadline, false) == ZKW_TIMEOUT)
+			return false;
+		if (!zk_session_usable())
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("ZooKeeper session expired while waiting for zksync semaphore \"%s\"",
+							name)));
+	}
+}
+
+/* Remove what an acquisition had made; never throws. */
+static void
+abandon_acquisition(bool mutex_owned)
+{
+	zk_protected_abandon(&lease_pn, 0);
+	if (mutex_pn.active)
+		zk_protected_abandon(&mutex_pn, 0);
+	else if (mutex_owned)
+		zk_release_node(mutex_pn.node, 0, true);
+}
+
+/* Room for one more lease: the only step that can fail, so it goes first */
+static void
+reserve_lease(void)
+{
+	if (nleases == maxleases)
+	{
+		int			newmax = maxleases ? maxleases * 2 : 8;
+
+		leases = leases ?
+			repalloc(leases, sizeof(Lease) * newmax) :
+			MemoryContextAlloc(TopMemoryContext, sizeof(Lease) * newmax);
+		maxleases = newmax;
+	}
+}
+
+/* Record the lease just granted (room reserved) */
+static void
+add_lease(const char *name, bool xact)
+{
+	Lease	   *l = &leases[nleases++];
+
+	memset(l, 0, sizeof(*l));
+	strlcpy(l->name, name, sizeof(l->name));
+	strlcpy(l->node, lease_pn.node, sizeof(l->node));
+	l->xact = xact;
+	l->level = xact ? GetCurrentTransactionNestLevel() : 0;
+}
+
+/*
+ * Acquire one more lease of semaphore `name` (at most `max_leases` at
+ * once), at session or transaction level, waiting up to `timeout_ms`
+ * (negative: no limit).  True with the lease; false on timeout, with
+ * nothing left behind.  lock_timeout applies too (SQLSTATE 55P03).
+ */
+bool
+zksync_semaphore_acquire(const char *name, int max_leases, bool xact,
+						 int timeout_ms)
+{
+	char	   *dir = zksync_recipe_dir(ZKSYNC_SEMAPHORES, name);
+	char	   *locks_dir = psprintf("%s/locks", dir);
+	char	   *leases_dir = psprintf("%s/leases", dir);
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz deadline = 0;
+	TimestampTz lock_deadline = 0;
+	volatile bool mutex_owned = false;
+	volatile bool granted = false;
+	int			recorded;
+	char	   *data;
+	int			datalen;
+
+	zk_notice_session_end();
+	/* the lease counts (its mutex node lasts only while we acquire) */
+	if (zk_session_nodes() + 1 > zksync_max_holds)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("too many zksync locks held by this backend"),
+				 errdetail("A lease of \"%s\" would make %d nodes in ZooKeeper; zksync.max_holds is %d.",
+						   name, zk_session_nodes() + 1, zksync_max_holds),
+				 errhint("Release leases or locks first, or raise zksync.max_holds.")));
+	reserve_lease();
+	zk_connect();
+
+	recorded = recorded_count(dir);
+	if (recorded > 0 && recorded != max_leases)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("zksync semaphore \"%s\" is in use with max_leases %d, not %d",
+						name, recorded, max_leases),
+				 errhint("Every zksync caller of one semaphore must state the same count.")));
+
+	if (timeout_ms >= 0)
+		deadline = TimestampTzPlusMilliseconds(now, timeout_ms);
+	if (LockTimeout > 0)
+	{
+		lock_deadline = TimestampTzPlusMilliseconds(now, LockTimeout);
+		if (deadline == 0 || lock_deadline < deadline)
+			deadline = lock_deadline;
+		else
+			lock_deadline = 0;
+	}
+
+	data = zksync_owner_data(NULL, &datalen);
+	memset(&lease_pn, 0, sizeof(lease_pn));
+	PG_TRY();
+	{
+		mutex_owned = zk_queue_wait(&mutex_pn, locks_dir, ZKSYNC_TAG_MUTEX,
+									data, datalen, &mutex_driver, deadline,
+									"semaphore", name);
+		if (mutex_owned)
+		{
+			zk_protected_create(&lease_pn, leases_dir, ZKSYNC_TAG_LEASE,
+								data, datalen, NULL);
+			granted = wait_for_room(leases_dir, max_leases, deadline, name);
+		}
+	}
+	PG_CATCH();
+	{
+		HOLD_INTERRUPTS();
+		abandon_acquisition(mutex_owned);
+		zk_await_releases(ZKSYNC_ABANDON_WAIT_MS, true);
+		RESUME_INTERRUPTS();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	if (!granted)
+	{
+		abandon_acquisition(mutex_owned);
+		zk_await_releases(ZKSYNC_RELEASE_WAIT_MS, false);
+		if (lock_deadline != 0 && GetCurrentTimestamp() >= lock_deadline)
+			ereport(ERROR,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("canceling statement due to lock timeout"),
+					 errdetail("Waited %d ms for a lease of zksync semaphore \"%s\".",
+							   LockTimeout, name)));
+		return false;
+	}
+
+	/* the lease is ours; the next acquirer may go */
+	lease_pn.active = false;
+	zk_release_node(mutex_pn.node, 0, true);
+	add_lease(name, xact);
+	if (recorded == 0)
+	{
+		/* best effort: the node may be gone or changed meanwhile */
+		ZkReq	   *set;
+		int			len;
+		char	   *count = count_data(max_leases, &len);
+
+		set = zk_set(dir, count, len);
+		zk_release(set);
+	}
+	return true;
+}
+
+/* Forget lease i and release its node (the caller waits: finish) */
+static void
+drop_lease(int i)
+{
+	if (!leases[i].lost)
+		zk_release_node(leases[i].node, 0, true);
+	memmove(&leases[i], &leases[i + 1], sizeof(Lease) * (nleases - i - 1));
+	nleases--;
+}
+
+static void
+finish(bool nothrow)
+{
+	if (zksync_synchronous_release)
+		zk_await_releases(ZKSYNC_RELEASE_WAIT_MS, nothrow);
+}
+
+/*
+ * Release one session lease of `name` (the newest).  False with a WARNING
+ * if this backend holds none; a lost one is dropped and reported with an
+ * ERROR.  Needs no connection; waits as releases do (SPEC point 13).
+ */
+bool
+zksync_semaphore_release(const char *name)
+{
+	int			i;
+
+	zk_notice_session_end();
+	for (i = nleases - 1; i >= 0; i--)
+		if (!leases[i].xact && strcmp(leases[i].name, name) == 0)
+			break;
+	if (i < 0)
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_WARNING),
+				 errmsg("you don't own a lease of zksync semaphore \"%s\"", name)));
+		return false;
+	}
+	if (leases[i].lost)
+	{
+		drop_lease(i);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("lease of zksync semaphore \"%s\" was lost with its ZooKeeper session", name),
+				 errdetail("The session expired, or could not be confirmed alive and was closed; another client may have taken the lease.")));
+	}
+	drop_lease(i);
+	finish(false);
+	return true;
+}
+
+/* ---- transaction scope (xact.c) and the session's end (connection.c) ---- */
+
+/* COMMIT, PREPARE: refuse a transaction that relied on a lost lease */
+static void
+check_commit(void)
+{
+	int			i;
+	bool		relied = false;
+	bool		xact = false;
+
+	for (i = 0; i < nleases; i++)
+	{
+		relied |= !leases[i].lost;
+		xact |= leases[i].xact;
+	}
+	if (relied && (xact || GetTopTransactionIdIfAny() != InvalidTransactionId) &&
+		!zk_confirm_session_alive(NULL, zksync_session_timeout))
+		zk_reset_session();		/* marks every lease lost, now */
+	for (i = 0; i < nleases; i++)
+		if (leases[i].lost &&
+			(leases[i].xact ||
+			 (MyProc && leases[i].lost_lxid == MyProc->lxid)))
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("cannot commit: a lease of zksync semaphore \"%s\" was lost during the transaction",
+							leases[i].name),
+					 errdetail("The ZooKeeper session that held it expired or could not be confirmed alive; another client may have taken the lease."),
+					 errhint("The transaction is rolled back.")));
+}
+
+static bool
+has_xact_leases(void)
+{
+	int			i;
+
+	for (i = 0; i < nleases; i++)
+		if (leases[i].xact)
+			return true;
+	return false;
+}
+
+/* Transaction end (level 1) or ROLLBACK TO (deeper): never throws */
+static void
+end_xact_level(int level)
+{
+	int			i;
+	bool		released = false;
+
+	for (i = nleases - 1; i >= 0; i--)
+		if (leases[i].xact && leases[i].level >= level)
+		{
+			released = true;
+			drop_lease(i);
+		}
+	if (released)
+		finish(true);
+}
+
+/* RELEASE SAVEPOINT: the leases pass to the parent */
+static void
+pass_up(int level)
+{
+	int			i;
+
+	for (i = 0; i < nleases; i++)
+		if (leases[i].xact && leases[i].level >= level)
+			leases[i].level = level - 1;
+}
+
+/* DISCARD ALL: every session lease ends; never throws */
+static void
+end_session_leases(void)
+{
+	int			i;
+	bool		released = false;
+
+	zk_notice_session_end();
+	for (i = nleases - 1; i >= 0; i--)
+		if (!leases[i].xact)
+		{
+			if (leases[i].lost)
+				ereport(WARNING,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("a lease of zksync semaphore \"%s\" had been lost with its ZooKeeper session",
+								leases[i].name)));
+			released = true;
+			drop_lease(i);
+		}
+	if (released)
+		finish(true);
+}
+
+/* zksync_unlock_all() ends session leases too, as DISCARD ALL does */
+void
+zksync_semaphore_release_all(void)
+{
+	end_session_leases();
+}
+
+static int
+lease_nodes(void)
+{
+	int			i,
+				n = 0;
+
+	for (i = 0; i < nleases; i++)
+		n += !leases[i].lost;
+	return n;
+}
+
+/* The session ended: every lease is gone with it */
+static void
+forget_session(void)
+{
+	int			i;
+
+	for (i = 0; i < nleases; i++)
+		if (!leases[i].lost)
+		{
+			leases[i].lost = true;
+			leases[i].lost_lxid = MyProc ? MyProc->lxid : InvalidLocalTransactionId;
+		}
+}
+
+static const ZkScopeHooks semaphore_scope = {
+	check_commit,
+	has_xact_leases,
+	end_xact_level,
+	pass_up,
+	end_session_leases
+};
+
+/* From _PG_init */
+void
+zksync_semaphore_init(void)
+{
+	zk_register_session_user(lease_nodes, forget_session);
+	zksync_register_scope(&semaphore_scope);
+}
+
+/* ---- introspection ---- */
+
+/* This backend's leases, as zksync_locks() rows (mode "lease") */
+int
+zksync_semaphore_snapshot(ZkLockInfo **rows)
+{
+	int			i,
+				n = 0;
+
+	*rows = palloc0(sizeof(ZkLockInfo) * (nleases + 1));
+	for (i = 0; i < nleases; i++)
+	{
+		ZkLockInfo *r = &(*rows)[n++];
+
+		strlcpy(r->name, leases[i].name, sizeof(r->name));
+		r->mode = "lease";
+		r->session_count = leases[i].xact ? 0 : 1;
+		r->xact_count = leases[i].xact ? 1 : 0;
+		r->state = leases[i].lost ? "lost" : "held";
+		strlcpy(r->node, leases[i].node, sizeof(r->node));
+	}
+	return n;
+}
+
+/*
+ * Every client's leases and waiters of `name`: the lease nodes in
+ * sequence order (the first max_leases are granted, those after them
+ * wait, as Curator counts) and the mutex queue's contenders (waiting to
+ * make a lease).  Rows as zksync_semaphore_leases() returns them; the
+ * owners' data is read in one pipelined round trip.
+ */
+int
+zksync_semaphore_contenders(const char *name, ZkHolderInfo **rows)
+{
+	char	   *dir = zksync_recipe_dir(ZKSYNC_SEMAPHORES, name);
+	char	   *sub[2] = {psprintf("%s/leases", dir), psprintf("%s/locks", dir)};
+	int			max;
+	int			n = 0,
+				total = 0,
+				s,
+				i;
+	ZkReq	   *lists[2];
+	ZkReq	  **gets;
+
+	zk_connect();
+	max = recorded_count(dir);
+	for (s = 0; s < 2; s++)
+	{
+		lists[s] = zk_children_retrying(sub[s]);
+		total += lists[s]->rc == ZOK ? lists[s]->nchildren : 0;
+	}
+	*rows = palloc0(sizeof(ZkHolderInfo) * (total + 1));
+	gets = palloc0(sizeof(ZkReq *) * (total + 1));
+	for (s = 0; s < 2; s++)
+	{
+		ZkContender *c;
+		int			k;
+
+		if (lists[s]->rc != ZOK)
+			continue;
+		k = zksync_contenders(lists[s]->children, lists[s]->nchildren, &c);
+		for (i = 0; i < k; i++)
+		{
+			ZkHolderInfo *r = &(*rows)[n];
+
+			r->node = psprintf("%s/%s", s == 0 ? "leases" : "locks", c[i].name);
+			r->sequence = c[i].seq;
+			r->granted = s == 0 && (max == 0 || i < max);
+			gets[n++] = zk_get(psprintf("%s/%s", sub[s], c[i].name), false);
+		}
+	}
+	for (i = 0; i < n; i++)
+	{
+		zk_call(gets[i]);
+		(*rows)[i].present = gets[i]->rc == ZOK;
+		(*rows)[i].owner = (gets[i]->rc == ZOK && gets[i]->data &&
+							strncmp(gets[i]->data, "{\"host\":", 8) == 0) ?
+			pstrdup(gets[i]->data) : "";
+		zk_release(gets[i]);
+	}
+	for (s = 0; s < 2; s++)
+		zk_release(lists[s]);
+	return n;
+}
