@@ -510,9 +510,8 @@ zksync_lock_acquire_many(const char **names, int n, ZkLockMode mode,
 	int			k = 0;
 	int			i;
 	volatile bool granted = true;
-	TimestampTz now = GetCurrentTimestamp();
-	TimestampTz deadline = 0;
-	TimestampTz lock_deadline = 0;
+	TimestampTz deadline;
+	TimestampTz lock_deadline;
 
 	zk_notice_session_end();
 	for (i = 0; i < n; i++)
@@ -559,16 +558,7 @@ zksync_lock_acquire_many(const char **names, int n, ZkLockMode mode,
 			}
 		zk_connect();
 
-		if (try_only)
-			deadline = TimestampTzPlusMilliseconds(now, timeout_ms);
-		if (LockTimeout > 0)
-		{
-			lock_deadline = TimestampTzPlusMilliseconds(now, LockTimeout);
-			if (deadline == 0 || lock_deadline < deadline)
-				deadline = lock_deadline;
-			else
-				lock_deadline = 0;
-		}
+		deadline = zk_queue_deadline(try_only ? timeout_ms : -1, &lock_deadline);
 
 		/* the new holds, waiting; the fresh ones in name order */
 		k = 0;
@@ -609,12 +599,9 @@ zksync_lock_acquire_many(const char **names, int n, ZkLockMode mode,
 			for (i = 0; i < n; i++)
 				if (!w[i].stacked)
 					remove_hold(w[i].hold);
-			if (lock_deadline != 0 && GetCurrentTimestamp() >= lock_deadline)
-				ereport(ERROR,
-						(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-						 errmsg("canceling statement due to lock timeout"),
-						 errdetail("Waited %d ms for zksync %s lock \"%s\".",
-								   LockTimeout, MODE_NAME(m), names[0])));
+			zk_queue_check_lock_timeout(lock_deadline,
+										m == 'w' ? "write lock" : "read lock",
+										names[0]);
 			return false;
 		}
 		for (i = 0; i < n; i++)

@@ -35,6 +35,7 @@
 #include "postgres.h"
 
 #include "miscadmin.h"
+#include "storage/proc.h"
 
 #include "zksync.h"
 
@@ -258,4 +259,45 @@ zk_queue_granted(const ZkQueueDriver *drv, ZkProtected *pn, ZkReq *listing)
 	granted = decide(drv, pn, g, "lock", strrchr(pn->dir, '/') + 1, watch, &handed);
 	zk_release(g);
 	return granted;
+}
+
+/*
+ * The deadline of a wait: `timeout_ms` from now (negative: none), or
+ * lock_timeout's if that comes first.  *lock_deadline is set when
+ * lock_timeout is what bounds the wait (else 0), for
+ * zk_queue_check_lock_timeout().
+ */
+TimestampTz
+zk_queue_deadline(int timeout_ms, TimestampTz *lock_deadline)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz deadline = 0;
+
+	*lock_deadline = 0;
+	if (timeout_ms >= 0)
+		deadline = TimestampTzPlusMilliseconds(now, timeout_ms);
+	if (LockTimeout > 0)
+	{
+		TimestampTz ld = TimestampTzPlusMilliseconds(now, LockTimeout);
+
+		if (deadline == 0 || ld < deadline)
+			deadline = *lock_deadline = ld;
+	}
+	return deadline;
+}
+
+/*
+ * A wait ended without a grant: if lock_timeout bounded it and has passed,
+ * that is an ERROR (55P03), as PostgreSQL reports for its own locks.
+ */
+void
+zk_queue_check_lock_timeout(TimestampTz lock_deadline, const char *what,
+							const char *name)
+{
+	if (lock_deadline != 0 && GetCurrentTimestamp() >= lock_deadline)
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("canceling statement due to lock timeout"),
+				 errdetail("Waited %d ms for zksync %s \"%s\".",
+						   LockTimeout, what, name)));
 }

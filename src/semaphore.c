@@ -200,9 +200,8 @@ zksync_semaphore_acquire(const char *name, int max_leases, bool xact,
 	char	   *dir = zksync_recipe_dir(ZKSYNC_SEMAPHORES, name);
 	char	   *locks_dir = psprintf("%s/locks", dir);
 	char	   *leases_dir = psprintf("%s/leases", dir);
-	TimestampTz now = GetCurrentTimestamp();
-	TimestampTz deadline = 0;
-	TimestampTz lock_deadline = 0;
+	TimestampTz deadline;
+	TimestampTz lock_deadline;
 	volatile bool mutex_owned = false;
 	volatile bool granted = false;
 	int			recorded;
@@ -229,16 +228,7 @@ zksync_semaphore_acquire(const char *name, int max_leases, bool xact,
 						name, recorded, max_leases),
 				 errhint("Every zksync caller of one semaphore must state the same count.")));
 
-	if (timeout_ms >= 0)
-		deadline = TimestampTzPlusMilliseconds(now, timeout_ms);
-	if (LockTimeout > 0)
-	{
-		lock_deadline = TimestampTzPlusMilliseconds(now, LockTimeout);
-		if (deadline == 0 || lock_deadline < deadline)
-			deadline = lock_deadline;
-		else
-			lock_deadline = 0;
-	}
+	deadline = zk_queue_deadline(timeout_ms, &lock_deadline);
 
 	data = zksync_owner_data(NULL, &datalen);
 	memset(&lease_pn, 0, sizeof(lease_pn));
@@ -268,12 +258,7 @@ zksync_semaphore_acquire(const char *name, int max_leases, bool xact,
 	{
 		abandon_acquisition(mutex_owned);
 		zk_await_releases(ZKSYNC_RELEASE_WAIT_MS, false);
-		if (lock_deadline != 0 && GetCurrentTimestamp() >= lock_deadline)
-			ereport(ERROR,
-					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-					 errmsg("canceling statement due to lock timeout"),
-					 errdetail("Waited %d ms for a lease of zksync semaphore \"%s\".",
-							   LockTimeout, name)));
+		zk_queue_check_lock_timeout(lock_deadline, "semaphore", name);
 		return false;
 	}
 

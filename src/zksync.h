@@ -269,6 +269,9 @@ extern void zk_queue_join(ZkProtected *pn, const char *dir, const char *tag,
 						  const char *data, int datalen);
 extern bool zk_queue_granted(const ZkQueueDriver *drv, ZkProtected *pn,
 							 ZkReq *listing);
+extern TimestampTz zk_queue_deadline(int timeout_ms, TimestampTz *lock_deadline);
+extern void zk_queue_check_lock_timeout(TimestampTz lock_deadline,
+										const char *what, const char *name);
 
 /* ---------------------------------------------------------------------
  * lock.c
