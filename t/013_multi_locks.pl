@@ -3,7 +3,8 @@
 # deadlock (every backend finishes), and no two holders of one name
 # overlap (each holder records its time inside, on its own cluster; the
 # intervals are compared afterwards, on one machine clock).  A cancelled
-# array wait leaves no node and no partial hold.
+# array wait, and one whose session is lost in the middle, leave no node
+# and no partial hold.
 use strict;
 use warnings;
 use FindBin;
@@ -13,7 +14,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 my $root = zk_root();
-my @clusters = (new_node('multi_a'), new_node('multi_b'));
+my @clusters = (new_node('multi_a', session_timeout => 2000), new_node('multi_b', session_timeout => 2000));
 $_->safe_psql('postgres',
 	'CREATE TABLE witness (name text, pid int, t_in timestamptz, t_out timestamptz)')
   for @clusters;
@@ -106,6 +107,25 @@ ok(poll_until(sub { scalar(grep { m{/locks/[abc]/_c_} } zk_nodes()) == 1 }, 10),
 	'after the cancel only the holder of c has a node');
 # query, not query_safe: the cancelled statement's ERROR comes first
 like($y->query('SELECT count(*) FROM zksync_locks()'), qr/^0$/m, 'and the cancelled backend holds nothing');
+
+# a lost session in the middle: it held a and b, waited for c, and was
+# stopped past its session timeout
+my $z = $clusters[1]->background_psql('postgres', on_error_stop => 0);
+my $zpid = $z->query_safe('SELECT pg_backend_pid()');
+$z->query_until(qr/queued/, "\\echo queued\nSELECT zksync_write_lock(ARRAY['a', 'b', 'c']);\n");
+ok( poll_until(sub {
+		$clusters[1]->safe_psql('postgres',
+			"SELECT count(*) FROM pg_stat_activity WHERE pid = $zpid AND wait_event_type = 'Extension'") == 1
+		  && scalar(grep { m{/locks/[ab]/_c_} } zk_nodes()) == 2 }),
+	'another array wait holds a and b and waits for c');
+kill 'STOP', $zpid;
+my $expired = poll_until(sub { scalar(grep { m{/locks/[ab]/_c_} } zk_nodes()) == 0 }, 20);
+kill 'CONT', $zpid;
+ok($expired, 'stopped past its session timeout, its nodes went with the session');
 $x->query_safe("SELECT zksync_unlock_all()");
-$_->quit for @sessions, $x, $y;
+like($z->query('SELECT count(*) FROM zksync_locks()'), qr/^0$/m,
+	'the call failed and the backend holds nothing, not a partial set');
+like($z->{stderr}, qr/expired|disappeared/, 'it was told the session expired');
+ok(poll_until(sub { scalar(grep { m{/locks/[abc]/_c_} } zk_nodes()) == 0 }, 10), 'no node left');
+$_->quit for @sessions, $x, $y, $z;
 done_testing();
