@@ -15,8 +15,23 @@ Contenders, alternated round by round so that machine drift hits them alike:
                    is sent and not waited for
   zksync-xact      BEGIN; SELECT zksync_xact_write_lock('b'); COMMIT
                    (synchronous_release on)
+  zksync-multi3    SELECT zksync_write_lock(ARRAY['m1','m2','m3']);
+                   SELECT zksync_write_unlock(ARRAY['m1','m2','m3'])
+                   (one multi-lock of 3 names; synchronous_release on)
+  zksync-3singles  the same 3 names one at a time: lock m1, m2, m3, then
+                   unlock m1, m2, m3 (six statements; synchronous_release on)
+  floor-multi3     the C client's floor of zksync-multi3: the 3 creates in
+                   one multi and the 3 listings, pipelined, then the 3
+                   deletes in one multi, awaited (bench/floor.c bulk)
   kazoo            kazoo Lock acquire/release
   advisory         pg_advisory_lock / pg_advisory_unlock, the local reference
+Then bulk: 1000 names locked in one transaction, once by one call of
+zksync_xact_write_lock(text[]) and once by a loop of 1000 calls of
+zksync_xact_write_lock(text), each timed right after an untimed run of the
+same form, so that the names' lock directories exist (they are container
+nodes, which the server reaps from about a second after they empty), and
+its floor: the C client taking 1000 free names at once, creates in multis
+and listings all pipelined, then the deletes in multis (bench/floor.c bulk).
 Then contention (4 and 16 backends, synchronous_release on, vs kazoo
 processes on one lock; the backends share one cluster, so they hand the
 lock to each other directly, and 4 backends run once more with
@@ -80,6 +95,14 @@ class Bench:
                              capture_output=True, text=True, check=True).stdout
         return [int(x) for x in out.split()]
 
+    def floor_bulk(self, names, n, dirs):
+        """n cycles of `names` locks at once on dirs<1..names> (floor.c
+        bulk): [(lock us, release us)]."""
+        out = subprocess.run([self.a.floor, self.a.zk_hosts, dirs, "bulk", str(names), str(n)],
+                             capture_output=True, text=True, check=True).stdout
+        v = [int(x) for x in out.split()]
+        return list(zip(v[0::2], v[1::2]))
+
     def floor_parallel(self, mode, sessions, secs):
         """Cycles per second of `sessions` C-client sessions, session k
         cycling on its own lock directory floor-par<k>; its CPU and the
@@ -115,12 +138,17 @@ class Bench:
 
     def two_statements(self, conn, lock, unlock, n):
         """n cycles of two prepared statements (lock, unlock)."""
+        return self.statements(conn, [lock, unlock], n)
+
+    def statements(self, conn, names, n):
+        """n cycles of prepared statements `names`, in that order."""
         cur = conn.cursor()
+        execs = ["EXECUTE " + x for x in names]
         us = []
         for _ in range(n):
             t0 = time.perf_counter_ns()
-            cur.execute("EXECUTE " + lock)
-            cur.execute("EXECUTE " + unlock)
+            for e in execs:
+                cur.execute(e)
             us.append((time.perf_counter_ns() - t0) // 1000)
         return us
 
@@ -142,6 +170,11 @@ class Bench:
         cur.execute("PREPARE xl AS SELECT zksync_xact_write_lock('b')")
         cur.execute("PREPARE al AS SELECT pg_advisory_lock(4537)")
         cur.execute("PREPARE au AS SELECT pg_advisory_unlock(4537)")
+        cur.execute("PREPARE ml AS SELECT zksync_write_lock(ARRAY['m1', 'm2', 'm3'])")
+        cur.execute("PREPARE mu AS SELECT zksync_write_unlock(ARRAY['m1', 'm2', 'm3'])")
+        for i in (1, 2, 3):
+            cur.execute("PREPARE l%d AS SELECT zksync_write_lock('m%d')" % (i, i))
+            cur.execute("PREPARE u%d AS SELECT zksync_write_unlock('m%d')" % (i, i))
         # its own lock: the other backend's session would stand in its queue
         nowait = self.pg("bench-zksync-nowait", [RELEASE_GUC + " = off"])
         ncur = nowait.cursor()
@@ -155,6 +188,9 @@ class Bench:
             ("zksync", lambda n: self.zksync(conn, n)),
             ("zksync-nowait", lambda n: self.zksync(nowait, n)),
             ("zksync-xact", lambda n: self.zksync(conn, n, xact=True)),
+            ("zksync-multi3", lambda n: self.two_statements(conn, "ml", "mu", n)),
+            ("zksync-3singles", lambda n: self.statements(conn, ["l1", "l2", "l3", "u1", "u2", "u3"], n)),
+            ("floor-multi3", lambda n: [a + b for a, b in self.floor_bulk(3, n, self.root + "/locks/floor-m")]),
             ("kazoo", lambda n: self.kazoo(zk, n)),
             ("advisory", lambda n: self.two_statements(conn, "al", "au", n)),
         ]
@@ -168,6 +204,66 @@ class Bench:
         zk.stop()
         conn.close()
         nowait.close()
+
+    # ---- bulk: every row's name in one transaction ----
+    def bulk(self, names, reps):
+        """`reps` runs of each form of locking `names` names row-1 ..
+        row-N in one transaction (synchronous_release on): one array call
+        ("array") and a loop of single calls ("loop"), with the C client's
+        floor of the array call ("floor"), the order rotated run by run.  Each
+        timed run follows an untimed run of the same form at once, so the
+        lock directories exist: they are containers, which the server reaps
+        from about a second after they empty.  Returns {form: [(lock us,
+        COMMIT (release) us, directories made during the run or None)]}."""
+        conn = self.pg("bench-bulk", [RELEASE_GUC + " = on"])
+        cur = conn.cursor()
+        cur.execute("PREPARE ba AS SELECT zksync_xact_write_lock("
+                    "ARRAY(SELECT 'row-' || i FROM generate_series(1, %d) i))" % names)
+        cur.execute("PREPARE bs(text) AS SELECT zksync_xact_write_lock($1)")
+        rows = ["row-%d" % i for i in range(1, names + 1)]
+        zk = self.kz()
+        dirs = [self.root + "/locks/" + r for r in rows]
+
+        def array():
+            cur.execute("EXECUTE ba")
+
+        def loop():
+            for r in rows:
+                cur.execute("EXECUTE bs(%s)", (r,))
+
+        def run(fn, timed):
+            cur.execute("BEGIN")
+            start = time.time()
+            t0 = time.perf_counter_ns()
+            fn()
+            t1 = time.perf_counter_ns()
+            made = 0
+            if timed:
+                # directories created since the run began (reaped after the
+                # untimed run): counted while held, so none is gone yet
+                stats = [zk.exists_async(d) for d in dirs]
+                since = int(start * 1000)
+                made = sum(1 for st in (f.get() for f in stats) if st is not None and st.ctime >= since)
+            t2 = time.perf_counter_ns()
+            cur.execute("COMMIT")
+            t3 = time.perf_counter_ns()
+            return (t1 - t0) // 1000, (t3 - t2) // 1000, made
+
+        def floor():
+            # its own untimed cycle first, then one timed
+            lock_us, release_us = self.floor_bulk(names, 1, self.root + "/locks/floor-row-")[0]
+            return lock_us, release_us, None
+
+        forms = [("array", lambda: (run(array, False), run(array, True))[1]),
+                 ("loop", lambda: (run(loop, False), run(loop, True))[1]),
+                 ("floor", floor)]
+        out = {}
+        for r in range(reps):
+            for name, fn in forms[r % len(forms):] + forms[:r % len(forms)]:
+                out.setdefault(name, []).append(fn())
+        zk.stop()
+        conn.close()
+        return out
 
     # ---- contention ----
     def contended(self, worker, args, procs, secs):
@@ -437,10 +533,21 @@ def check_cluster(a):
     have = cur.fetchone()[0] > 0
     cur.execute("SHOW max_connections")
     most = int(cur.fetchone()[0])
+    cur.execute("SELECT count(*) FROM pg_proc WHERE proname = 'zksync_xact_write_lock' "
+                "AND proargtypes[0] = 'text[]'::regtype")
+    multi = cur.fetchone()[0] > 0
+    cur.execute("SELECT current_setting('zksync.max_holds', true)")
+    holds = cur.fetchone()[0]
     c.close()
     if not have:
         sys.exit("bench.py: the cluster's zksync has no %s: install the current build "
                  "and restart the cluster" % RELEASE_GUC)
+    if not multi:
+        sys.exit("bench.py: the cluster's zksync has no multi-locks (zksync_xact_write_lock(text[])): "
+                 "install the current build and run ALTER EXTENSION or recreate the extension")
+    if holds is not None and int(holds) < a.bulk_names:
+        sys.exit("bench.py: zksync.max_holds = %s, the bulk phase holds %d names"
+                 % (holds, a.bulk_names))
     need = max(a.sessions, 101) + 5      # the barrier phase opens 101
     if most < need:
         sys.exit("bench.py: the cluster has max_connections = %d, the benchmark needs %d" % (most, need))
@@ -471,6 +578,10 @@ def main():
     ap.add_argument("--contention-secs", type=float, default=8)
     ap.add_argument("--sessions", type=int, default=64,
                     help="backends (and C-client sessions) each on its own lock")
+    ap.add_argument("--bulk-names", type=int, default=1000,
+                    help="names locked in one transaction in the bulk phase")
+    ap.add_argument("--bulk-runs", type=int, default=0,
+                    help="timed runs of each bulk form (default: rounds / 2, at least 1)")
     ap.add_argument("--machine", default="")
     a = ap.parse_args()
     logging.getLogger("kazoo").setLevel(logging.CRITICAL)
@@ -483,6 +594,10 @@ def main():
     print("== uncontended cycles, %d rounds x %d cycles, contenders alternated" % (a.rounds, a.cycles),
           file=sys.stderr)
     b.uncontended()
+    bulk_runs = a.bulk_runs or max(1, a.rounds // 2)
+    print("== bulk: %d names in one transaction, array call and loop, %d runs each"
+          % (a.bulk_names, bulk_runs), file=sys.stderr)
+    bulk = b.bulk(a.bulk_names, bulk_runs)
     print("== contention", file=sys.stderr)
     cont = {}
     for rep in range(2):
@@ -516,13 +631,41 @@ def main():
     lines.append("| contender | cycles | cycles/s | median ms | p99 ms | worst ms |")
     lines.append("|---|---|---|---|---|---|")
     for k in ("floor-sync", "floor-pipelined", "floor-nowait", "zksync", "zksync-nowait", "zksync-xact",
-              "kazoo", "advisory"):
+              "zksync-multi3", "zksync-3singles", "floor-multi3", "kazoo", "advisory"):
         v = s[k]
         lines.append("| %s | %d | %.0f | %.3f | %.3f | %.3f |"
                      % (k, v["n"], v["rate"], v["median"] / 1000, v["p99"] / 1000, v["worst"] / 1000))
     lines.append("")
     lines.append("zksync: synchronous_release on (the unlock awaits the delete); zksync-nowait: off. "
-                 "floor-pipelined awaits its delete; floor-nowait sends it and goes on.")
+                 "floor-pipelined awaits its delete; floor-nowait sends it and goes on. "
+                 "zksync-multi3: one cycle locks and unlocks the names m1, m2, m3 by one array call each; "
+                 "zksync-3singles: six single calls (lock m1, m2, m3, unlock m1, m2, m3); both "
+                 "synchronous_release on, in zksync's backend. floor-multi3: the C client's 3 creates in one "
+                 "multi with the 3 listings pipelined, then the 3 deletes in one multi, awaited.")
+    lines.append("")
+    N = a.bulk_names
+    bmed = {k: {f: statistics.median(x[i] for x in v) / 1000 for i, f in enumerate(("lock", "commit"))}
+            for k, v in bulk.items()}
+    lines.append("| %d names in one transaction, used before (median of %d run%s) | calls | ms per call "
+                 "| all calls ms (each run) | COMMIT (release) ms | directories made again |"
+                 % (N, bulk_runs, "" if bulk_runs == 1 else "s"))
+    lines.append("|---|---|---|---|---|---|")
+    blabel = {"array": ("zksync_xact_write_lock(text[]) of the %d names" % N, "1"),
+              "loop": ("zksync_xact_write_lock(text), a loop of %d calls from the client" % N, "%d" % N),
+              "floor": ("floor: C client, %d creates (multis of 500) and %d listings pipelined" % (N, N),
+                        "-")}
+    for k in ("array", "loop", "floor"):
+        lab, calls = blabel[k]
+        lines.append("| %s | %s | %s | %.1f (%s) | %.1f | %s |"
+                     % (lab, calls, "%.3f" % (bmed[k]["lock"] / int(calls)) if calls != "-" else "-",
+                        bmed[k]["lock"], " / ".join("%.1f" % (x[0] / 1000) for x in bulk[k]),
+                        bmed[k]["commit"],
+                        " / ".join("-" if x[2] is None else "%d" % x[2] for x in bulk[k])))
+    lines.append("")
+    lines.append("Names row-1 .. row-%d, synchronous_release on; each timed run follows an untimed run "
+                 "of the same form at once. Directories made again: lock directories (containers) "
+                 "that the server reaped between the two runs or during the timed one, out of %d. "
+                 "The floor's release: the %d deletes in multis, awaited." % (N, N, N))
     lines.append("")
     lines.append("| contention (one lock) | cycles/s (2 runs) |")
     lines.append("|---|---|")
@@ -579,6 +722,8 @@ def main():
     r_par_on = pm["zksync-on"] / pm["floor-pipelined"]
     r_par_off = pm["zksync-off"] / pm["floor-nowait"]
     r_scale = statistics.median(scale[1000]) / statistics.median(scale[1])
+    r_multi = med["zksync-multi3"] / med["zksync"]
+    r_bulk = bmed["array"]["lock"] / med["zksync"]
     lines.append("| ratio | value | target | met | from |")
     lines.append("|---|---|---|---|---|")
     lines.append(ratio_row("zksync (synchronous_release on) / floor-pipelined cycle time", r_on, "%.3f",
@@ -587,6 +732,26 @@ def main():
     lines.append(ratio_row("zksync-nowait (synchronous_release off) / floor-nowait cycle time", r_off, "%.3f",
                            "<= 1.05", "medians %.3f / %.3f ms"
                            % (med["zksync-nowait"], med["floor-nowait"])))
+    lines.append(ratio_row("zksync 3-name multi-lock cycle / one single-lock cycle time", r_multi, "%.2f",
+                           "<= 1.3", "medians %.3f / %.3f ms" % (med["zksync-multi3"], med["zksync"])))
+    lines.append(ratio_row("floor: 3-name multi cycle / single cycle (floor-multi3 / floor-pipelined)",
+                           med["floor-multi3"] / med["floor-pipelined"], "%.2f", "(no target)",
+                           "medians %.3f / %.3f ms" % (med["floor-multi3"], med["floor-pipelined"])))
+    lines.append(ratio_row("zksync 3-name multi-lock cycle / 3 single-lock cycles in a row",
+                           med["zksync-multi3"] / med["zksync-3singles"], "%.2f", "(no target)",
+                           "medians %.3f / %.3f ms" % (med["zksync-multi3"], med["zksync-3singles"])))
+    lines.append(ratio_row("%d-name array call (names used before) / one single-lock cycle time" % N,
+                           r_bulk, "%.1f", "<= 5", "medians %.3f / %.3f ms"
+                           % (bmed["array"]["lock"], med["zksync"])))
+    lines.append(ratio_row("%d-name array call / its C-client floor (names used before)" % N,
+                           bmed["array"]["lock"] / bmed["floor"]["lock"], "%.1f", "(no target)",
+                           "medians %.1f / %.1f ms" % (bmed["array"]["lock"], bmed["floor"]["lock"])))
+    lines.append(ratio_row("COMMIT releasing %d names / the floor's release" % N,
+                           bmed["array"]["commit"] / bmed["floor"]["commit"], "%.1f", "(no target)",
+                           "medians %.1f / %.1f ms" % (bmed["array"]["commit"], bmed["floor"]["commit"])))
+    lines.append(ratio_row("loop of %d single calls / one %d-name array call" % (N, N),
+                           bmed["loop"]["lock"] / bmed["array"]["lock"], "%.1f", "(no target)",
+                           "medians %.1f / %.1f ms" % (bmed["loop"]["lock"], bmed["array"]["lock"])))
     lines.append(ratio_row("zksync (synchronous_release on) / kazoo uncontended rate", r_kazoo, "%.2f",
                            ">= 1.8", "%.0f / %.0f cycles/s"
                            % (s["zksync"]["rate"], s["kazoo"]["rate"])))
@@ -621,7 +786,7 @@ def main():
 
     # latency distributions (CDF) for the plot
     names = ["floor-sync", "floor-pipelined", "floor-nowait", "zksync", "zksync-nowait",
-             "zksync-xact", "kazoo"]
+             "zksync-xact", "zksync-multi3", "kazoo"]
     with open(os.path.join(a.out, "latency.dat"), "w") as f:
         for k in names:
             v = sorted(b.lat[k])

@@ -8,6 +8,10 @@
  *                                   are connected, then, at the end, the
  *                                   cycles done by all of them together and
  *                                   the process's CPU time over the run, us
+ *   floor HOSTS DIR bulk N R        R cycles of N locks at once, on DIR1 ..
+ *                                   DIRN, after one untimed cycle; one line
+ *                                   per cycle: the lock's time and the
+ *                                   release's, us
  *
  * MODE "sync": create (ephemeral sequential), get_children, delete, each a
  * synchronous call.  MODE "pipelined": create and get_children sent back to
@@ -22,6 +26,14 @@
  * does).  The server reaps an empty container, so a cycle can find its
  * directory gone: it makes it again and redoes the cycle, and the time for
  * that counts in the cycle, as it does in zksync's.
+ *
+ * "bulk" is the floor of a multi-lock of N free names: the N creates in
+ * multis of at most CREATES_PER_MULTI (zksync's size) and the N
+ * get_children, all sent back to back and awaited together (one round
+ * trip, as far as the client goes); the release is the N deletes in
+ * multis, sent together and awaited.  A multi that finds a directory gone
+ * fails as a whole: the cycle makes the directories again and redoes the
+ * lock, and that time counts.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -56,6 +68,17 @@ typedef struct Session
 	long long	cycles;			/* -p: cycles done in the timed window */
 	pthread_t	thread;
 } Session;
+
+#define CREATES_PER_MULTI 500
+
+/* bulk: replies to come, and the first error among them */
+typedef struct Bulk
+{
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int			pending;
+	int			failed;
+} Bulk;
 
 /* -p: all sessions connect, then start together and stop at `end_us` */
 static pthread_barrier_t ready, go;
@@ -273,11 +296,191 @@ run_parallel(void *arg)
 	return NULL;
 }
 
+static void
+bulk_done(Bulk *b, int rc)
+{
+	pthread_mutex_lock(&b->mu);
+	if (rc != ZOK && b->failed == ZOK)
+		b->failed = rc;
+	b->pending--;
+	pthread_cond_signal(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+}
+
+static void
+bulk_void_done(int rc, const void *data)
+{
+	bulk_done((Bulk *) data, rc);
+}
+
+static void
+bulk_children_done(int rc, const struct String_vector *strings, const void *data)
+{
+	bulk_done((Bulk *) data, rc);
+}
+
+/* wait for every reply counted in b; the first error among them */
+static int
+bulk_wait(Bulk *b)
+{
+	int			rc;
+
+	pthread_mutex_lock(&b->mu);
+	while (b->pending > 0)
+		pthread_cond_wait(&b->cv, &b->mu);
+	rc = b->failed;
+	pthread_mutex_unlock(&b->mu);
+	return rc;
+}
+
+static void
+bulk_sent(Bulk *b, int rc)
+{
+	if (rc != ZOK)
+		bulk_done(b, rc);		/* its completion will not run */
+}
+
+static void
+bulk_dir_done(int rc, const char *value, const void *data)
+{
+	bulk_done((Bulk *) data, rc == ZNODEEXISTS ? ZOK : rc);
+}
+
+/* make the n directories (containers) that are missing, creates pipelined */
+static int
+bulk_make_dirs(zhandle_t *zh, int n, char **dirs, Bulk *b)
+{
+	int			i,
+				rc;
+
+	for (;;)
+	{
+		b->failed = ZOK;
+		b->pending = n;
+		for (i = 0; i < n; i++)
+			bulk_sent(b, zoo_acreate(zh, dirs[i], "", 0, &ZOO_OPEN_ACL_UNSAFE, ZOO_CONTAINER,
+									 bulk_dir_done, b));
+		rc = bulk_wait(b);
+		if (rc != ZNONODE)
+			return rc;
+		ensure_parents(zh, dirs[0]);	/* their parent went too */
+	}
+}
+
+/*
+ * One bulk lock of the n directories: the creates in multis and the
+ * listings, all sent back to back, then awaited.  Returns a ZooKeeper
+ * error code.
+ */
+static int
+bulk_lock(zhandle_t *zh, int n, char **dirs, char **prefixes, char **created,
+		  zoo_op_t *ops, zoo_op_result_t *results, Bulk *b)
+{
+	int			i,
+				rc;
+
+	for (;;)
+	{
+		b->failed = ZOK;
+		b->pending = (n + CREATES_PER_MULTI - 1) / CREATES_PER_MULTI + n;
+		for (i = 0; i < n; i++)
+			zoo_create_op_init(&ops[i], prefixes[i], "", 0, &ZOO_OPEN_ACL_UNSAFE,
+							   ZOO_EPHEMERAL_SEQUENTIAL, created[i], 512);
+		for (i = 0; i < n; i += CREATES_PER_MULTI)
+		{
+			int			k = n - i < CREATES_PER_MULTI ? n - i : CREATES_PER_MULTI;
+
+			bulk_sent(b, zoo_amulti(zh, k, ops + i, results + i, bulk_void_done, b));
+		}
+		for (i = 0; i < n; i++)
+			bulk_sent(b, zoo_aget_children(zh, dirs[i], 0, bulk_children_done, b));
+		rc = bulk_wait(b);
+		if (rc != ZNONODE)
+			return rc;
+		/* a directory was reaped: release what was made, make them again */
+		for (i = 0; i < n; i++)
+			if (results[i].err == ZOK)
+				zoo_delete(zh, created[i], -1);
+		if ((rc = bulk_make_dirs(zh, n, dirs, b)) != ZOK)
+			return rc;
+	}
+}
+
+static int
+bulk_release(zhandle_t *zh, int n, char **created, zoo_op_t *ops,
+			 zoo_op_result_t *results, Bulk *b)
+{
+	int			i;
+
+	b->failed = ZOK;
+	b->pending = (n + CREATES_PER_MULTI - 1) / CREATES_PER_MULTI;
+	for (i = 0; i < n; i++)
+		zoo_delete_op_init(&ops[i], created[i], -1);
+	for (i = 0; i < n; i += CREATES_PER_MULTI)
+	{
+		int			k = n - i < CREATES_PER_MULTI ? n - i : CREATES_PER_MULTI;
+
+		bulk_sent(b, zoo_amulti(zh, k, ops + i, results + i, bulk_void_done, b));
+	}
+	return bulk_wait(b);
+}
+
+static int	usage(void);
+
+static int
+run_bulk(const char *hosts, const char *dir, int n, int reps)
+{
+	Session    *s = calloc(1, sizeof(Session));
+	char	  **dirs = calloc(n, sizeof(char *));
+	char	  **prefixes = calloc(n, sizeof(char *));
+	char	  **created = calloc(n, sizeof(char *));
+	zoo_op_t   *ops = calloc(n, sizeof(zoo_op_t));
+	zoo_op_result_t *results = calloc(n, sizeof(zoo_op_result_t));
+	Bulk		b;
+	int			i,
+				r,
+				rc;
+
+	pthread_mutex_init(&b.mu, NULL);
+	pthread_cond_init(&b.cv, NULL);
+	s->hosts = hosts;
+	snprintf(s->dir, sizeof(s->dir), "%s1", dir);
+	if (session_open(s) != 0)
+		fail(s, "connect", 0);
+	for (i = 0; i < n; i++)
+	{
+		dirs[i] = malloc(512);
+		prefixes[i] = malloc(600);
+		created[i] = malloc(512);
+		snprintf(dirs[i], 512, "%s%d", dir, i + 1);
+		snprintf(prefixes[i], 600,
+				 "%s/_c_00000000-0000-4000-8000-000000000000-__WRIT__", dirs[i]);
+	}
+	if ((rc = bulk_make_dirs(s->zh, n, dirs, &b)) != ZOK)
+		fail(s, "make the directories", rc);
+	for (r = 0; r <= reps; r++)			/* the first, untimed */
+	{
+		long long	t0 = now_us(),
+					t1;
+
+		if ((rc = bulk_lock(s->zh, n, dirs, prefixes, created, ops, results, &b)) != ZOK)
+			fail(s, "bulk lock", rc);
+		t1 = now_us();
+		if ((rc = bulk_release(s->zh, n, created, ops, results, &b)) != ZOK)
+			fail(s, "bulk release", rc);
+		if (r > 0)
+			printf("%lld %lld\n", t1 - t0, now_us() - t1);
+	}
+	zookeeper_close(s->zh);
+	return 0;
+}
+
 static int
 usage(void)
 {
 	fprintf(stderr, "usage: floor HOSTS DIR sync|pipelined|nowait N\n"
-			"       floor HOSTS DIR sync|pipelined|nowait -p SESSIONS SECONDS\n");
+			"       floor HOSTS DIR sync|pipelined|nowait -p SESSIONS SECONDS\n"
+			"       floor HOSTS DIR bulk N CYCLES\n");
 	return 2;
 }
 
@@ -288,6 +491,13 @@ main(int argc, char **argv)
 	int			i,
 				rc;
 
+	zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
+	if (argc == 6 && strcmp(argv[3], "bulk") == 0)
+	{
+		if (atoi(argv[4]) < 1 || atoi(argv[5]) < 1)
+			return usage();
+		return run_bulk(argv[1], argv[2], atoi(argv[4]), atoi(argv[5]));
+	}
 	if (argc != 5 && !(argc == 7 && strcmp(argv[4], "-p") == 0))
 		return usage();
 	if (strcmp(argv[3], "sync") == 0)
@@ -298,7 +508,6 @@ main(int argc, char **argv)
 		mode = MODE_NOWAIT;
 	else
 		return usage();
-	zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
 
 	if (argc == 5)
 	{
