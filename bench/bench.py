@@ -61,6 +61,8 @@ from kazoo.client import KazooClient
 
 # the setting that picks how an unlock releases its node
 RELEASE_GUC = "zksync.synchronous_release"
+# bulk phase: attempts of one run (untimed and timed) before giving up on it
+BULK_ATTEMPTS = 3
 
 
 def pct(values, p):
@@ -214,7 +216,10 @@ class Bench:
         timed run follows an untimed run of the same form at once, so the
         lock directories exist: they are containers, which the server reaps
         from about a second after they empty.  Returns {form: [(lock us,
-        COMMIT (release) us, directories made during the run or None)]}."""
+        COMMIT (release) us, directories made during the run or None)]} and
+        {form: [the ERRORs of failed attempts]}: an attempt (untimed run and
+        timed run) that fails is rolled back, noted and made again, up to
+        BULK_ATTEMPTS times."""
         conn = self.pg("bench-bulk", [RELEASE_GUC + " = on"])
         cur = conn.cursor()
         cur.execute("PREPARE ba AS SELECT zksync_xact_write_lock("
@@ -254,16 +259,28 @@ class Bench:
             lock_us, release_us = self.floor_bulk(names, 1, self.root + "/locks/floor-row-")[0]
             return lock_us, release_us, None
 
-        forms = [("array", lambda: (run(array, False), run(array, True))[1]),
-                 ("loop", lambda: (run(loop, False), run(loop, True))[1]),
-                 ("floor", floor)]
-        out = {}
+        def attempts(name, fn):
+            for _ in range(BULK_ATTEMPTS):
+                try:
+                    run(fn, False)
+                    out.setdefault(name, []).append(run(fn, True))
+                    return
+                except psycopg2.Error as e:
+                    errors.setdefault(name, []).append(str(e).strip().splitlines()[0])
+                    cur.execute("ROLLBACK")
+                    print("  bulk %s: %s" % (name, errors[name][-1]), file=sys.stderr, flush=True)
+                    time.sleep(2)
+
+        forms = [("array", lambda: attempts("array", array)),
+                 ("loop", lambda: attempts("loop", loop)),
+                 ("floor", lambda: out.setdefault("floor", []).append(floor()))]
+        out, errors = {}, {}
         for r in range(reps):
             for name, fn in forms[r % len(forms):] + forms[:r % len(forms)]:
-                out.setdefault(name, []).append(fn())
+                fn()
         zk.stop()
         conn.close()
-        return out
+        return out, errors
 
     # ---- contention ----
     def contended(self, worker, args, procs, secs):
@@ -597,7 +614,7 @@ def main():
     bulk_runs = a.bulk_runs or max(1, a.rounds // 2)
     print("== bulk: %d names in one transaction, array call and loop, %d runs each"
           % (a.bulk_names, bulk_runs), file=sys.stderr)
-    bulk = b.bulk(a.bulk_names, bulk_runs)
+    bulk, bulk_errors = b.bulk(a.bulk_names, bulk_runs)
     print("== contention", file=sys.stderr)
     cont = {}
     for rep in range(2):
@@ -644,28 +661,37 @@ def main():
                  "multi with the 3 listings pipelined, then the 3 deletes in one multi, awaited.")
     lines.append("")
     N = a.bulk_names
-    bmed = {k: {f: statistics.median(x[i] for x in v) / 1000 for i, f in enumerate(("lock", "commit"))}
-            for k, v in bulk.items()}
+    bmed = {k: {f: statistics.median(x[i] for x in bulk[k]) / 1000 if bulk.get(k) else float("nan")
+                for i, f in enumerate(("lock", "commit"))}
+            for k in ("array", "loop", "floor")}
     lines.append("| %d names in one transaction, used before (median of %d run%s) | calls | ms per call "
-                 "| all calls ms (each run) | COMMIT (release) ms | directories made again |"
+                 "| all calls ms (each run) | COMMIT (release) ms | directories made again | failed attempts |"
                  % (N, bulk_runs, "" if bulk_runs == 1 else "s"))
-    lines.append("|---|---|---|---|---|---|")
+    lines.append("|---|---|---|---|---|---|---|")
     blabel = {"array": ("zksync_xact_write_lock(text[]) of the %d names" % N, "1"),
               "loop": ("zksync_xact_write_lock(text), a loop of %d calls from the client" % N, "%d" % N),
               "floor": ("floor: C client, %d creates (multis of 500) and %d listings pipelined" % (N, N),
                         "-")}
     for k in ("array", "loop", "floor"):
         lab, calls = blabel[k]
-        lines.append("| %s | %s | %s | %.1f (%s) | %.1f | %s |"
+        lines.append("| %s | %s | %s | %.1f (%s) | %.1f | %s | %s |"
                      % (lab, calls, "%.3f" % (bmed[k]["lock"] / int(calls)) if calls != "-" else "-",
-                        bmed[k]["lock"], " / ".join("%.1f" % (x[0] / 1000) for x in bulk[k]),
+                        bmed[k]["lock"], " / ".join("%.1f" % (x[0] / 1000) for x in bulk.get(k, [])),
                         bmed[k]["commit"],
-                        " / ".join("-" if x[2] is None else "%d" % x[2] for x in bulk[k])))
+                        " / ".join("-" if x[2] is None else "%d" % x[2] for x in bulk.get(k, [])),
+                        "-" if k == "floor" else len(bulk_errors.get(k, []))))
     lines.append("")
     lines.append("Names row-1 .. row-%d, synchronous_release on; each timed run follows an untimed run "
                  "of the same form at once. Directories made again: lock directories (containers) "
                  "that the server reaped between the two runs or during the timed one, out of %d. "
-                 "The floor's release: the %d deletes in multis, awaited." % (N, N, N))
+                 "The floor's release: the %d deletes in multis, awaited. A failed attempt (its untimed "
+                 "or timed run ended in an ERROR) is rolled back and made again, up to %d times a run."
+                 % (N, N, N, BULK_ATTEMPTS))
+    for k in ("array", "loop"):
+        for e in sorted(set(bulk_errors.get(k, []))):
+            lines.append("")
+            lines.append("ERROR in the %s form (%d of its attempts): %s"
+                         % (k, bulk_errors[k].count(e), e))
     lines.append("")
     lines.append("| contention (one lock) | cycles/s (2 runs) |")
     lines.append("|---|---|")

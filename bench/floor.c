@@ -302,8 +302,8 @@ bulk_done(Bulk *b, int rc)
 	pthread_mutex_lock(&b->mu);
 	if (rc != ZOK && b->failed == ZOK)
 		b->failed = rc;
-	b->pending--;
-	pthread_cond_signal(&b->cv);
+	if (--b->pending == 0)
+		pthread_cond_signal(&b->cv);	/* no wake-up per reply */
 	pthread_mutex_unlock(&b->mu);
 }
 
