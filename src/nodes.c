@@ -389,15 +389,30 @@ zk_protected_create_many(ZkProtected *pns, int n, char **dirs,
 			}
 			if (rc == ZNONODE)
 			{
-				/* a directory is missing (containers go when empty) */
+				/*
+				 * A directory is missing: containers go once emptied, and
+				 * the server may reap one between our attempts.  Make them
+				 * all again in one pipelined burst (their parents first),
+				 * so the next attempt follows at once.
+				 */
+				ZkReq	  **mk = palloc(sizeof(ZkReq *) * k);
+
+				rc = zk_ensure_parents(pnstrdup(dirs[start],
+												strrchr(dirs[start], '/') - dirs[start]));
+				for (i = 0; i < k; i++)
+					mk[i] = zk_create(dirs[start + i], "", 0, ZOO_CONTAINER);
 				for (i = 0; i < k; i++)
 				{
-					rc = zk_ensure_parents(dirs[start + i]);
-					if (zk_is_connection_error(rc))
-						zk_reconnect_or_error("create", dirs[start + i]);
-					else if (rc != ZOK)
-						zk_report_error(rc, "create", dirs[start + i]);
+					int			r = zk_call(mk[i]);
+
+					if (rc == ZOK && r != ZOK && r != ZNODEEXISTS)
+						rc = r;
+					zk_release(mk[i]);
 				}
+				if (zk_is_connection_error(rc))
+					zk_reconnect_or_error("create", dirs[start]);
+				else if (rc != ZOK)
+					zk_report_error(rc, "create", dirs[start]);
 			}
 			else if (zk_is_connection_error(rc))
 			{
