@@ -28,7 +28,7 @@ zks_build --werror
 
 # Run as postgres (ZooKeeper) and as root (faults.py) in a copy of the tree
 # that every user can read.
-zks_workdir soak scripts t/faults
+zks_workdir soak scripts t/faults t/curator
 export ZK_PORT=${SOAK_ZK_PORT:-46181}
 pg_port=${SOAK_PG_PORT:-56301}
 

@@ -16,7 +16,7 @@ Contenders of {root}/locks/soak:
     connection was not suspended or lost from the start of the acquire to
     the end of the hold.
   - Apache Curator's InterProcessReadWriteLock write lock, in a JVM
-    (t/faults/curator/ZkSyncCuratorLock.java, compiled here); the same rule.
+    (t/curator/ZkSyncCuratorLock.java, compiled here); the same rule.
 
 Faults, one at a time with random gaps: kill -9 of the leader and restart,
 freeze (SIGSTOP) of a follower, cut of cluster B (short, and longer than
@@ -223,7 +223,7 @@ class Soak:
 
     # ---------------------------------------------------------------- Curator
     def start_curator(self):
-        src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "curator",
+        src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "curator",
                            "ZkSyncCuratorLock.java")
         out = os.path.join(self.workdir, "curator-classes")
         os.makedirs(out, exist_ok=True)
