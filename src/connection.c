@@ -35,17 +35,37 @@
  * the session timeout and then drop its connection.  Whenever a request has
  * been outstanding for more than ZK_OVERDUE_US, a watchdog thread of ours
  * sends one cheap read (exists on "/") on the same session, which unsticks
- * the server (SPEC point 12).  It runs whether or not the backend waits:
- * releases are not waited for (zk_release_node), so a delete can be in
- * flight while the backend sits idle.  Like the client's threads, it never
- * calls PostgreSQL and takes no signals.
+ * the server (SPEC point 12).  It runs whether or not the backend waits,
+ * so a delete in flight while the backend sits idle is not stuck either.
+ * Like the client's threads, it never calls PostgreSQL and takes no
+ * signals.
+ *
+ * Releases and cleanup.  A release (zk_release_node) is queued before it
+ * is sent and stays queued until the server has applied it or the session
+ * has ended: one that fails on a connection error, or is made while
+ * disconnected, is sent again by the watchdog once the client has
+ * reconnected.  The caller may wait for it (zksync.synchronous_release),
+ * at most a bound, and not while disconnected or once the server has gone
+ * silent.  A create whose outcome is unknown when its wait is interrupted
+ * becomes a "hunt" (zk_abandon_create) that the client's threads finish:
+ * the node is deleted when the reply comes, or found by its GUID after a
+ * sync and a listing once reconnected.  So an interrupted wait returns at
+ * once, and nothing is left behind.
+ *
+ * Known alive.  The client's own state says "connected" after the process
+ * was stopped, until its I/O thread has run again, although the server may
+ * have expired the session meanwhile.  So we remember when the newest
+ * request that the server answered was sent: the session lives at least a
+ * session timeout after that (zk_session_known_alive), and grants and the
+ * commit check rely on that, or ask the server (zk_confirm_session_alive).
  *
  * Session loss.  A lost connection (ZCONNECTIONLOSS) is not a lost session:
  * the client reconnects to another server with the same session, and the
  * callers retry.  An expired session is final: every ephemeral node is
- * gone.  zk_connect() notices it, tells the lock layer (whose holds become
- * "lost") and opens a new session.  At backend exit the session is closed,
- * so the server drops our ephemeral nodes at once.
+ * gone.  zk_notice_session_end() notices it without waiting and tells the
+ * recipes that registered (zk_register_session_user), whose holds become
+ * "lost"; the next zk_connect() opens a new session.  At backend exit the
+ * session is closed, so the server drops our ephemeral nodes at once.
  *
  * Logging.  The client would print to stderr, i.e. the server log.  Its
  * messages go through log_to_ring() (client thread) into a small ring that
