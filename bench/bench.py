@@ -63,6 +63,11 @@ from kazoo.client import KazooClient
 RELEASE_GUC = "zksync.synchronous_release"
 # bulk phase: attempts of one run (untimed and timed) before giving up on it
 BULK_ATTEMPTS = 3
+# the server's container reaper (scripts/zk.sh: checkIntervalMs=1000; at most
+# 10000 deletions a minute): a pass starts within REAP_S of a COMMIT that
+# empties directories and takes REAP_EACH_S per directory, plus a margin
+REAP_S = 1.5
+REAP_EACH_S = 0.006
 
 
 def pct(values, p):
@@ -215,7 +220,11 @@ class Bench:
         floor of the array call ("floor"), the order rotated run by run.  Each
         timed run follows an untimed run of the same form at once, so the
         lock directories exist: they are containers, which the server reaps
-        from about a second after they empty.  Returns {form: [(lock us,
+        from about a second after they empty.  The reaper goes through the
+        empty ones it found one by one (6 ms apart), deleting each that is
+        empty when reached, so before each form's untimed run the phase waits
+        out a pass that an earlier run's COMMIT may have started (REAP_S); the
+        floor takes new directories each run.  Returns {form: [(lock us,
         COMMIT (release) us, directories made during the run or None)]} and
         {form: [the ERRORs of failed attempts]}: an attempt (untimed run and
         timed run) that fails is rolled back, noted and made again, up to
@@ -236,7 +245,12 @@ class Bench:
             for r in rows:
                 cur.execute("EXECUTE bs(%s)", (r,))
 
+        last_commit = [0.0]
+
         def run(fn, timed):
+            if not timed:
+                # a reaper pass over the names' emptied directories: wait it out
+                time.sleep(max(0.0, last_commit[0] + REAP_S + names * REAP_EACH_S - time.time()))
             cur.execute("BEGIN")
             start = time.time()
             t0 = time.perf_counter_ns()
@@ -250,13 +264,16 @@ class Bench:
                 since = int(start * 1000)
                 made = sum(1 for st in (f.get() for f in stats) if st is not None and st.ctime >= since)
             t2 = time.perf_counter_ns()
-            cur.execute("COMMIT")
+            try:
+                cur.execute("COMMIT")
+            finally:
+                last_commit[0] = time.time()
             t3 = time.perf_counter_ns()
             return (t1 - t0) // 1000, (t3 - t2) // 1000, made
 
-        def floor():
-            # its own untimed cycle first, then one timed
-            lock_us, release_us = self.floor_bulk(names, 1, self.root + "/locks/floor-row-")[0]
+        def floor(r):
+            # its own untimed cycle first, then one timed, on new directories
+            lock_us, release_us = self.floor_bulk(names, 1, self.root + "/locks/floor-%d-row-" % r)[0]
             return lock_us, release_us, None
 
         def attempts(name, fn):
@@ -273,7 +290,7 @@ class Bench:
 
         forms = [("array", lambda: attempts("array", array)),
                  ("loop", lambda: attempts("loop", loop)),
-                 ("floor", lambda: out.setdefault("floor", []).append(floor()))]
+                 ("floor", lambda: out.setdefault("floor", []).append(floor(r)))]
         out, errors = {}, {}
         for r in range(reps):
             for name, fn in forms[r % len(forms):] + forms[:r % len(forms)]:
@@ -682,7 +699,8 @@ def main():
                         "-" if k == "floor" else len(bulk_errors.get(k, []))))
     lines.append("")
     lines.append("Names row-1 .. row-%d, synchronous_release on; each timed run follows an untimed run "
-                 "of the same form at once. Directories made again: lock directories (containers) "
+                 "of the same form at once, the untimed run after any reaper pass that the previous "
+                 "run's COMMIT started. Directories made again: lock directories (containers) "
                  "that the server reaped between the two runs or during the timed one, out of %d. "
                  "The floor's release: the %d deletes in multis, awaited. A failed attempt (its untimed "
                  "or timed run ended in an ERROR) is rolled back and made again, up to %d times a run."
