@@ -234,6 +234,19 @@ static struct ACL_vector auth_acl = {2, auth_acl_entries};
 static struct ACL_vector *node_acl = NULL;
 
 /*
+ * Releases made between zk_release_batch_begin() and _end() are sent
+ * together at the end: several deletes in one multi, one write in the
+ * server (a transaction that held many locks ends in one round trip).
+ */
+#define ZK_DELETE_BATCH 500
+static bool batching = false;
+static ZkRelease *batch[ZK_DELETE_BATCH];
+static int	nbatch = 0;
+/* the handle the client's threads resend a failed multi's deletes on */
+static zhandle_t *zh_of_deletes = NULL;
+static void send_batch(void);
+
+/*
  * The session was closed for cause (a refused release, out of memory in a
  * release) in a place that may not touch the recipes' tables; the next
  * zk_notice_session_end() tells the recipes that their holds are lost.
@@ -915,6 +928,7 @@ close_handle(void)
 	}
 	while (hunts != NULL)
 		drop_hunt_locked(hunts, ZCLOSING);
+	nbatch = 0;					/* those releases are gone too */
 	poke_in_flight = false;
 	answered_sent_us = 0;
 	answered_at_us = 0;
@@ -1038,6 +1052,9 @@ zk_release_all(void)
 {
 	ZkReq	   *req,
 			   *next;
+
+	/* an ERROR may have left a batch open: send it */
+	zk_release_batch_end();
 
 	pthread_mutex_lock(&shared_mu);
 	for (req = live.next; req != &live; req = next)
@@ -2006,8 +2023,14 @@ zk_release_node(const char *path, int wait_ms, bool nothrow)
 		return true;
 	}
 	/* rel stays valid until its completion: nobody else sends a REL_SENT */
-	if (send_now &&
-		zoo_adelete(zh, rel->path, -1, release_done, rel) != ZOK)
+	if (send_now && batching && notify == NULL)
+	{
+		batch[nbatch++] = rel;
+		if (nbatch == ZK_DELETE_BATCH)
+			send_batch();
+	}
+	else if (send_now &&
+			 zoo_adelete(zh, rel->path, -1, release_done, rel) != ZOK)
 		release_done(ZCONNECTIONLOSS, rel);
 
 	if (notify)
@@ -2031,6 +2054,111 @@ zk_release_node(const char *path, int wait_ms, bool nothrow)
 	}
 	check_refused();
 	return applied;
+}
+
+/* Deletes sent together, until the reply */
+typedef struct ZkDeletes
+{
+	int			n;
+	ZkRelease **rels;
+	zoo_op_t   *ops;
+	zoo_op_result_t *results;
+} ZkDeletes;
+
+static void
+free_deletes(ZkDeletes *d)
+{
+	free(d->rels);
+	free(d->ops);
+	free(d->results);
+	free(d);
+}
+
+/*
+ * client thread: a multi of deletes is done.  All applied: each release
+ * is done.  Not applied because one failed (a node already gone, say):
+ * each is sent again on its own, still awaited.  Outcome unknown: each
+ * waits for the reconnect, as a single delete would.
+ */
+static void
+deletes_done(int rc, const void *data)
+{
+	ZkDeletes  *d = (ZkDeletes *) data;
+	int			i;
+
+	for (i = 0; i < d->n; i++)
+	{
+		if (rc == ZOK || rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT ||
+			rc == ZSESSIONEXPIRED || rc == ZCLOSING || rc == ZINVALIDSTATE)
+			release_done(rc, d->rels[i]);
+		else if (zoo_adelete(zh_of_deletes, d->rels[i]->path, -1,
+							 release_done, d->rels[i]) != ZOK)
+			release_done(ZCONNECTIONLOSS, d->rels[i]);
+	}
+	free_deletes(d);
+}
+
+/* Send the batched releases: one delete alone, several in one multi. */
+static void
+send_batch(void)
+{
+	ZkDeletes  *d = NULL;
+	int			i;
+
+	if (nbatch > 1)
+	{
+		d = calloc(1, sizeof(ZkDeletes));
+		if (d)
+		{
+			d->rels = calloc(nbatch, sizeof(ZkRelease *));
+			d->ops = calloc(nbatch, sizeof(zoo_op_t));
+			d->results = calloc(nbatch, sizeof(zoo_op_result_t));
+		}
+		if (d && (!d->rels || !d->ops || !d->results))
+		{
+			free_deletes(d);
+			d = NULL;
+		}
+	}
+	if (d == NULL)
+	{
+		/* one, or out of memory: each on its own */
+		for (i = 0; i < nbatch; i++)
+			if (zoo_adelete(zh, batch[i]->path, -1, release_done, batch[i]) != ZOK)
+				release_done(ZCONNECTIONLOSS, batch[i]);
+		nbatch = 0;
+		return;
+	}
+	d->n = nbatch;
+	for (i = 0; i < nbatch; i++)
+	{
+		d->rels[i] = batch[i];
+		zoo_delete_op_init(&d->ops[i], batch[i]->path, -1);
+	}
+	nbatch = 0;
+	zh_of_deletes = zh;
+	if (zoo_amulti(zh, d->n, d->ops, d->results, deletes_done, d) != ZOK)
+		deletes_done(ZCONNECTIONLOSS, d);
+}
+
+/*
+ * Send the releases made from now on together (see "batching"), until
+ * zk_release_batch_end().  Never throws.
+ */
+void
+zk_release_batch_begin(void)
+{
+	batching = true;
+}
+
+/* Send what was batched.  Never throws. */
+void
+zk_release_batch_end(void)
+{
+	batching = false;
+	if (nbatch > 0 && zh != NULL)
+		send_batch();
+	nbatch = 0;
 }
 
 /*

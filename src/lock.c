@@ -348,14 +348,16 @@ new_hold(const char *dir, char mode, const char *name)
 }
 
 /*
- * With zksync.synchronous_release on, wait until ZooKeeper has applied the
- * releases just sent (at most ZKSYNC_RELEASE_WAIT_MS, not at all while
+ * Send the releases batched since zk_release_batch_begin() (one multi for
+ * many), and with zksync.synchronous_release on, wait until ZooKeeper has
+ * applied the releases just sent (at most ZKSYNC_RELEASE_WAIT_MS, not at all while
  * disconnected: then they go on in the background).  Without `nothrow`,
  * an interrupt ends the wait with an ERROR; the releases go on.
  */
 static void
 finish_releases(bool nothrow)
 {
+	zk_release_batch_end();
 	if (zksync_synchronous_release)
 		zk_await_releases(ZKSYNC_RELEASE_WAIT_MS, nothrow);
 }
@@ -757,13 +759,23 @@ release_one(const char *name, char m)
 bool
 zksync_lock_release_many(const char **names, int n, ZkLockMode mode)
 {
-	bool		all = true;
+	volatile bool all = true;
 	int			i;
 
 	/* first, so that a noticed expiry shows as a lost hold below */
 	zk_notice_session_end();
-	for (i = 0; i < n; i++)
-		all &= release_one(names[i], MODE_CHAR(mode));
+	zk_release_batch_begin();
+	PG_TRY();
+	{
+		for (i = 0; i < n; i++)
+			all &= release_one(names[i], MODE_CHAR(mode));
+	}
+	PG_CATCH();
+	{
+		zk_release_batch_end();		/* what was released goes all the same */
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	finish_releases(false);
 	/* the release may have been what told us the session had expired */
 	zk_notice_session_end();
@@ -794,6 +806,7 @@ zksync_release_session_holds(bool nothrow)
 	if (holds == NULL)
 		return;
 	keys = palloc(sizeof(HoldKey) * (hash_get_num_entries(holds) + 1));
+	zk_release_batch_begin();
 	hash_seq_init(&seq, holds);
 	while ((hold = hash_seq_search(&seq)) != NULL)
 		if (hold->session_count > 0)
@@ -854,6 +867,7 @@ zksync_release_xact_holds(int nest_level, bool nothrow)
 
 	if (n_xact_holds == 0)
 		return;
+	zk_release_batch_begin();
 	hash_seq_init(&seq, holds);
 	while ((hold = hash_seq_search(&seq)) != NULL)
 	{
@@ -876,6 +890,8 @@ zksync_release_xact_holds(int nest_level, bool nothrow)
 	}
 	if (released)
 		finish_releases(nothrow);
+	else
+		zk_release_batch_end();
 }
 
 /* RELEASE SAVEPOINT: the subtransaction's holds pass to its parent. */

@@ -190,6 +190,8 @@ extern void zk_abandon_create(ZkReq *create, const char *dir,
 							  const char *guid, int wait_ms);
 extern int	zk_pending_releases(char ***paths);
 extern void zk_await_releases(int wait_ms, bool nothrow);
+extern void zk_release_batch_begin(void);
+extern void zk_release_batch_end(void);
 extern int	zk_await_reconnect(bool nothrow);
 extern void zk_reset_session(void);
 extern int	zk_call(ZkReq *req);
