@@ -106,11 +106,13 @@ class Soak:
         """True if node is certainly gone (read after a sync), False if it
         exists, None if ZooKeeper could not be asked."""
         zk = self.h.zk
+        # bounded: a kazoo request can sit unanswered in a 3.8.0 server
+        # (ZOOKEEPER-4537), and the worker asking holds the lock meanwhile
         try:
-            if zk.exists(node) is not None:
+            if zk.exists_async(node).get(timeout=5) is not None:
                 return False
-            zk.sync(node)
-            return zk.exists(node) is None
+            zk.sync_async(node).get(timeout=5)
+            return zk.exists_async(node).get(timeout=5) is None
         except KazooException:
             return None
         except Exception:
