@@ -95,6 +95,7 @@ class Soak:
         self.curator_lines = []
         self.curator_stopped = threading.Event()
         self.kazoo_stopped = threading.Event()
+        self.kazoo = None
 
     # ---------------------------------------------------------------- zksync
     def record_error(self, who, e):
@@ -222,6 +223,21 @@ class Soak:
                     self.invalid["kazoo"] += 1
             time.sleep(self.rnd.uniform(0.0, 0.03))
         self.kazoo_stopped.set()
+
+    def poke_kazoo(self):
+        """kazoo has no answer to ZOOKEEPER-4537 (a request that sits in a
+        3.8.0 server until another request of the session arrives): send
+        one cheap read on each kazoo session every 200 ms, as zksync's
+        watchdog does for overdue requests, so that neither the witness nor
+        the kazoo contender stalls the soak."""
+        while not self.kazoo_stopped.is_set():
+            for zk in (self.h.zk, self.kazoo):
+                try:
+                    if zk is not None:
+                        zk.exists_async("/")
+                except Exception:
+                    pass
+            time.sleep(0.2)
 
     # ---------------------------------------------------------------- Curator
     def start_curator(self):
@@ -408,6 +424,7 @@ class Soak:
             threads.append(threading.Thread(target=self.zksync_worker, args=(i, cluster, handoff),
                                             daemon=True))
         threads.append(threading.Thread(target=self.kazoo_worker, daemon=True))
+        threads.append(threading.Thread(target=self.poke_kazoo, daemon=True))
         for t in threads:
             t.start()
         try:
