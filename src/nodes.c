@@ -319,6 +319,86 @@ zk_protected_create(ZkProtected *pn, const char *dir, const char *suffix,
 #define CREATES_PER_MULTI	500
 
 /*
+ * Create the nodes of pns (k of them, made from `prefixes` under `dirs`)
+ * one by one, all sent at once, each with a listing of its directory sent
+ * behind it (children[i]).  A create that meets its directory missing
+ * makes the directory again and is sent again; a lost reply is settled by
+ * the GUID.  A directory made anew is not reaped before it has had a
+ * child, so every round makes progress.  May throw.
+ */
+static void
+create_each(ZkProtected *pns, int k, char **prefixes, char **dirs,
+			const char *data, int datalen, ZkReq **children)
+{
+	ZkReq	  **cr = palloc0(sizeof(ZkReq *) * k);
+	int			rounds = 0;
+
+	for (;;)
+	{
+		int			missing = 0;
+		bool		lost = false;
+		int			i;
+
+		if (++rounds > 20)
+			ereport(ERROR,
+					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+					 errmsg("could not create the nodes of %d locks after %d rounds",
+							k, rounds - 1)));
+		for (i = 0; i < k; i++)
+			if (pns[i].node[0] == '\0')
+				cr[i] = zk_create(prefixes[i], data, datalen,
+								  ZOO_EPHEMERAL_SEQUENTIAL);
+		for (i = 0; i < k; i++)
+		{
+			int			rc;
+
+			if (cr[i] == NULL)
+				continue;
+			rc = zk_call(cr[i]);
+			if (rc == ZOK)
+			{
+				strlcpy(pns[i].node, cr[i]->path, ZKSYNC_PATH_MAX);
+				children[i] = zk_get_children(dirs[i]);
+			}
+			else if (rc == ZNONODE)
+			{
+				missing++;
+				zk_release(cr[i]);
+				cr[i] = zk_create(dirs[i], "", 0, ZOO_CONTAINER);	/* again */
+				continue;
+			}
+			else if (zk_is_connection_error(rc))
+				lost = true;
+			else
+				zk_report_error(rc, "create", prefixes[i]);
+			zk_release(cr[i]);
+			cr[i] = NULL;
+		}
+		/* the directories made again (or found made by others) */
+		for (i = 0; i < k; i++)
+			if (cr[i])
+			{
+				int			rc = zk_call(cr[i]);
+
+				zk_release(cr[i]);
+				cr[i] = NULL;
+				if (rc == ZNONODE)
+					zk_ensure_parents(dirs[i]);	/* its parents went too */
+			}
+		if (lost)
+		{
+			/* did the creates happen?  The GUIDs tell. */
+			zk_reconnect_or_error("create", dirs[0]);
+			for (i = 0; i < k; i++)
+				if (pns[i].node[0] == '\0' && find_own_node(&pns[i]))
+					children[i] = zk_get_children(dirs[i]);
+		}
+		else if (missing == 0)
+			return;
+	}
+}
+
+/*
  * Create one node {dirs[i]}/_c_{guid}-{suffix}{seq} in each of `n`
  * directories, under one GUID, in as few requests as can be: multis of up
  * to CREATES_PER_MULTI creates, each all or none, with a listing of each
@@ -391,28 +471,13 @@ zk_protected_create_many(ZkProtected *pns, int n, char **dirs,
 			{
 				/*
 				 * A directory is missing: containers go once emptied, and
-				 * the server may reap one between our attempts.  Make them
-				 * all again in one pipelined burst (their parents first),
-				 * so the next attempt follows at once.
+				 * the server reaps them one by one, so a multi may keep
+				 * meeting another.  Make these nodes one by one instead,
+				 * each directory again where needed.
 				 */
-				ZkReq	  **mk = palloc(sizeof(ZkReq *) * k);
-
-				rc = zk_ensure_parents(pnstrdup(dirs[start],
-												strrchr(dirs[start], '/') - dirs[start]));
-				for (i = 0; i < k; i++)
-					mk[i] = zk_create(dirs[start + i], "", 0, ZOO_CONTAINER);
-				for (i = 0; i < k; i++)
-				{
-					int			r = zk_call(mk[i]);
-
-					if (rc == ZOK && r != ZOK && r != ZNODEEXISTS)
-						rc = r;
-					zk_release(mk[i]);
-				}
-				if (zk_is_connection_error(rc))
-					zk_reconnect_or_error("create", dirs[start]);
-				else if (rc != ZOK)
-					zk_report_error(rc, "create", dirs[start]);
+				create_each(&pns[start], k, prefixes, &dirs[start], data,
+							datalen, &children[start]);
+				break;
 			}
 			else if (zk_is_connection_error(rc))
 			{

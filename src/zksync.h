@@ -133,7 +133,7 @@ typedef struct ZkReq
 	char	   *path;			/* create2: the path created */
 	char	   *data;			/* get: node data (NUL-terminated copy) */
 	int			datalen;
-	char	  **children;		/* get_children */
+	char	  **children;		/* get_children; a multi's created paths */
 	int			nchildren;
 	void	   *priv;			/* connection.c's, freed with the request */
 	void		(*priv_free) (void *);	/* how, if not free() */
