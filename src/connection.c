@@ -1696,28 +1696,64 @@ zk_create(const char *path, const char *data, int len, int flags)
 	return req;
 }
 
-/* The creates of one zk_create_many(), until the reply */
-typedef struct ZkMany
+/*
+ * The ops of one multi we send (creates or deletes), until the reply;
+ * malloc'd, as the client's threads free it.
+ */
+typedef struct ZkMulti
 {
 	int			n;
 	zoo_op_t   *ops;
 	zoo_op_result_t *results;
-	char	  **bufs;			/* where the client writes each created path */
-} ZkMany;
+	char	  **bufs;			/* creates: where each created path goes */
+	ZkRelease **rels;			/* deletes: the releases they carry out */
+} ZkMulti;
 
 static void
-free_many(ZkMany *m)
+free_multi(ZkMulti *m)
 {
 	int			i;
 
 	if (m == NULL)
 		return;
-	for (i = 0; i < m->n; i++)
-		free(m->bufs ? m->bufs[i] : NULL);
+	for (i = 0; m->bufs && i < m->n; i++)
+		free(m->bufs[i]);
 	free(m->bufs);
+	free(m->rels);
 	free(m->ops);
 	free(m->results);
 	free(m);
+}
+
+/*
+ * A multi of n ops; with `bufs`, a path buffer for each (creates), else a
+ * release for each (deletes).  NULL if out of memory.  Never throws.
+ */
+static ZkMulti *
+alloc_multi(int n, bool bufs)
+{
+	ZkMulti    *m = calloc(1, sizeof(ZkMulti));
+	bool		ok;
+	int			i;
+
+	if (m == NULL)
+		return NULL;
+	m->n = n;
+	m->ops = calloc(n, sizeof(zoo_op_t));
+	m->results = calloc(n, sizeof(zoo_op_result_t));
+	if (bufs)
+		m->bufs = calloc(n, sizeof(char *));
+	else
+		m->rels = calloc(n, sizeof(ZkRelease *));
+	ok = m->ops && m->results && (bufs ? m->bufs != NULL : m->rels != NULL);
+	for (i = 0; ok && bufs && i < n; i++)
+		ok = (m->bufs[i] = malloc(ZKSYNC_PATH_MAX)) != NULL;
+	if (!ok)
+	{
+		free_multi(m);
+		return NULL;
+	}
+	return m;
 }
 
 /*
@@ -1729,7 +1765,7 @@ static void
 many_done(int rc, const void *data)
 {
 	ZkReq	   *req = (ZkReq *) data;
-	ZkMany	   *m = (ZkMany *) req->priv;
+	ZkMulti    *m = (ZkMulti *) req->priv;
 	char	  **copy = NULL;
 	int			i,
 				n = 0;
@@ -1769,41 +1805,25 @@ many_done(int rc, const void *data)
 ZkReq *
 zk_create_many(int n, char **paths, const char *data, int len)
 {
-	ZkReq	   *req = req_new();
-	ZkMany	   *m = calloc(1, sizeof(ZkMany));
+	ZkMulti    *m = alloc_multi(n, true);
+	ZkReq	   *req;
 	int			i,
 				rc;
 
-	if (m)
+	flush_held_releases();
+	req = m ? req_alloc() : NULL;
+	if (req == NULL)
 	{
-		m->ops = calloc(n, sizeof(zoo_op_t));
-		m->results = calloc(n, sizeof(zoo_op_result_t));
-		m->bufs = calloc(n, sizeof(char *));
-	}
-	if (m == NULL || m->ops == NULL || m->results == NULL || m->bufs == NULL)
-	{
-		free_many(m);
-		zk_release(req);
+		free_multi(m);
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory")));
 	}
-	m->n = n;
 	for (i = 0; i < n; i++)
-	{
-		if ((m->bufs[i] = malloc(ZKSYNC_PATH_MAX)) == NULL)
-		{
-			free_many(m);
-			zk_release(req);
-			ereport(ERROR,
-					(errcode(ERRCODE_OUT_OF_MEMORY),
-					 errmsg("out of memory")));
-		}
 		zoo_create_op_init(&m->ops[i], paths[i], data, len, node_acl,
 						   ZOO_EPHEMERAL_SEQUENTIAL, m->bufs[i], ZKSYNC_PATH_MAX);
-	}
 	req->priv = m;
-	req->priv_free = (void (*) (void *)) free_many;
+	req->priv_free = (void (*) (void *)) free_multi;
 	rc = zoo_amulti(zh, n, m->ops, m->results, many_done, req);
 	if (rc != ZOK)
 	{
@@ -2056,24 +2076,6 @@ zk_release_node(const char *path, int wait_ms, bool nothrow)
 	return applied;
 }
 
-/* Deletes sent together, until the reply */
-typedef struct ZkDeletes
-{
-	int			n;
-	ZkRelease **rels;
-	zoo_op_t   *ops;
-	zoo_op_result_t *results;
-} ZkDeletes;
-
-static void
-free_deletes(ZkDeletes *d)
-{
-	free(d->rels);
-	free(d->ops);
-	free(d->results);
-	free(d);
-}
-
 /*
  * client thread: a multi of deletes is done.  All applied: each release
  * is done.  Not applied because one failed (a node already gone, say):
@@ -2083,7 +2085,7 @@ free_deletes(ZkDeletes *d)
 static void
 deletes_done(int rc, const void *data)
 {
-	ZkDeletes  *d = (ZkDeletes *) data;
+	ZkMulti    *d = (ZkMulti *) data;
 	int			i;
 
 	for (i = 0; i < d->n; i++)
@@ -2095,31 +2097,16 @@ deletes_done(int rc, const void *data)
 							 release_done, d->rels[i]) != ZOK)
 			release_done(ZCONNECTIONLOSS, d->rels[i]);
 	}
-	free_deletes(d);
+	free_multi(d);
 }
 
 /* Send the batched releases: one delete alone, several in one multi. */
 static void
 send_batch(void)
 {
-	ZkDeletes  *d = NULL;
+	ZkMulti    *d = nbatch > 1 ? alloc_multi(nbatch, false) : NULL;
 	int			i;
 
-	if (nbatch > 1)
-	{
-		d = calloc(1, sizeof(ZkDeletes));
-		if (d)
-		{
-			d->rels = calloc(nbatch, sizeof(ZkRelease *));
-			d->ops = calloc(nbatch, sizeof(zoo_op_t));
-			d->results = calloc(nbatch, sizeof(zoo_op_result_t));
-		}
-		if (d && (!d->rels || !d->ops || !d->results))
-		{
-			free_deletes(d);
-			d = NULL;
-		}
-	}
 	if (d == NULL)
 	{
 		/* one, or out of memory: each on its own */
@@ -2129,7 +2116,6 @@ send_batch(void)
 		nbatch = 0;
 		return;
 	}
-	d->n = nbatch;
 	for (i = 0; i < nbatch; i++)
 	{
 		d->rels[i] = batch[i];
