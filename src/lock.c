@@ -615,14 +615,6 @@ zksync_lock_acquire_many(const char **names, int n, ZkLockMode mode,
 	return true;
 }
 
-/* One name: the array form with one element. */
-bool
-zksync_lock_acquire(const char *name, ZkLockMode mode, bool xact,
-					bool try_only, int timeout_ms)
-{
-	return zksync_lock_acquire_many(&name, 1, mode, xact, try_only, timeout_ms);
-}
-
 /*
  * Would our read node be granted without our write node?  If not, the
  * write node must be retained (see "Downgrade" above).
@@ -782,12 +774,6 @@ zksync_lock_release_many(const char **names, int n, ZkLockMode mode)
 	return all;
 }
 
-bool
-zksync_lock_release(const char *name, ZkLockMode mode)
-{
-	return zksync_lock_release_many(&name, 1, mode);
-}
-
 /*
  * End every session-level hold (zksync_unlock_all, DISCARD ALL).  Lost
  * holds are dropped with a WARNING each.
@@ -858,7 +844,7 @@ pop_levels(Hold *hold, int nest_level)
  * transaction callbacks: never throws, and waits for the releases at most
  * ZKSYNC_RELEASE_WAIT_MS.
  */
-void
+static void
 zksync_release_xact_holds(int nest_level, bool nothrow)
 {
 	HASH_SEQ_STATUS seq;
@@ -895,7 +881,7 @@ zksync_release_xact_holds(int nest_level, bool nothrow)
 }
 
 /* RELEASE SAVEPOINT: the subtransaction's holds pass to its parent. */
-void
+static void
 zksync_reassign_xact_holds(int nest_level)
 {
 	HASH_SEQ_STATUS seq;
@@ -924,7 +910,7 @@ zksync_reassign_xact_holds(int nest_level)
 	}
 }
 
-bool
+static bool
 zksync_have_xact_holds(void)
 {
 	return n_xact_holds > 0;
@@ -977,7 +963,7 @@ forget_session(void)
  * wait (below), but a hold already known lost refuses it too.  Also run before PREPARE TRANSACTION
  * (SPEC point 17).
  */
-void
+static void
 zksync_check_lost_for_commit(void)
 {
 	HASH_SEQ_STATUS seq;

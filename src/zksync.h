@@ -285,18 +285,11 @@ typedef enum ZkLockMode
 	ZKLOCK_READ
 } ZkLockMode;
 
-extern bool zksync_lock_acquire(const char *name, ZkLockMode mode, bool xact,
-								bool try_only, int timeout_ms);
 extern bool zksync_lock_acquire_many(const char **names, int n, ZkLockMode mode,
 									 bool xact, bool try_only, int timeout_ms);
-extern bool zksync_lock_release(const char *name, ZkLockMode mode);
 extern bool zksync_lock_release_many(const char **names, int n, ZkLockMode mode);
 extern void zksync_release_session_holds(bool nothrow);
-extern void zksync_release_xact_holds(int nest_level, bool nothrow);
-extern void zksync_reassign_xact_holds(int nest_level);
-extern bool zksync_have_xact_holds(void);
 extern void zksync_lock_init(void);
-extern void zksync_check_lost_for_commit(void);
 
 /* Row of zksync_locks() */
 typedef struct ZkLockInfo
