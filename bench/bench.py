@@ -23,6 +23,15 @@ Contenders, alternated round by round so that machine drift hits them alike:
   floor-multi3     the C client's floor of zksync-multi3: the 3 creates in
                    one multi and the 3 listings, pipelined, then the 3
                    deletes in one multi, awaited (bench/floor.c bulk)
+  zksync-sem       SELECT zksync_semaphore_acquire('bs', 3);
+                   SELECT zksync_semaphore_release('bs') (prepared statements,
+                   one warm backend, synchronous_release on), nothing else
+                   holding a lease
+  curator-sem      Apache Curator's InterProcessSemaphoreV2(client,
+                   ROOT/semaphores/bs-curator, 3): acquire(), then
+                   returnLease() (bench/CuratorSemaphoreCycle.java, compiled
+                   with javac at run time against Debian's jars in
+                   /usr/share/java; one JVM kept across the rounds)
   kazoo            kazoo Lock acquire/release
   advisory         pg_advisory_lock / pg_advisory_unlock, the local reference
 Then bulk: 1000 names locked in one transaction, once by one call of
@@ -52,6 +61,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import logging
@@ -68,6 +78,10 @@ BULK_ATTEMPTS = 3
 # empties directories and takes REAP_EACH_S per directory, plus a margin
 REAP_S = 1.5
 REAP_EACH_S = 0.006
+# the Curator semaphore program's classpath, as t/014_curator_semaphore.pl has it
+CURATOR_JARS = ("curator-recipes", "curator-framework", "curator-client", "zookeeper", "zookeeper-jute",
+                "guava", "slf4j-api", "slf4j-nop")
+CURATOR_SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "CuratorSemaphoreCycle.java")
 
 
 def pct(values, p):
@@ -169,6 +183,48 @@ class Bench:
             us.append((time.perf_counter_ns() - t0) // 1000)
         return us
 
+    def curator_start(self, max_leases, warmup):
+        """Compile bench/CuratorSemaphoreCycle.java and start it on
+        ROOT/semaphores/bs-curator; it runs `warmup` untimed cycles first."""
+        cp = ":".join("/usr/share/java/%s.jar" % j for j in CURATOR_JARS)
+        for j in cp.split(":"):
+            if not os.access(j, os.R_OK):
+                raise RuntimeError("%s is missing: install libcurator-recipes-java and "
+                                   "default-jdk-headless (scripts/install-deps.sh)" % j)
+        self.curator_dir = tempfile.mkdtemp(prefix="zksync-bench-curator.")
+        r = subprocess.run(["javac", "-nowarn", "-cp", cp, "-d", self.curator_dir, CURATOR_SRC],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("javac failed: " + (r.stderr or r.stdout)[-500:])
+        p = subprocess.Popen(["java", "-cp", self.curator_dir + ":" + cp, "CuratorSemaphoreCycle",
+                              self.a.zk_hosts, self.root + "/semaphores/bs-curator", str(max_leases),
+                              str(warmup)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        line = p.stdout.readline()
+        if line.strip() != "READY":
+            p.kill()
+            raise RuntimeError("the Curator semaphore program did not start: %r" % line)
+        return p
+
+    def curator_sem(self, p, n):
+        """n acquire/returnLease cycles of the Curator program: [us]."""
+        p.stdin.write("%d\n" % n)
+        p.stdin.flush()
+        us = []
+        for line in p.stdout:
+            if line.strip() == "END":
+                return us
+            us.append(int(line))
+        raise RuntimeError("the Curator semaphore program ended (exit %s)" % p.wait())
+
+    def curator_stop(self, p):
+        p.stdin.close()
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        subprocess.run(["rm", "-rf", self.curator_dir], check=False)
+
     def uncontended(self):
         conn = self.pg("bench-zksync", [RELEASE_GUC + " = on"])
         cur = conn.cursor()
@@ -177,6 +233,8 @@ class Bench:
         cur.execute("PREPARE xl AS SELECT zksync_xact_write_lock('b')")
         cur.execute("PREPARE al AS SELECT pg_advisory_lock(4537)")
         cur.execute("PREPARE au AS SELECT pg_advisory_unlock(4537)")
+        cur.execute("PREPARE sa AS SELECT zksync_semaphore_acquire('bs', 3)")
+        cur.execute("PREPARE sr AS SELECT zksync_semaphore_release('bs')")
         cur.execute("PREPARE ml AS SELECT zksync_write_lock(ARRAY['m1', 'm2', 'm3'])")
         cur.execute("PREPARE mu AS SELECT zksync_write_unlock(ARRAY['m1', 'm2', 'm3'])")
         for i in (1, 2, 3):
@@ -188,6 +246,7 @@ class Bench:
         ncur.execute("PREPARE l AS SELECT zksync_write_lock('bn')")
         ncur.execute("PREPARE u AS SELECT zksync_write_unlock('bn')")
         zk = self.kz()
+        curator = self.curator_start(3, 200)
         runs = [
             ("floor-sync", lambda n: self.floor("sync", n)),
             ("floor-pipelined", lambda n: self.floor("pipelined", n)),
@@ -198,6 +257,8 @@ class Bench:
             ("zksync-multi3", lambda n: self.two_statements(conn, "ml", "mu", n)),
             ("zksync-3singles", lambda n: self.statements(conn, ["l1", "l2", "l3", "u1", "u2", "u3"], n)),
             ("floor-multi3", lambda n: [a + b for a, b in self.floor_bulk(3, n, self.root + "/locks/floor-m")]),
+            ("zksync-sem", lambda n: self.two_statements(conn, "sa", "sr", n)),
+            ("curator-sem", lambda n: self.curator_sem(curator, n)),
             ("kazoo", lambda n: self.kazoo(zk, n)),
             ("advisory", lambda n: self.two_statements(conn, "al", "au", n)),
         ]
@@ -209,6 +270,7 @@ class Bench:
                 self.lat.setdefault(name, []).extend(fn(self.a.cycles))
             print("  round %d/%d done" % (r + 1, self.a.rounds), file=sys.stderr, flush=True)
         zk.stop()
+        self.curator_stop(curator)
         conn.close()
         nowait.close()
 
@@ -665,7 +727,8 @@ def main():
     lines.append("| contender | cycles | cycles/s | median ms | p99 ms | worst ms |")
     lines.append("|---|---|---|---|---|---|")
     for k in ("floor-sync", "floor-pipelined", "floor-nowait", "zksync", "zksync-nowait", "zksync-xact",
-              "zksync-multi3", "zksync-3singles", "floor-multi3", "kazoo", "advisory"):
+              "zksync-multi3", "zksync-3singles", "floor-multi3", "zksync-sem", "curator-sem", "kazoo",
+              "advisory"):
         v = s[k]
         lines.append("| %s | %d | %.0f | %.3f | %.3f | %.3f |"
                      % (k, v["n"], v["rate"], v["median"] / 1000, v["p99"] / 1000, v["worst"] / 1000))
@@ -675,7 +738,10 @@ def main():
                  "zksync-multi3: one cycle locks and unlocks the names m1, m2, m3 by one array call each; "
                  "zksync-3singles: six single calls (lock m1, m2, m3, unlock m1, m2, m3); both "
                  "synchronous_release on, in zksync's backend. floor-multi3: the C client's 3 creates in one "
-                 "multi with the 3 listings pipelined, then the 3 deletes in one multi, awaited.")
+                 "multi with the 3 listings pipelined, then the 3 deletes in one multi, awaited. "
+                 "zksync-sem: zksync_semaphore_acquire('bs', 3) then zksync_semaphore_release('bs'), "
+                 "synchronous_release on; curator-sem: Curator's InterProcessSemaphoreV2 (3 leases), "
+                 "acquire() then returnLease(), in one warm JVM; neither has another lease holder.")
     lines.append("")
     N = a.bulk_names
     bmed = {k: {f: statistics.median(x[i] for x in bulk[k]) / 1000 if bulk.get(k) else float("nan")
@@ -799,6 +865,9 @@ def main():
     lines.append(ratio_row("zksync (synchronous_release on) / kazoo uncontended rate", r_kazoo, "%.2f",
                            ">= 1.8", "%.0f / %.0f cycles/s"
                            % (s["zksync"]["rate"], s["kazoo"]["rate"])))
+    lines.append(ratio_row("zksync semaphore / Curator semaphore rate",
+                           s["zksync-sem"]["rate"] / s["curator-sem"]["rate"], "%.2f", ">= 1.5",
+                           "%.0f / %.0f cycles/s" % (s["zksync-sem"]["rate"], s["curator-sem"]["rate"])))
     lines.append(ratio_row("zksync 4 backends / kazoo 4 processes (one lock)", r_cont, "%.2f",
                            ">= 3", "%.0f / %.0f cycles/s" % (c4["zksync"], c4["kazoo"])))
     lines.append(ratio_row("zksync 4 backends, local_handoff off / kazoo 4 processes",
