@@ -100,24 +100,33 @@ recorded_count(const char *dir)
 }
 
 /*
- * With our lease node made: list the leases (watching them) until at most
- * max_leases exist.  True when ours counts; false at `deadline`.
+ * With our lease node made: list the leases until at most max_leases
+ * exist.  True when ours counts; false at `deadline`.  `first` (may be
+ * NULL) is a listing pipelined behind our create: in the usual case it
+ * settles the question without another round trip.  Before waiting, the
+ * leases are listed again with a watch.
  */
 static bool
 wait_for_room(const char *leases_dir, int max_leases, TimestampTz deadline,
-			  const char *name)
+			  const char *name, ZkReq *first)
 {
 	const char *mine = strrchr(lease_pn.node, '/') + 1;
+	ZkReq	   *g = first;
 
 	for (;;)
 	{
 		uint64		seen = zk_events_seen();
-		ZkReq	   *g = zk_call_retrying(ZKOP_CHILDREN_WATCH, leases_dir,
-										 NULL, 0, 0, NULL);
+		bool		watching = false;
 		bool		present = false;
 		int			count,
 					i;
 
+		if (g == NULL || zk_call(g) != ZOK)
+		{
+			zk_release(g);
+			g = zk_call_retrying(ZKOP_CHILDREN_WATCH, leases_dir, NULL, 0, 0, NULL);
+			watching = true;
+		}
 		if (g->rc != ZOK)
 		{
 			int			rc = g->rc;
@@ -129,6 +138,7 @@ wait_for_room(const char *leases_dir, int max_leases, TimestampTz deadline,
 		for (i = 0; i < g->nchildren; i++)
 			present |= strcmp(g->children[i], mine) == 0;
 		zk_release(g);
+		g = NULL;
 		if (!present)
 			ereport(ERROR,
 					(errcode(ERRCODE_CONNECTION_FAILURE),
@@ -138,6 +148,8 @@ wait_for_room(const char *leases_dir, int max_leases, TimestampTz deadline,
 							   lease_pn.node)));
 		if (count <= max_leases)
 			return true;
+		if (!watching)
+			continue;			/* list again, this time with a watch */
 		if (zk_wait_event(seen, NULL, deadline, false) == ZKW_TIMEOUT)
 			return false;
 		if (!zk_session_usable())
@@ -239,9 +251,12 @@ zksync_semaphore_acquire(const char *name, int max_leases, bool xact,
 									"semaphore", name);
 		if (mutex_owned)
 		{
+			ZkReq	   *listing;
+
 			zk_protected_create(&lease_pn, leases_dir, ZKSYNC_TAG_LEASE,
-								data, datalen, NULL);
-			granted = wait_for_room(leases_dir, max_leases, deadline, name);
+								data, datalen, &listing);
+			granted = wait_for_room(leases_dir, max_leases, deadline, name,
+									listing);
 		}
 	}
 	PG_CATCH();
