@@ -1520,7 +1520,7 @@ zk_session_usable(void)
 bool
 zk_is_connected(void)
 {
-	return zh != NULL && zoo_state(zh) == ZOO_CONNECTED_STATE;
+	return handle_is_connected();
 }
 
 /* The connect string of the open session ("" if none). */
@@ -1995,22 +1995,20 @@ zk_notice_session_end(void)
  * right after releasing, the delete is held back up to ZK_RELEASE_HOLD_US
  * to travel with the next create (see there), and callers pass no wait.
  *
- * Returns true if the delete was applied (or the node went with the
- * session) before returning.  Never throws, except that without `nothrow`
- * an interrupt ends the wait with an ERROR (the delete goes on).  So it
- * may run in commit and abort callbacks.
+ * Never throws, except that without `nothrow` an interrupt ends the wait
+ * with an ERROR (the delete goes on).  So it may run in commit and abort
+ * callbacks.
  */
-bool
+void
 zk_release_node(const char *path, int wait_ms, bool nothrow)
 {
 	ZkRelease  *rel;
 	ZkReq	   *notify = NULL;
 	bool		send_now = false;
-	bool		applied = false;
 	int64		now = mono_us();
 
 	if (zh == NULL || handle_is_dead())
-		return true;			/* the node is gone with the session */
+		return;					/* the node is gone with the session */
 	if (wait_ms > 0 && handle_is_connected())
 		notify = req_alloc();	/* NULL if out of memory: then no wait */
 
@@ -2040,7 +2038,7 @@ zk_release_node(const char *path, int wait_ms, bool nothrow)
 				 errmsg("out of memory while releasing ZooKeeper node \"%s\"", path),
 				 errdetail("The session is closed so that its nodes go with it; every zksync lock this backend held is lost.")));
 		close_for_cause();
-		return true;
+		return;
 	}
 	/* rel stays valid until its completion: nobody else sends a REL_SENT */
 	if (send_now && batching && notify == NULL)
@@ -2058,22 +2056,15 @@ zk_release_node(const char *path, int wait_ms, bool nothrow)
 		TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 														   wait_ms);
 
-		ZkWaitResult r;
-
-		for (;;)
+		/* until applied, the deadline, or the server falls silent */
+		while (zk_wait(notify, silence_check_deadline(deadline), nothrow) != ZKW_DONE)
 		{
-			r = zk_wait(notify, silence_check_deadline(deadline), nothrow);
-			if (r == ZKW_DONE || server_silent_since(now) ||
-				GetCurrentTimestamp() >= deadline)
+			if (server_silent_since(now) || GetCurrentTimestamp() >= deadline)
 				break;
 		}
-		if (r == ZKW_DONE)
-			applied = notify->rc == ZOK || notify->rc == ZNONODE ||
-				notify->rc == ZSESSIONEXPIRED || notify->rc == ZCLOSING;
 		zk_release(notify);
 	}
 	check_refused();
-	return applied;
 }
 
 /*

@@ -185,7 +185,7 @@ extern void zk_register_session_user(int (*nodes) (void),
 extern int	zk_session_nodes(void);
 extern void zk_release(ZkReq *req);
 extern void zk_release_all(void);
-extern bool zk_release_node(const char *path, int wait_ms, bool nothrow);
+extern void zk_release_node(const char *path, int wait_ms, bool nothrow);
 extern void zk_abandon_create(ZkReq *create, const char *dir,
 							  const char *guid, int wait_ms);
 extern int	zk_pending_releases(char ***paths);
