@@ -118,11 +118,11 @@ class Bench:
 
     def floor_bulk(self, names, n, dirs):
         """n cycles of `names` locks at once on dirs<1..names> (floor.c
-        bulk): [(lock us, release us)]."""
+        bulk): [(lock us, release us, creates alone us)]."""
         out = subprocess.run([self.a.floor, self.a.zk_hosts, dirs, "bulk", str(names), str(n)],
                              capture_output=True, text=True, check=True).stdout
         v = [int(x) for x in out.split()]
-        return list(zip(v[0::2], v[1::2]))
+        return list(zip(v[0::3], v[1::3], v[2::3]))
 
     def floor_parallel(self, mode, sessions, secs):
         """Cycles per second of `sessions` C-client sessions, session k
@@ -256,7 +256,7 @@ class Bench:
             ("zksync-xact", lambda n: self.zksync(conn, n, xact=True)),
             ("zksync-multi3", lambda n: self.two_statements(conn, "ml", "mu", n)),
             ("zksync-3singles", lambda n: self.statements(conn, ["l1", "l2", "l3", "u1", "u2", "u3"], n)),
-            ("floor-multi3", lambda n: [a + b for a, b in self.floor_bulk(3, n, self.root + "/locks/floor-m")]),
+            ("floor-multi3", lambda n: [a + b for a, b, _ in self.floor_bulk(3, n, self.root + "/locks/floor-m")]),
             ("zksync-sem", lambda n: self.two_statements(conn, "sa", "sr", n)),
             ("curator-sem", lambda n: self.curator_sem(curator, n)),
             ("kazoo", lambda n: self.kazoo(zk, n)),
@@ -291,6 +291,7 @@ class Bench:
         {form: [the ERRORs of failed attempts]}: an attempt (untimed run and
         timed run) that fails is rolled back, noted and made again, up to
         BULK_ATTEMPTS times."""
+        floor_creates = self.floor_creates = []   # floor: the creates alone, us
         conn = self.pg("bench-bulk", [RELEASE_GUC + " = on"])
         cur = conn.cursor()
         cur.execute("PREPARE ba AS SELECT zksync_xact_write_lock("
@@ -335,7 +336,8 @@ class Bench:
 
         def floor(r):
             # its own untimed cycle first, then one timed, on new directories
-            lock_us, release_us = self.floor_bulk(names, 1, self.root + "/locks/floor-%d-row-" % r)[0]
+            lock_us, release_us, creates_us = self.floor_bulk(names, 1, self.root + "/locks/floor-%d-row-" % r)[0]
+            floor_creates.append(creates_us)
             return lock_us, release_us, None
 
         def attempts(name, fn):
@@ -853,6 +855,14 @@ def main():
     lines.append(ratio_row("%d-name array call (names used before) / one single-lock cycle time" % N,
                            r_bulk, "%.1f", "<= 5", "medians %.3f / %.3f ms"
                            % (bmed["array"]["lock"], med["zksync"])))
+    fc = statistics.median(b.floor_creates) / 1000 if b.floor_creates else float("nan")
+    lines.append(ratio_row("floor: %d creates alone in multis, no listing (nothing known of the grant) "
+                           "/ one single-lock floor cycle" % N,
+                           fc / med["floor-pipelined"], "%.1f", "(no target)",
+                           "medians %.1f / %.3f ms" % (fc, med["floor-pipelined"])))
+    lines.append(ratio_row("%d-name array call / the floor's %d creates alone" % (N, N),
+                           bmed["array"]["lock"] / fc, "%.1f", "(no target)",
+                           "medians %.1f / %.1f ms" % (bmed["array"]["lock"], fc)))
     lines.append(ratio_row("%d-name array call / its C-client floor (names used before)" % N,
                            bmed["array"]["lock"] / bmed["floor"]["lock"], "%.1f", "(no target)",
                            "medians %.1f / %.1f ms" % (bmed["array"]["lock"], bmed["floor"]["lock"])))
