@@ -200,6 +200,24 @@ AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION zksync_session() IS
 'This backend''s ZooKeeper session: state, id, server and the timeout the server granted.';
 
+CREATE FUNCTION zksync_waits(
+    OUT kind text, OUT name text, OUT mode text, OUT granted boolean,
+    OUT wait_start timestamptz, OUT cluster text, OUT host text, OUT port int,
+    OUT database text, OUT pid int, OUT application_name text,
+    OUT session_id text, OUT node text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_waits() IS
+'Every contender of every zksync lock and semaphore under zksync.root, from ZooKeeper, any cluster or client; the PostgreSQL columns are NULL for other clients.';
+
+CREATE FUNCTION zksync_blocking(int,
+    OUT kind text, OUT name text, OUT mode text, OUT cluster text,
+    OUT host text, OUT port int, OUT pid int, OUT application_name text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION zksync_blocking(int) IS
+'The contenders, on any cluster or client, that block the zksync wait of the local backend with this pid, as pg_blocking_pids() does for local locks.';
+
 -- Nobody but the owner may coordinate until a DBA says so (see README).
 DO $$
 DECLARE f regprocedure;

@@ -28,15 +28,132 @@
 #include <unistd.h>
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "commands/dbcommands.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "postmaster/postmaster.h"
 #include "utils/guc.h"
 #include "utils/json.h"
+#include "utils/datetime.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "zksync.h"
+
+/* This cluster's system identifier, as owner data and views write it */
+const char *
+zksync_cluster_id(void)
+{
+	static char id[32];
+
+	if (id[0] == '\0')
+		snprintf(id, sizeof(id), UINT64_FORMAT, GetSystemIdentifier());
+	return id;
+}
+
+/* This backend's start time as text, as owner data writes it */
+const char *
+zksync_backend_start(void)
+{
+	static char start[MAXDATELEN + 1];
+
+	if (start[0] == '\0')
+		strlcpy(start, timestamptz_to_str(MyStartTimestamp), sizeof(start));
+	return start;
+}
+
+/*
+ * The string or number value of `key` in owner data `data` (our own JSON,
+ * one level, as zksync_owner_data writes it), palloc'd; NULL if absent.
+ */
+static char *
+owner_field(const char *data, const char *key)
+{
+	char		pat[64];
+	const char *p;
+	StringInfoData out;
+
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	p = strstr(data, pat);
+	if (p == NULL)
+		return NULL;
+	p += strlen(pat);
+	initStringInfo(&out);
+	if (*p != '"')
+	{
+		while (*p && *p != ',' && *p != '}')
+			appendStringInfoChar(&out, *p++);
+		return out.data;
+	}
+	for (p++; *p && *p != '"'; p++)
+	{
+		if (*p != '\\')
+		{
+			appendStringInfoChar(&out, *p);
+			continue;
+		}
+		p++;
+		switch (*p)
+		{
+			case 'b':
+				appendStringInfoChar(&out, '\b');
+				break;
+			case 'f':
+				appendStringInfoChar(&out, '\f');
+				break;
+			case 'n':
+				appendStringInfoChar(&out, '\n');
+				break;
+			case 'r':
+				appendStringInfoChar(&out, '\r');
+				break;
+			case 't':
+				appendStringInfoChar(&out, '\t');
+				break;
+			case 'u':
+				{
+					unsigned int c = 0;
+
+					if (sscanf(p + 1, "%4x", &c) == 1 && c < 0x80)
+						appendStringInfoChar(&out, (char) c);
+					else
+						appendStringInfoChar(&out, '?');
+					p += 4;
+					break;
+				}
+			case '\0':
+				return out.data;
+			default:
+				appendStringInfoChar(&out, *p);
+		}
+	}
+	return out.data;
+}
+
+/*
+ * Who made a node, from its data: true if the data is a zksync backend's
+ * owner data (else the node is another client's, and `o` is zeroed).
+ */
+bool
+zksync_owner_parse(const char *data, ZkOwner *o)
+{
+	char	   *v;
+
+	memset(o, 0, sizeof(*o));
+	if (data == NULL || strncmp(data, "{\"host\":", 8) != 0)
+		return false;
+	o->host = owner_field(data, "host");
+	o->database = owner_field(data, "database");
+	o->application_name = owner_field(data, "application_name");
+	o->cluster = owner_field(data, "cluster");
+	o->backend_start = owner_field(data, "backend_start");
+	if ((v = owner_field(data, "port")) != NULL)
+		o->port = atoi(v);
+	if ((v = owner_field(data, "pid")) != NULL)
+		o->pid = atoi(v);
+	return o->pid > 0;
+}
 
 /* {root}/{kind}/{name}, kind one of ZKSYNC_LOCKS, ZKSYNC_BARRIERS, ... */
 char *
@@ -118,6 +235,9 @@ zksync_owner_data(const char *extra, int *len)
 	escape_json(&buf, dbname ? dbname : "");
 	appendStringInfo(&buf, ",\"pid\":%d,\"application_name\":", MyProcPid);
 	escape_json(&buf, application_name ? application_name : "");
+	appendStringInfo(&buf, ",\"cluster\":\"" UINT64_FORMAT "\",\"backend_start\":",
+					 GetSystemIdentifier());
+	escape_json(&buf, zksync_backend_start());
 	if (extra)
 		appendStringInfo(&buf, ",%s", extra);
 	appendStringInfoChar(&buf, '}');

@@ -209,9 +209,42 @@ reader_granted(const ZkContender *c, int n, int mine, int *watch)
 	return true;
 }
 
+static const char *
+lock_mode(int q, const ZkContender *c)
+{
+	return c->reader ? "read" : "write";
+}
+
+static const char *
+lock_what(int q, const ZkContender *c)
+{
+	return c->reader ? "read lock" : "write lock";
+}
+
+static bool
+lock_granted(int q, const ZkContender *c, int n, int i, int room)
+{
+	return zksync_rwlock_granted(c, n, i);
+}
+
+/*
+ * What blocks a waiting contender, for the views and the deadlock scan:
+ * a writer waits for everyone ahead of it, a reader for the writers ahead.
+ */
+static bool
+lock_blocks(int q, const ZkContender *c, int n, int i, int j, int room)
+{
+	return j < i && (!c[i].reader || !c[j].reader);
+}
+
+static const ZkQueueKind lock_kind = {
+	"lock", ZKSYNC_LOCKS, 1, {""}, false,
+	lock_mode, lock_what, lock_granted, lock_blocks
+};
+
 /* A blocker that is a write node may be handed to us (handoff.c). */
-static const ZkQueueDriver write_driver = {writer_granted, true};
-static const ZkQueueDriver read_driver = {reader_granted, true};
+static const ZkQueueDriver write_driver = {writer_granted, true, &lock_kind, 0};
+static const ZkQueueDriver read_driver = {reader_granted, true, &lock_kind, 0};
 
 /* Is contender i of `c` granted? */
 bool
@@ -1138,4 +1171,5 @@ zksync_lock_init(void)
 {
 	zk_register_session_user(hold_nodes, forget_session);
 	zksync_register_scope(&lock_scope);
+	zk_register_queue_kind(&lock_kind);
 }

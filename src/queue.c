@@ -132,8 +132,12 @@ queue_loop(ZkProtected *pn, const char *dir, const char *tag,
 			rc = e->rc;
 			zk_release(e);
 			if (rc == ZOK)
-				result = zk_wait_event(seen, zksync_handoff_received,
-									   deadline, false);
+			{
+				zk_wait_watch_begin(drv->kind, drv->queue, name, pn->node,
+									pn->czxid);
+				result = zk_wait_watched(seen, zksync_handoff_received,
+										 deadline);
+			}
 		}
 		if (zksync_handoff_unregister())
 		{
@@ -189,10 +193,12 @@ zk_queue_wait(ZkProtected *pn, const char *dir, const char *tag,
 	{
 		granted = queue_loop(pn, dir, tag, data, datalen, drv, deadline,
 							 what, name);
+		zk_wait_watch_end(granted);
 	}
 	PG_CATCH();
 	{
 		HOLD_INTERRUPTS();
+		zk_wait_watch_end(false);
 		zksync_handoff_unregister();
 		zk_protected_abandon(pn, ZKSYNC_ABANDON_WAIT_MS);
 		RESUME_INTERRUPTS();

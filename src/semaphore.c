@@ -70,7 +70,43 @@ mutex_granted(const ZkContender *c, int n, int mine, int *watch)
 	return false;
 }
 
-static const ZkQueueDriver mutex_driver = {mutex_granted, false};
+/*
+ * The semaphore's two queues, for the views and the deadlock scan: 0 the
+ * leases (the first max_leases are granted; a lease beyond them waits for
+ * the others to go), 1 the mutex (a queue in which the first is granted).
+ */
+static const char *
+sem_mode(int q, const ZkContender *c)
+{
+	return q == 0 ? "lease" : "mutex";
+}
+
+static const char *
+sem_what(int q, const ZkContender *c)
+{
+	return "semaphore";
+}
+
+static bool
+sem_granted(int q, const ZkContender *c, int n, int i, int room)
+{
+	if (q == 0)
+		return room == 0 || i < room;
+	return i == 0;
+}
+
+static bool
+sem_blocks(int q, const ZkContender *c, int n, int i, int j, int room)
+{
+	return j < i;
+}
+
+static const ZkQueueKind semaphore_kind = {
+	"semaphore", ZKSYNC_SEMAPHORES, 2, {"leases", "locks"}, true,
+	sem_mode, sem_what, sem_granted, sem_blocks
+};
+
+static const ZkQueueDriver mutex_driver = {mutex_granted, false, &semaphore_kind, 1};
 
 static char *
 count_data(int max_leases, int *len)
@@ -150,7 +186,8 @@ wait_for_room(const char *leases_dir, int max_leases, TimestampTz deadline,
 			return true;
 		if (!watching)
 			continue;			/* list again, this time with a watch */
-		if (zk_wait_event(seen, NULL, deadline, false) == ZKW_TIMEOUT)
+		zk_wait_watch_begin(&semaphore_kind, 0, name, lease_pn.node, lease_pn.czxid);
+		if (zk_wait_watched(seen, NULL, deadline) == ZKW_TIMEOUT)
 			return false;
 		if (!zk_session_usable())
 			ereport(ERROR,
@@ -164,6 +201,7 @@ wait_for_room(const char *leases_dir, int max_leases, TimestampTz deadline,
 static void
 abandon_acquisition(bool mutex_owned)
 {
+	zk_wait_watch_end(false);
 	zk_protected_abandon(&lease_pn, 0);
 	if (mutex_pn.active)
 		zk_protected_abandon(&mutex_pn, 0);
@@ -278,6 +316,7 @@ zksync_semaphore_acquire(const char *name, int max_leases, bool xact,
 	}
 
 	/* the lease is ours; the next acquirer may go */
+	zk_wait_watch_end(true);
 	lease_pn.active = false;
 	zk_release_node(mutex_pn.node, 0, true);
 	add_lease(name, xact);
@@ -483,6 +522,7 @@ zksync_semaphore_init(void)
 {
 	zk_register_session_user(lease_nodes, forget_session);
 	zksync_register_scope(&semaphore_scope);
+	zk_register_queue_kind(&semaphore_kind);
 }
 
 /* ---- introspection ---- */

@@ -431,6 +431,91 @@ zksync_lock_holders(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/* One zksync_waits()-style value: text or NULL */
+static void
+text_or_null(const char *v, Datum *value, bool *isnull)
+{
+	if (v)
+		*value = CStringGetTextDatum(v);
+	else
+		*isnull = true;
+}
+
+PG_FUNCTION_INFO_V1(zksync_waits);
+Datum
+zksync_waits(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ZkWaitRow  *rows;
+	int			n,
+				i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	n = zk_read_waits(&rows);
+	for (i = 0; i < n; i++)
+	{
+		ZkWaitRow  *r = &rows[i];
+		Datum		values[13];
+		bool		nulls[13] = {0};
+
+		values[0] = CStringGetTextDatum(r->kind->kind);
+		values[1] = CStringGetTextDatum(r->name);
+		values[2] = CStringGetTextDatum(r->mode);
+		values[3] = BoolGetDatum(r->granted);
+		values[4] = TimestampTzGetDatum(time_t_to_timestamptz(r->ctime_ms / 1000) +
+										(r->ctime_ms % 1000) * 1000);
+		text_or_null(r->owner.cluster, &values[5], &nulls[5]);
+		text_or_null(r->owner.host, &values[6], &nulls[6]);
+		values[7] = Int32GetDatum(r->owner.port);
+		nulls[7] = !r->is_backend;
+		text_or_null(r->owner.database, &values[8], &nulls[8]);
+		values[9] = Int32GetDatum(r->owner.pid);
+		nulls[9] = !r->is_backend;
+		text_or_null(r->owner.application_name, &values[10], &nulls[10]);
+		values[11] = CStringGetTextDatum(psprintf("0x%llx", (unsigned long long) r->session));
+		values[12] = CStringGetTextDatum(r->node);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(zksync_blocking);
+Datum
+zksync_blocking(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ZkWaitRow  *rows;
+	int		   *b;
+	int			n,
+				i;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pid must not be NULL")));
+	InitMaterializedSRF(fcinfo, 0);
+	n = zk_blocking(PG_GETARG_INT32(0), &rows, &b);
+	for (i = 0; i < n; i++)
+	{
+		ZkWaitRow  *r = &rows[b[i]];
+		Datum		values[8];
+		bool		nulls[8] = {0};
+
+		values[0] = CStringGetTextDatum(r->kind->kind);
+		values[1] = CStringGetTextDatum(r->name);
+		values[2] = CStringGetTextDatum(r->mode);
+		text_or_null(r->owner.cluster, &values[3], &nulls[3]);
+		text_or_null(r->owner.host, &values[4], &nulls[4]);
+		values[5] = Int32GetDatum(r->owner.port);
+		nulls[5] = !r->is_backend;
+		values[6] = Int32GetDatum(r->owner.pid);
+		nulls[6] = !r->is_backend;
+		text_or_null(r->owner.application_name, &values[7], &nulls[7]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
 /* ---- semaphores ---- */
 
 static int

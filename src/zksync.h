@@ -18,6 +18,9 @@
  *					this cluster through shared memory
  *	 xact.c			transaction/subtransaction callbacks and DISCARD ALL, for
  *					the recipes that register (ZkScopeHooks)
+ *	 waits.c		every wait in view (zksync_waits, zksync_blocking),
+ *					log_lock_waits and deadlock detection, for the queues
+ *					the recipes register (ZkQueueKind)
  *	 nodes.c		node operations that ride out connection loss: the retry
  *					helper, protected (GUID) creates, abandonment, parents
  *	 connection.c	the ZooKeeper session and the request transport, the
@@ -109,6 +112,22 @@ extern void zksync_protected_prefix(char *buf, size_t len, const char *dir,
 extern int64 zksync_node_sequence(const char *child);
 extern void zksync_make_guid(char *buf, size_t len);
 extern char *zksync_owner_data(const char *extra, int *len);
+
+/* Who made a node (owner data), for the views */
+typedef struct ZkOwner
+{
+	char	   *host;
+	int			port;
+	char	   *database;
+	int			pid;
+	char	   *application_name;
+	char	   *cluster;		/* system identifier (NULL: not written) */
+	char	   *backend_start;
+} ZkOwner;
+
+extern bool zksync_owner_parse(const char *data, ZkOwner *o);
+extern const char *zksync_cluster_id(void);
+extern const char *zksync_backend_start(void);
 extern bool zksync_node_is_reader(const char *child);
 extern void zksync_sort_by_sequence(char **children, int n);
 extern int	zksync_contenders(char **children, int nchildren,
@@ -244,6 +263,70 @@ extern void zk_protected_create_many(ZkProtected *pns, int n, char **dirs,
 extern void zk_protected_abandon(ZkProtected *pn, int wait_ms);
 
 /* ---------------------------------------------------------------------
+ * waits.c: every wait in view, and deadlocks through ZooKeeper
+ * ---------------------------------------------------------------------
+ */
+
+/*
+ * A kind of queue a recipe keeps, registered for the views and the
+ * deadlock scan: its directories and its rule (the one its wait uses).
+ */
+typedef struct ZkQueueKind
+{
+	const char *kind;			/* the views' kind: "lock", "semaphore" */
+	const char *subdir;			/* its names live in {root}/{subdir} */
+	int			nqueues;
+	const char *queues[2];		/* the queues under {root}/{subdir}/{name};
+								 * "" is that directory itself */
+	bool		counted;		/* queue 0's room: max_leases in the name's
+								 * node */
+	/* contender i of queue q (n of them, in order): its mode, in the views */
+	const char *(*mode) (int q, const ZkContender *c);
+	/* and in messages ("write lock", "semaphore") */
+	const char *(*what) (int q, const ZkContender *c);
+	/* is it granted?  `room` is the count if counted and known, else 0 */
+	bool		(*granted) (int q, const ZkContender *c, int n, int i, int room);
+	/* does contender j block waiting contender i? */
+	bool		(*blocks) (int q, const ZkContender *c, int n, int i, int j,
+						   int room);
+} ZkQueueKind;
+
+/* A contender, read from ZooKeeper: a row of zksync_waits() */
+typedef struct ZkWaitRow
+{
+	const ZkQueueKind *kind;
+	int			queue;
+	char	   *name;
+	char	   *node;			/* full path */
+	const char *mode;
+	const char *what;
+	bool		granted;
+	int64		czxid;
+	int64		ctime_ms;		/* when the node was made (Unix ms) */
+	int64		session;		/* its ephemeral owner */
+	bool		is_backend;		/* made by zksync: owner is known */
+	ZkOwner		owner;
+	/* its queue: rows[first .. first + count), contenders[index] is it */
+	int			first;
+	int			count;
+	ZkContender *contenders;
+	int			ncontenders;
+	int			index;
+	int			room;
+} ZkWaitRow;
+
+extern void zk_register_queue_kind(const ZkQueueKind *kind);
+extern int	zk_read_waits(ZkWaitRow **rows);
+extern int	zk_row_blockers(const ZkWaitRow *rows, int i, int *out);
+extern int	zk_blocking(int pid, ZkWaitRow **rows, int **blockers);
+extern void zk_wait_watch_begin(const ZkQueueKind *kind, int queue,
+								const char *name, const char *node,
+								int64 czxid);
+extern ZkWaitResult zk_wait_watched(uint64 seen, bool (*also) (void),
+									TimestampTz deadline);
+extern void zk_wait_watch_end(bool granted);
+
+/* ---------------------------------------------------------------------
  * queue.c: the contender queue every waiting recipe shares
  * ---------------------------------------------------------------------
  */
@@ -258,6 +341,9 @@ typedef struct ZkQueueDriver
 	bool		(*granted) (const ZkContender *c, int n, int mine, int *watch);
 	/* may a write node we wait for be handed to us by its holder? */
 	bool		handoff;
+	/* the queue, for the views and the deadlock scan (waits.c) */
+	const ZkQueueKind *kind;
+	int			queue;
 } ZkQueueDriver;
 
 extern bool zk_queue_wait(ZkProtected *pn, const char *dir, const char *tag,
