@@ -1087,6 +1087,13 @@ zk_wait_watched(uint64 seen, bool (*also) (void), TimestampTz deadline)
 			return r;
 		if (!zk_session_usable())
 			return ZKW_EVENT;	/* the caller finds out */
+		if (!zk_is_connected())
+		{
+			/* nothing to read now: look again soon */
+			cur_wait.next_check = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+															  CONFIRM_MS);
+			continue;
+		}
 		check_wait();
 	}
 }
