@@ -130,6 +130,9 @@ class Soak:
                     cur = conn.cursor()
                     cur.execute("SET zksync.local_handoff = %s" % ("on" if handoff else "off"))
                     cur.execute("SET statement_timeout = '30s'")
+                    # every wait past 10 ms is scanned for deadlocks: the
+                    # churn (a FIFO queue, hand-offs, faults) must never be one
+                    cur.execute("SET deadlock_timeout = '10ms'")
                     cur.execute("SELECT pg_backend_pid()")
                     w["pid"] = cur.fetchone()[0]
                 cur = conn.cursor()
@@ -523,6 +526,9 @@ class Soak:
         h.ok(progress and not stuck and curator_stopped,
              "soak: after the faults every client made progress again and stopped when asked")
         h.ok(not doubles, "soak: no double grants (%d)" % len(doubles))
+        false_deadlocks = sum(n for text, n in self.errors.items() if "deadlock detected" in text)
+        h.ok(false_deadlocks == 0,
+             "soak: no deadlock reported with deadlock_timeout = 10ms (%d)" % false_deadlocks)
         h.ok(not stale, "soak: fencing tokens grew from holder to holder (%d stale)" % len(stale))
         h.ok(not self.lost_commits,
              "soak: no COMMIT succeeded under a lost lock (%d)" % len(self.lost_commits))
