@@ -64,11 +64,11 @@ zksync_backend_start(void)
 }
 
 /*
- * The string or number value of `key` in owner data `data` (our own JSON,
- * one level, as zksync_owner_data writes it), palloc'd; NULL if absent.
+ * The string or number value of `key` in `data`, JSON of our own making
+ * (owner data and what extends it, one level), palloc'd; NULL if absent.
  */
-static char *
-owner_field(const char *data, const char *key)
+char *
+zksync_json_field(const char *data, const char *key)
 {
 	char		pat[64];
 	const char *p;
@@ -143,14 +143,14 @@ zksync_owner_parse(const char *data, ZkOwner *o)
 	memset(o, 0, sizeof(*o));
 	if (data == NULL || strncmp(data, "{\"host\":", 8) != 0)
 		return false;
-	o->host = owner_field(data, "host");
-	o->database = owner_field(data, "database");
-	o->application_name = owner_field(data, "application_name");
-	o->cluster = owner_field(data, "cluster");
-	o->backend_start = owner_field(data, "backend_start");
-	if ((v = owner_field(data, "port")) != NULL)
+	o->host = zksync_json_field(data, "host");
+	o->database = zksync_json_field(data, "database");
+	o->application_name = zksync_json_field(data, "application_name");
+	o->cluster = zksync_json_field(data, "cluster");
+	o->backend_start = zksync_json_field(data, "backend_start");
+	if ((v = zksync_json_field(data, "port")) != NULL)
 		o->port = atoi(v);
-	if ((v = owner_field(data, "pid")) != NULL)
+	if ((v = zksync_json_field(data, "pid")) != NULL)
 		o->pid = atoi(v);
 	return o->pid > 0;
 }

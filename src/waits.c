@@ -557,33 +557,6 @@ typedef struct Graph
 	LockData   *pg_locks;		/* read once, if PostgreSQL edges are followed */
 } Graph;
 
-static char *
-field(const char *data, const char *key)
-{
-	char		pat[64];
-	const char *p;
-
-	snprintf(pat, sizeof(pat), "\"%s\":", key);
-	if ((p = strstr(data, pat)) == NULL)
-		return NULL;
-	p += strlen(pat);
-	if (*p == '"')
-	{
-		/* our own JSON: an escaped string ends at an unescaped quote */
-		StringInfoData s;
-
-		initStringInfo(&s);
-		for (p++; *p && *p != '"'; p++)
-		{
-			if (*p == '\\' && p[1])
-				p++;
-			appendStringInfoChar(&s, *p);
-		}
-		return s.data;
-	}
-	return pnstrdup(p, strcspn(p, ",}"));
-}
-
 static void
 add_edge(Graph *g, int from, int to, char *text, bool via_pg)
 {
@@ -765,14 +738,14 @@ build_graph(Graph *g, char **mark)
 
 		if (zk_call(gets[i]) == ZOK && gets[i]->data &&
 			zksync_owner_parse(gets[i]->data, &r->owner) &&
-			(r->node = field(gets[i]->data, "node")) != NULL &&
-			(czxid = field(gets[i]->data, "czxid")) != NULL)
+			(r->node = zksync_json_field(gets[i]->data, "node")) != NULL &&
+			(czxid = zksync_json_field(gets[i]->data, "czxid")) != NULL)
 		{
 			int			k;
 
 			r->session = gets[i]->stat.ephemeralOwner;
-			r->what = field(gets[i]->data, "what");
-			r->name = field(gets[i]->data, "name");
+			r->what = zksync_json_field(gets[i]->data, "what");
+			r->name = zksync_json_field(gets[i]->data, "name");
 			r->czxid = strtoll(czxid, NULL, 10);
 			r->row = -1;
 			if (r->session == zk_session_id())

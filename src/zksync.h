@@ -126,6 +126,7 @@ typedef struct ZkOwner
 } ZkOwner;
 
 extern bool zksync_owner_parse(const char *data, ZkOwner *o);
+extern char *zksync_json_field(const char *data, const char *key);
 extern const char *zksync_cluster_id(void);
 extern const char *zksync_backend_start(void);
 extern bool zksync_node_is_reader(const char *child);
