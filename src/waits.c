@@ -498,6 +498,7 @@ publish(void)
 	StringInfoData extra;
 	char	   *data;
 	int			len;
+	int			rc;
 
 	if (cur_wait.czxid == 0)
 	{
@@ -520,8 +521,16 @@ publish(void)
 	data = zksync_owner_data(extra.data, &len);
 	snprintf(cur_wait.record, sizeof(cur_wait.record), "%s/%s/%s", zksync_root,
 			 ZKSYNC_WAITS, session_text(zk_session_id()));
-	if (put_ephemeral(cur_wait.record, data) == ZOK)
-		cur_wait.published = true;
+	/*
+	 * Published from the moment the create may be sent: if an interrupt or
+	 * a lost connection ends the wait before the reply, the end of the wait
+	 * still deletes the record (the delete follows the create on the
+	 * session).
+	 */
+	cur_wait.published = true;
+	rc = put_ephemeral(cur_wait.record, data);
+	if (rc != ZOK && !zk_is_connection_error(rc))
+		cur_wait.published = false;
 }
 
 /* A published wait, as a scan reads it */
@@ -921,7 +930,6 @@ check_wait(void)
 												   "zksync deadlock scan",
 												   ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(scan_cxt);
-	bool		first = !cur_wait.published;
 	Graph		g;
 	char	   *mark;
 	char	   *detail = NULL;
@@ -929,13 +937,13 @@ check_wait(void)
 			   *cycle,
 				len = 0;
 
-	if (first)
+	if (!cur_wait.published)
 		publish();
 	pgstat_clear_snapshot();
 	me = build_graph(&g, &mark);
 	if (mark)
 		detail = mark;
-	if (first && log_lock_waits)
+	if (!cur_wait.logged && log_lock_waits)
 	{
 		StringInfoData s;
 
