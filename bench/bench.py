@@ -49,7 +49,16 @@ against 64 C-client sessions doing the same (both release modes, each
 against the floor of the same mode; with the CPU each side's lock client
 spends per cycle), scale (hand-off latency through ZooKeeper with 1, 100
 and 1000 contenders queued), a barrier release of 100 waiting backends,
-and the per-backend cost of a session.
+the per-backend cost of a session, and operators: SELECT count(*) FROM
+zksync_waits() with 10, 1000 and 10000 locks held (beside the C client's
+floor of the same reads, bench/floor.c read), and what deadlock detection
+costs a wait that is not a deadlock: A holds a lock, B waits, A releases
+after 300 ms or 2500 ms, with B's deadlock_timeout past the hold (1 s or
+10 s: nothing to do before it) and with 50 ms (B publishes its wait and
+scans once or three times): B's whole wait, the time from A's unlock to
+B's grant, and the ZooKeeper requests of B's session (the last client xid
+that the servers' cons shows).  --only
+operators runs that phase alone and prints its tables.
 
 Prints a table with medians, p99, worst cycle and the ratios (each with its
 target and whether it was met), writes OUT/results.md, OUT/latency.dat and
@@ -58,6 +67,8 @@ OUT/latency.png (gnuplot).
 import argparse
 import multiprocessing
 import os
+import re
+import socket
 import statistics
 import subprocess
 import sys
@@ -517,6 +528,114 @@ class Bench:
             c.close()
         return statistics.median(rss), statistics.median(vm), statistics.median(first), statistics.median(plain)
 
+    # ---- operators: every wait in view, and what deadlock detection costs ----
+    def waits_scale(self, ns, runs, holders=8):
+        """SELECT count(*) FROM zksync_waits() with n distinct write locks
+        held, for each n in ns (ascending), `runs` timed reads after an
+        untimed one, and the C client's floor of the same reads (floor.c
+        read).  The locks are added to those held before by `holders`
+        backends in parallel (fewer for a few names), each taking its
+        share in one array call; they live under a root of their own, so
+        that nothing but them is read.  Returns {n: dict(us=[...], rows=rows
+        the last read returned, floor=[us], take_ms=the time to take the
+        added locks, takers=backends that took them)}."""
+        root = self.root + "-ops"
+        conns = [connect(self.a.pg_host, self.a.pg_port, root, "bench-ops-holder",
+                         ["zksync.max_holds = %d" % (max(ns) + 100)]) for _ in range(holders)]
+        reader = connect(self.a.pg_host, self.a.pg_port, root, "bench-ops-reader")
+        rcur = reader.cursor()
+        out, held = {}, 0
+        for n in sorted(ns):
+            k = max(1, min(holders, (n - held) // 100))
+            cuts = [held + (n - held) * i // k for i in range(k + 1)]
+            errors = []
+
+            def take(c, lo, hi):
+                try:
+                    c.cursor().execute("SELECT zksync_write_lock(ARRAY(SELECT 'op-' || i "
+                                       "FROM generate_series(%s, %s) i))", (lo, hi))
+                except psycopg2.Error as e:
+                    errors.append(str(e).strip())
+
+            ts = [threading.Thread(target=take, args=(conns[i], cuts[i] + 1, cuts[i + 1])) for i in range(k)]
+            t0 = time.perf_counter_ns()
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            take_ms = (time.perf_counter_ns() - t0) / 1e6
+            if errors:
+                raise RuntimeError("taking %d locks: %s" % (n - held, errors[0]))
+            took, held = n - held, n
+            rcur.execute("SELECT count(*) FROM zksync_waits()")
+            us = []
+            for _ in range(runs):
+                t0 = time.perf_counter_ns()
+                rcur.execute("SELECT count(*) FROM zksync_waits()")
+                rows = rcur.fetchone()[0]
+                us.append((time.perf_counter_ns() - t0) // 1000)
+            fl = subprocess.run([self.a.floor, self.a.zk_hosts, root + "/locks", "read", str(runs)],
+                                capture_output=True, text=True, check=True).stdout.split()
+            if int(fl[-1]) != n:
+                raise RuntimeError("the floor read %s nodes, not the %d held" % (fl[-1], n))
+            out[n] = dict(us=us, rows=rows, floor=[int(x) for x in fl[0::2]], take_ms=take_ms, took=took,
+                          takers=k)
+            print("  zksync_waits() with %d locks held: %s ms (floor %s ms); taking %d of them: %.0f ms"
+                  % (n, " / ".join("%.1f" % (x / 1000) for x in us),
+                     " / ".join("%.1f" % (x / 1000) for x in out[n]["floor"]), took, take_ms),
+                  file=sys.stderr, flush=True)
+        for c in conns:
+            c.cursor().execute("SELECT zksync_unlock_all()")
+            c.close()
+        reader.close()
+        return out
+
+    def handover(self, deadlock_timeout_ms, hold_ms, reps, handoff="on"):
+        """A holds 'op-handover', B (deadlock_timeout_ms, local_handoff
+        `handoff`) asks for it, A releases it hold_ms after B's call began.
+        Per rep: (B's whole call us, from A's unlock call to B's return us,
+        the ZooKeeper requests B's session made during its call).  The
+        requests are the growth of the session's last client xid (its
+        request counter; pings do not count) as the servers' `cons` shows
+        it, read before the call and once it is over, its background
+        deletes included."""
+        holder = self.pg("bench-ops-holder")
+        waiter = self.pg("bench-ops-waiter", ["deadlock_timeout = '%dms'" % deadlock_timeout_ms,
+                                              "zksync.local_handoff = " + handoff])
+        hcur, wcur = holder.cursor(), waiter.cursor()
+        wcur.execute("SELECT zksync_write_lock('op-handover')")
+        wcur.execute("SELECT zksync_write_unlock('op-handover')")
+        wcur.execute("SELECT session_id FROM zksync_session()")
+        sid = int(wcur.fetchone()[0], 16)
+        out = []
+        for _ in range(reps):
+            hcur.execute("SELECT zksync_write_lock('op-handover')")
+            time.sleep(0.05)
+            before = session_xid(self.a.zk_hosts, sid)
+            got = {}
+
+            def wait():
+                got["start"] = time.perf_counter_ns()
+                wcur.execute("SELECT zksync_write_lock('op-handover')")
+                got["done"] = time.perf_counter_ns()
+
+            t = threading.Thread(target=wait)
+            t.start()
+            while "start" not in got:
+                time.sleep(0.001)
+            time.sleep(max(0.0, got["start"] / 1e9 + hold_ms / 1000 - time.perf_counter_ns() / 1e9))
+            t0 = time.perf_counter_ns()
+            hcur.execute("SELECT zksync_write_unlock('op-handover')")
+            t.join()
+            time.sleep(0.2)        # the record's delete, sent in the background
+            after = session_xid(self.a.zk_hosts, sid)
+            wcur.execute("SELECT zksync_write_unlock('op-handover')")
+            out.append(((got["done"] - got["start"]) // 1000, (got["done"] - t0) // 1000,
+                        None if before is None or after is None else after - before))
+        holder.close()
+        waiter.close()
+        return out
+
 
 def connect(host, port, root, app, sets=()):
     c = psycopg2.connect(host=host, port=port, user="postgres", dbname="postgres",
@@ -621,6 +740,31 @@ def memory_kb(pid):
     return got.get("RssAnon", 0), got.get("VmRSS", 0)
 
 
+def session_xid(hosts, sid):
+    """The last client xid of ZooKeeper session `sid` (an int) on whichever
+    server of `hosts` it is connected to, from the four-letter word cons;
+    None if no server lists it.  The C client numbers its requests one by
+    one (pings and other special requests use negative xids, which the
+    server does not record here)."""
+    for hp in hosts.split(","):
+        host, port = hp.rsplit(":", 1)
+        try:
+            with socket.create_connection((host, int(port)), timeout=5) as s:
+                s.sendall(b"cons")
+                data = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+        except OSError:
+            continue
+        for m in re.finditer(r"sid=0x([0-9a-f]+),.*?lcxid=0x([0-9a-f]+)", data.decode(errors="replace")):
+            if int(m.group(1), 16) == sid:
+                return int(m.group(2), 16)
+    return None
+
+
 def check_cluster(a):
     """The cluster's zksync must know RELEASE_GUC (the contenders set it),
     and the cluster must take the most connections a phase opens at once."""
@@ -636,6 +780,8 @@ def check_cluster(a):
     multi = cur.fetchone()[0] > 0
     cur.execute("SELECT current_setting('zksync.max_holds', true)")
     holds = cur.fetchone()[0]
+    cur.execute("SELECT count(*) FROM pg_proc WHERE proname IN ('zksync_waits', 'zksync_blocking')")
+    views = cur.fetchone()[0] == 2
     c.close()
     if not have:
         sys.exit("bench.py: the cluster's zksync has no %s: install the current build "
@@ -643,12 +789,104 @@ def check_cluster(a):
     if not multi:
         sys.exit("bench.py: the cluster's zksync has no multi-locks (zksync_xact_write_lock(text[])): "
                  "install the current build and run ALTER EXTENSION or recreate the extension")
+    if not views:
+        sys.exit("bench.py: the cluster's zksync has no zksync_waits() and zksync_blocking(): "
+                 "install the current build and recreate the extension")
     if holds is not None and int(holds) < a.bulk_names:
         sys.exit("bench.py: zksync.max_holds = %s, the bulk phase holds %d names"
                  % (holds, a.bulk_names))
     need = max(a.sessions, 101) + 5      # the barrier phase opens 101
     if most < need:
         sys.exit("bench.py: the cluster has max_connections = %d, the benchmark needs %d" % (most, need))
+
+
+# the operators phase: locks held while zksync_waits() reads them all
+OPS_LOCKS = (10, 1000, 10000)
+# its waits: (label, deadlock_timeout ms, hold ms, local_handoff), each
+# past deadlock_timeout beside one as long that ends before it
+OPS_WAITS = (
+    ("deadlock_timeout = 1 s, hold 300 ms (no detection)", 1000, 300, "on"),
+    ("the same, local_handoff off (the grant from ZooKeeper)", 1000, 300, "off"),
+    ("deadlock_timeout = 50 ms, hold 300 ms (published, one scan)", 50, 300, "on"),
+    ("the same, local_handoff off", 50, 300, "off"),
+    ("deadlock_timeout = 10 s, hold 2500 ms (no detection)", 10000, 2500, "on"),
+    ("deadlock_timeout = 50 ms, hold 2500 ms (published, three scans)", 50, 2500, "on"),
+)
+
+
+def operators(b, a):
+    """Run the operators phase: (waits, handovers, runs)."""
+    quick = a.rounds <= 2
+    runs = a.ops_runs or (3 if quick else 5)
+    reps = a.ops_reps or (4 if quick else 10)
+    print("== operators: zksync_waits() with %s locks held, %d runs each"
+          % (", ".join(str(n) for n in OPS_LOCKS), runs), file=sys.stderr)
+    waits = b.waits_scale(OPS_LOCKS, runs)
+    print("== operators: hand-over within and past deadlock_timeout, %d runs each" % reps, file=sys.stderr)
+    hand = {}
+    for w in OPS_WAITS:
+        hand[w] = b.handover(w[1], w[2], (2 if quick else 3) if w[2] > 1000 else reps, w[3])
+    return waits, hand, runs
+
+
+def operators_lines(waits, hand, runs):
+    """The operators tables, and their rows of the ratio table."""
+    lines, ratios = [], []
+    lines.append("| locks held | rows read | zksync_waits() median ms (%d runs) | each run ms | per lock us "
+                 "| floor: C client, the same reads, median ms | zksync / floor | taking the added locks ms |"
+                 % runs)
+    lines.append("|---|---|---|---|---|---|---|---|")
+    for n in OPS_LOCKS:
+        w = waits[n]
+        med = statistics.median(w["us"])
+        fmed = statistics.median(w["floor"])
+        lines.append("| %d | %d | %.1f | %s | %.1f | %.1f | %.2f | %.0f (%d names, %d backend%s) |"
+                     % (n, w["rows"], med / 1000, " / ".join("%.1f" % (x / 1000) for x in w["us"]),
+                        med / n, fmed / 1000, med / fmed, w["take_ms"], w["took"], w["takers"],
+                        "" if w["takers"] == 1 else "s"))
+    lines.append("")
+    lines.append("SELECT count(*) FROM zksync_waits() from another backend of the cluster, under a root that "
+                 "holds nothing else; each set of runs follows an untimed one. The floor (bench/floor.c read) "
+                 "lists the lock directories, then each directory, all sent at once, and gets every node as "
+                 "its listing comes in: what zksync_waits() asks of ZooKeeper (one listing and one read per "
+                 "lock). The locks are write locks on names never used before, taken by backends in "
+                 "parallel, one array call each, adding to those held for the row before.")
+    lines.append("")
+    lines.append("| a wait that is not a deadlock: A holds, B waits, A releases | runs | B's wait median ms "
+                 "| B's wait - hold, median ms | A's unlock to B's grant, median ms (worst) "
+                 "| B's ZooKeeper requests during its call (median) |")
+    lines.append("|---|---|---|---|---|---|")
+    med = {}
+    for w in OPS_WAITS:
+        v = hand[w]
+        total = statistics.median(x[0] for x in v) / 1000
+        grant = statistics.median(x[1] for x in v) / 1000
+        reqs = [x[2] for x in v if x[2] is not None]
+        med[w] = dict(total=total, grant=grant, reqs=statistics.median(reqs) if reqs else float("nan"))
+        lines.append("| %s | %d | %.1f | %.1f | %.2f (%.2f) | %s |"
+                     % (w[0], len(v), total, total - w[2], grant, max(x[1] for x in v) / 1000,
+                        "%g" % med[w]["reqs"] if reqs else "-"))
+    lines.append("")
+    base, one, long_base, three = (med[OPS_WAITS[i]] for i in (0, 2, 4, 5))
+    lines.append("Both backends in one cluster, on one lock; B's wait is its whole call, from before its "
+                 "create to its return. Nothing happens before deadlock_timeout; at it, the wait publishes "
+                 "itself under {root}/waits and scans, then scans again about every max(deadlock_timeout, "
+                 "1 s). Requests: the growth of B's session's last client xid on its server (cons), pings "
+                 "not counted, the wait record's delete included. The first scan added %g requests, each "
+                 "further scan %g."
+                 % (one["reqs"] - base["reqs"], (three["reqs"] - one["reqs"]) / 2))
+    lines.append("")
+    n = OPS_LOCKS[-1]
+    ratios.append(ratio_row("zksync_waits() with %d locks held, ms (%d locks in under 1 s)" % (n, n),
+                            statistics.median(waits[n]["us"]) / 1000, "%.0f", "<= 1000",
+                            "median of %d runs, %d rows" % (runs, waits[n]["rows"])))
+    ratios.append(ratio_row("hold 300 ms, A's unlock to B's grant: B past deadlock_timeout (50 ms, one scan) "
+                            "/ within it (1 s)", one["grant"] / base["grant"], "%.2f", "(no target)",
+                            "medians %.2f / %.2f ms" % (one["grant"], base["grant"])))
+    ratios.append(ratio_row("hold 2500 ms, A's unlock to B's grant: B past deadlock_timeout (50 ms, three "
+                            "scans) / within it (10 s)", three["grant"] / long_base["grant"], "%.2f",
+                            "(no target)", "medians %.2f / %.2f ms" % (three["grant"], long_base["grant"])))
+    return lines, ratios
 
 
 def ratio_row(name, value, fmt, target, source):
@@ -680,6 +918,13 @@ def main():
                     help="names locked in one transaction in the bulk phase")
     ap.add_argument("--bulk-runs", type=int, default=0,
                     help="timed runs of each bulk form (default: rounds / 2, at least 1)")
+    ap.add_argument("--ops-runs", type=int, default=0,
+                    help="timed zksync_waits() reads for each number of locks held "
+                         "(default 5, 3 with 2 rounds or fewer)")
+    ap.add_argument("--ops-reps", type=int, default=0,
+                    help="runs of each hand-over of the operators phase (default 10, 4 with 2 rounds or fewer)")
+    ap.add_argument("--only", choices=["operators"],
+                    help="run only this phase and print its tables (OUT/results.md is left alone)")
     ap.add_argument("--machine", default="")
     a = ap.parse_args()
     logging.getLogger("kazoo").setLevel(logging.CRITICAL)
@@ -688,6 +933,11 @@ def main():
     b = Bench(a)
     t_start = time.time()
     load_start = os.getloadavg()[0]
+    if a.only == "operators":
+        ops_lines, ops_ratios = operators_lines(*operators(b, a))
+        print("\n".join(ops_lines + ["| ratio | value | target | met | from |", "|---|---|---|---|---|"]
+                        + ops_ratios))
+        return
 
     print("== uncontended cycles, %d rounds x %d cycles, contenders alternated" % (a.rounds, a.cycles),
           file=sys.stderr)
@@ -721,6 +971,7 @@ def main():
     print("== barrier release of 100 waiting backends", file=sys.stderr)
     barrier = b.barrier_release(100, 3)
     rss_kb, vm_kb, first_us, plain_us = b.backend_cost(5)
+    ops_lines, ops_ratios = operators_lines(*operators(b, a))
     print("== done in %.0f s" % (time.time() - t_start), file=sys.stderr)
     load_end = os.getloadavg()[0]
 
@@ -823,6 +1074,7 @@ def main():
                  "memory added by a session: private (RssAnon) %d kB, VmRSS %d kB"
                  % (first_us / 1000, plain_us / 1000, rss_kb, vm_kb))
     lines.append("")
+    lines.extend(ops_lines)
 
     med = {k: s[k]["median"] / 1000 for k in s}
     c4 = {k: statistics.median(cont[(k, 4)]) for k in ("zksync", "zksync-zk", "zksync-nowait", "kazoo")}
@@ -895,6 +1147,7 @@ def main():
     lines.append(ratio_row("hand-off with 1000 queued / with 1", r_scale, "%.2f", "<= 3",
                            "medians %.3f / %.3f ms" % (statistics.median(scale[1000]) / 1000,
                                                        statistics.median(scale[1]) / 1000)))
+    lines.extend(ops_ratios)
     lines.append(ratio_row("zksync / advisory lock cycle time", med["zksync"] / med["advisory"], "%.0f",
                            "(local reference)",
                            "medians %.3f / %.3f ms" % (med["zksync"], med["advisory"])))

@@ -12,6 +12,10 @@
  *                                   DIRN, after one untimed cycle; one line
  *                                   per cycle: the lock's time and the
  *                                   release's, us
+ *   floor HOSTS DIR read R          R reads of every node two levels under
+ *                                   DIR (DIR/NAME/NODE), after one untimed
+ *                                   read; one line per read: its time, us,
+ *                                   and the nodes read
  *
  * MODE "sync": create (ephemeral sequential), get_children, delete, each a
  * synchronous call.  MODE "pipelined": create and get_children sent back to
@@ -450,6 +454,108 @@ bulk_release(zhandle_t *zh, int n, char **created, zoo_op_t *ops,
 	return bulk_wait(b);
 }
 
+/*
+ * "read" is the floor of zksync_waits(): DIR listed, then every DIR/NAME
+ * listed (all sent back to back), and each listing's nodes read (get) as
+ * soon as the listing is in, from the completion itself.
+ */
+typedef struct Reader
+{
+	zhandle_t  *zh;
+	Bulk		b;
+	int			nodes;			/* read, under b.mu */
+} Reader;
+
+typedef struct ReadDir
+{
+	Reader	   *r;
+	char		path[512];
+} ReadDir;
+
+static void
+read_get_done(int rc, const char *value, int len, const struct Stat *stat, const void *data)
+{
+	Reader	   *r = (Reader *) data;
+
+	if (rc == ZOK)
+	{
+		pthread_mutex_lock(&r->b.mu);
+		r->nodes++;
+		pthread_mutex_unlock(&r->b.mu);
+	}
+	bulk_done(&r->b, rc == ZNONODE ? ZOK : rc);		/* gone meanwhile: left out */
+}
+
+static void
+read_children_done(int rc, const struct String_vector *strings, const void *data)
+{
+	ReadDir    *d = (ReadDir *) data;
+	Reader	   *r = d->r;
+	int			i;
+
+	if (rc == ZOK && strings->count > 0)
+	{
+		/* counted before this listing's own reply, so pending stays above 0 */
+		pthread_mutex_lock(&r->b.mu);
+		r->b.pending += strings->count;
+		pthread_mutex_unlock(&r->b.mu);
+		for (i = 0; i < strings->count; i++)
+		{
+			char		path[1024];
+
+			snprintf(path, sizeof(path), "%s/%s", d->path, strings->data[i]);
+			bulk_sent(&r->b, zoo_aget(r->zh, path, 0, read_get_done, r));
+		}
+	}
+	bulk_done(&r->b, rc == ZNONODE ? ZOK : rc);
+}
+
+static int
+run_read(const char *hosts, const char *dir, int reps)
+{
+	Session    *s = calloc(1, sizeof(Session));
+	Reader		r;
+	int			i,
+				k,
+				rc;
+
+	memset(&r, 0, sizeof(r));
+	pthread_mutex_init(&r.b.mu, NULL);
+	pthread_cond_init(&r.b.cv, NULL);
+	s->hosts = hosts;
+	snprintf(s->dir, sizeof(s->dir), "%s", dir);
+	if (session_open(s) != 0)
+		fail(s, "connect", 0);
+	r.zh = s->zh;
+	for (k = 0; k <= reps; k++)			/* the first, untimed */
+	{
+		long long	t0 = now_us();
+		struct String_vector top;
+		ReadDir    *dirs;
+
+		if ((rc = zoo_get_children(s->zh, dir, 0, &top)) != ZOK)
+			fail(s, "get_children", rc);
+		dirs = calloc(top.count + 1, sizeof(ReadDir));
+		r.b.failed = ZOK;
+		r.b.pending = top.count;
+		r.nodes = 0;
+		for (i = 0; i < top.count; i++)
+		{
+			dirs[i].r = &r;
+			snprintf(dirs[i].path, sizeof(dirs[i].path), "%s/%s", dir, top.data[i]);
+			bulk_sent(&r.b, zoo_aget_children(s->zh, dirs[i].path, 0, read_children_done, &dirs[i]));
+		}
+		if ((rc = bulk_wait(&r.b)) != ZOK)
+			fail(s, "read", rc);
+		if (k > 0)
+			printf("%lld %d\n", now_us() - t0, r.nodes);
+		deallocate_String_vector(&top);
+		free(dirs);
+	}
+	zookeeper_close(s->zh);
+	return 0;
+}
+
 static int	usage(void);
 
 static int
@@ -527,7 +633,8 @@ usage(void)
 {
 	fprintf(stderr, "usage: floor HOSTS DIR sync|pipelined|nowait N\n"
 			"       floor HOSTS DIR sync|pipelined|nowait -p SESSIONS SECONDS\n"
-			"       floor HOSTS DIR bulk N CYCLES\n");
+			"       floor HOSTS DIR bulk N CYCLES\n"
+			"       floor HOSTS DIR read READS\n");
 	return 2;
 }
 
@@ -544,6 +651,12 @@ main(int argc, char **argv)
 		if (atoi(argv[4]) < 1 || atoi(argv[5]) < 1)
 			return usage();
 		return run_bulk(argv[1], argv[2], atoi(argv[4]), atoi(argv[5]));
+	}
+	if (argc == 5 && strcmp(argv[3], "read") == 0)
+	{
+		if (atoi(argv[4]) < 1)
+			return usage();
+		return run_read(argv[1], argv[2], atoi(argv[4]));
 	}
 	if (argc != 5 && !(argc == 7 && strcmp(argv[4], "-p") == 0))
 		return usage();

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmark, in one command (as root on Debian 12):
-#   bench/run.sh [--quick]
+#   bench/run.sh [--quick] [bench.py options, e.g. --only operators]
 # Installs what is needed, builds and installs zksync and bench/floor.c,
 # starts its own three-node ensemble (fsync on) and PostgreSQL cluster,
 # runs bench/bench.py, prints the table and writes bench/out/ (results.md,
@@ -25,6 +25,7 @@ zks_psql "$PG_DIR" "$PGPORT" -q -c "CREATE EXTENSION IF NOT EXISTS zksync"
 
 machine="Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r); ensemble: 3 ZooKeeper $(dpkg-query -W -f '${Version}' zookeeper) servers on loopback, forceSync=yes, data on $(df -h "$work" | awk 'NR==2 {print $1}'); PostgreSQL $(pg_config --version | awk '{print $2}'), fsync off."
 args=()
-[ "${1:-}" = "--quick" ] && args=(--rounds 2 --cycles 60 --contention-secs 3)
+if [ "${1:-}" = "--quick" ]; then args=(--rounds 2 --cycles 60 --contention-secs 3); shift; fi
+args+=("$@")
 /usr/bin/python3 bench/bench.py --pg-host "$PG_DIR" --pg-port "$PGPORT" --zk-hosts "$ZK_HOSTS" \
   --floor bench/out/floor --out bench/out --machine "$machine" "${args[@]}"
