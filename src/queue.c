@@ -193,7 +193,10 @@ zk_queue_wait(ZkProtected *pn, const char *dir, const char *tag,
 	{
 		granted = queue_loop(pn, dir, tag, data, datalen, drv, deadline,
 							 what, name);
-		zk_wait_watch_end(granted);
+		if (granted && drv->step)
+			zk_wait_watch_step();
+		else
+			zk_wait_watch_end(granted);
 	}
 	PG_CATCH();
 	{

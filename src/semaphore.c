@@ -106,7 +106,8 @@ static const ZkQueueKind semaphore_kind = {
 	sem_mode, sem_what, sem_granted, sem_blocks
 };
 
-static const ZkQueueDriver mutex_driver = {mutex_granted, false, &semaphore_kind, 1};
+/* holding the mutex, we go on to wait for room: one wait, in the log too */
+static const ZkQueueDriver mutex_driver = {mutex_granted, false, &semaphore_kind, 1, true};
 
 static char *
 count_data(int max_leases, int *len)

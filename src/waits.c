@@ -74,8 +74,13 @@
 #define ZKSYNC_WAITS		"waits"
 #define ZKSYNC_DEADLOCKS	"deadlocks"
 
-/* Scans after the first: soon to confirm a cycle, else now and then */
+/*
+ * Scans after the first: soon to confirm a cycle; else soon again (the
+ * other waits of a cycle that formed at once may not be published yet),
+ * then less and less often, every max(deadlock_timeout, 1 s) at last.
+ */
 #define CONFIRM_MS			100
+#define RESCAN_FIRST_MS		200		/* then doubling, up to: */
 #define RESCAN_MIN_MS		1000
 
 static const ZkQueueKind *kinds[4];
@@ -380,6 +385,8 @@ typedef struct Wait
 	bool		published;
 	char		record[ZKSYNC_PATH_MAX];
 	char	   *last_cycle;		/* the cycle the last scan found, or NULL */
+	int			rescan_ms;		/* the last interval between scans */
+	bool		carried;		/* a step is over; the next goes on (step) */
 	int			nmarks;
 	char		marks[4][ZKSYNC_PATH_MAX];	/* marks we left for others */
 } Wait;
@@ -398,6 +405,23 @@ zk_wait_watch_begin(const ZkQueueKind *kind, int queue, const char *name,
 
 	if (cur_wait.active && strcmp(cur_wait.node, node) == 0)
 		return;
+	if (cur_wait.active && cur_wait.carried && cur_wait.kind == kind &&
+		strcmp(cur_wait.name, name) == 0)
+	{
+		/* the next step of the same wait: its clock and log line go on */
+		cur_wait.carried = false;
+		cur_wait.queue = queue;
+		strlcpy(cur_wait.node, node, sizeof(cur_wait.node));
+		me.name = strrchr(node, '/') + 1;
+		me.seq = zksync_node_sequence(me.name);
+		me.reader = zksync_node_is_reader(me.name);
+		cur_wait.what = kind->what(queue, &me);
+		cur_wait.czxid = czxid;
+		if (cur_wait.last_cycle)
+			pfree(cur_wait.last_cycle);
+		cur_wait.last_cycle = NULL;
+		return;
+	}
 	zk_wait_watch_end(false);
 	memset(&cur_wait, 0, sizeof(cur_wait));
 	cur_wait.active = true;
@@ -434,6 +458,24 @@ log_elapsed(const char *verb, const char *detail)
 		ereport(LOG,
 				(errmsg("process %d %s zksync %s \"%s\" after %ld.%03d ms",
 						MyProcPid, verb, cur_wait.what, cur_wait.name, msecs, usecs)));
+}
+
+/*
+ * A step of a longer wait is over (a semaphore's mutex, granted): our
+ * record goes, since the node it names no longer waits; the clock and the
+ * log line go on with the next step's zk_wait_watch_begin() for the same
+ * name, or end with zk_wait_watch_end().  Never throws.
+ */
+void
+zk_wait_watch_step(void)
+{
+	if (!cur_wait.active)
+		return;
+	if (cur_wait.published)
+		zk_release_node(cur_wait.record, 0, true);
+	cur_wait.published = false;
+	cur_wait.carried = true;
+	cur_wait.node[0] = '\0';
 }
 
 /* The wait is over (granted or not).  Never throws. */
@@ -935,7 +977,8 @@ check_wait(void)
 	char	   *detail = NULL;
 	int			me,
 			   *cycle,
-				len = 0;
+				len = 0,
+				interval;
 
 	if (!cur_wait.published)
 		publish();
@@ -1021,10 +1064,13 @@ check_wait(void)
 		pfree(cur_wait.last_cycle);
 		cur_wait.last_cycle = NULL;
 	}
+	if (cur_wait.last_cycle)
+		interval = Min(CONFIRM_MS, DeadlockTimeout);
+	else
+		interval = cur_wait.rescan_ms = cur_wait.rescan_ms == 0 ? RESCAN_FIRST_MS :
+			Min(cur_wait.rescan_ms * 2, Max(RESCAN_MIN_MS, DeadlockTimeout));
 	cur_wait.next_check = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-												  cur_wait.last_cycle ?
-												  Min(CONFIRM_MS, DeadlockTimeout) :
-												  Max(RESCAN_MIN_MS, DeadlockTimeout));
+													  interval);
 	if (detail)
 	{
 		char	   *copy;

@@ -325,6 +325,7 @@ extern void zk_wait_watch_begin(const ZkQueueKind *kind, int queue,
 								int64 czxid);
 extern ZkWaitResult zk_wait_watched(uint64 seen, bool (*also) (void),
 									TimestampTz deadline);
+extern void zk_wait_watch_step(void);
 extern void zk_wait_watch_end(bool granted);
 
 /* ---------------------------------------------------------------------
@@ -345,6 +346,8 @@ typedef struct ZkQueueDriver
 	/* the queue, for the views and the deadlock scan (waits.c) */
 	const ZkQueueKind *kind;
 	int			queue;
+	/* a grant here is a step of the recipe's wait, which goes on */
+	bool		step;
 } ZkQueueDriver;
 
 extern bool zk_queue_wait(ZkProtected *pn, const char *dir, const char *tag,
