@@ -399,6 +399,44 @@ create_each(ZkProtected *pns, int k, char **prefixes, char **dirs,
 }
 
 /*
+ * Make those of the k directories `dirs` that do not exist (containers):
+ * the existence checks all at once, then the creates all at once.  Never
+ * throws for what ZooKeeper answers; the caller's next try tells.
+ */
+static void
+make_missing_dirs(char **dirs, int k)
+{
+	ZkReq	  **r = palloc(sizeof(ZkReq *) * k);
+	bool		parent_gone = false;
+	int			i;
+
+	for (i = 0; i < k; i++)
+		r[i] = zk_exists(dirs[i], false);
+	for (i = 0; i < k; i++)
+	{
+		int			rc = zk_call(r[i]);
+
+		zk_release(r[i]);
+		r[i] = rc == ZNONODE ? zk_create(dirs[i], "", 0, ZOO_CONTAINER) : NULL;
+	}
+	for (i = 0; i < k; i++)
+		if (r[i])
+		{
+			parent_gone |= zk_call(r[i]) == ZNONODE;
+			zk_release(r[i]);
+		}
+	pfree(r);
+	if (parent_gone)
+	{
+		/* their parent went too (the root's first use): make it; the next try makes them */
+		char	   *parent = pnstrdup(dirs[0], strrchr(dirs[0], '/') - dirs[0]);
+
+		zk_ensure_parents(parent);
+		pfree(parent);
+	}
+}
+
+/*
  * Create one node {dirs[i]}/_c_{guid}-{suffix}{seq} in each of `n`
  * directories, under one GUID, in as few requests as can be: multis of up
  * to CREATES_PER_MULTI creates, each all or none, with a listing of each
@@ -431,6 +469,7 @@ zk_protected_create_many(ZkProtected *pns, int n, char **dirs,
 	{
 		int			k = Min(n - start, CREATES_PER_MULTI);
 		char	  **prefixes = palloc(sizeof(char *) * k);
+		int			dir_tries = 0;
 		int			attempts = 0;
 		int			i;
 
@@ -466,6 +505,18 @@ zk_protected_create_many(ZkProtected *pns, int n, char **dirs,
 			{
 				zk_release(children[start + i]);
 				children[start + i] = NULL;
+			}
+			if (rc == ZNONODE && dir_tries < 3)
+			{
+				/*
+				 * Directories are missing (names never used, or reaped):
+				 * find which, make them, all at once, and try the multi
+				 * again.  (The C client cannot read the reply of a multi
+				 * that makes containers, so they are made apart.)
+				 */
+				dir_tries++;
+				make_missing_dirs(&dirs[start], k);
+				continue;
 			}
 			if (rc == ZNONODE)
 			{
