@@ -523,6 +523,13 @@ class Soak:
         h.ok(self.cycles["zksync"] > 0 and self.cycles["kazoo"] > 0 and self.cycles["curator"] > 0,
              "soak: all three kinds of client held the lock (zksync %d, kazoo %d, curator %d)"
              % (self.cycles["zksync"], self.cycles["kazoo"], self.cycles["curator"]))
+        if not (progress and not stuck and curator_stopped):
+            h.note("soak: after the faults: zksync workers %s; kazoo %d -> %d, curator %d -> %d; "
+                   "threads still running %d; curator stopped %s"
+                   % (", ".join("%d %s %d -> %d" % (i, w["state"], before[i], w["cycles"])
+                                for i, w in sorted(self.workers.items())),
+                      before_k, self.cycles["kazoo"], before_c, self.cycles["curator"],
+                      len(stuck), curator_stopped))
         h.ok(progress and not stuck and curator_stopped,
              "soak: after the faults every client made progress again and stopped when asked")
         h.ok(not doubles, "soak: no double grants (%d)" % len(doubles))
