@@ -53,9 +53,9 @@ the per-backend cost of a session, and operators: SELECT count(*) FROM
 zksync_waits() with 10, 1000 and 10000 locks held (beside the C client's
 floor of the same reads, bench/floor.c read), and what deadlock detection
 costs a wait that is not a deadlock: A holds a lock, B waits, A releases
-after 300 ms or 2500 ms, with B's deadlock_timeout past the hold (1 s or
+after 200 ms or 2200 ms, with B's deadlock_timeout past the hold (1 s or
 10 s: nothing to do before it) and with 50 ms (B publishes its wait and
-scans once or three times): B's whole wait, the time from A's unlock to
+scans once or four times: at 50, 250, 650 and 1450 ms): B's whole wait, the time from A's unlock to
 B's grant, and the ZooKeeper requests of B's session (the last client xid
 that the servers' cons shows).  --only
 operators runs that phase alone and prints its tables.
@@ -805,12 +805,12 @@ OPS_LOCKS = (10, 1000, 10000)
 # its waits: (label, deadlock_timeout ms, hold ms, local_handoff), each
 # past deadlock_timeout beside one as long that ends before it
 OPS_WAITS = (
-    ("deadlock_timeout = 1 s, hold 300 ms (no detection)", 1000, 300, "on"),
-    ("the same, local_handoff off (the grant from ZooKeeper)", 1000, 300, "off"),
-    ("deadlock_timeout = 50 ms, hold 300 ms (published, one scan)", 50, 300, "on"),
-    ("the same, local_handoff off", 50, 300, "off"),
-    ("deadlock_timeout = 10 s, hold 2500 ms (no detection)", 10000, 2500, "on"),
-    ("deadlock_timeout = 50 ms, hold 2500 ms (published, three scans)", 50, 2500, "on"),
+    ("deadlock_timeout = 1 s, hold 200 ms (no detection)", 1000, 200, "on"),
+    ("the same, local_handoff off (the grant from ZooKeeper)", 1000, 200, "off"),
+    ("deadlock_timeout = 50 ms, hold 200 ms (published, one scan)", 50, 200, "on"),
+    ("the same, local_handoff off", 50, 200, "off"),
+    ("deadlock_timeout = 10 s, hold 2200 ms (no detection)", 10000, 2200, "on"),
+    ("deadlock_timeout = 50 ms, hold 2200 ms (published, four scans)", 50, 2200, "on"),
 )
 
 
@@ -867,25 +867,25 @@ def operators_lines(waits, hand, runs):
                      % (w[0], len(v), total, total - w[2], grant, max(x[1] for x in v) / 1000,
                         "%g" % med[w]["reqs"] if reqs else "-"))
     lines.append("")
-    base, one, long_base, three = (med[OPS_WAITS[i]] for i in (0, 2, 4, 5))
+    base, one, long_base, four = (med[OPS_WAITS[i]] for i in (0, 2, 4, 5))
     lines.append("Both backends in one cluster, on one lock; B's wait is its whole call, from before its "
                  "create to its return. Nothing happens before deadlock_timeout; at it, the wait publishes "
-                 "itself under {root}/waits and scans, then scans again about every max(deadlock_timeout, "
-                 "1 s). Requests: the growth of B's session's last client xid on its server (cons), pings "
+                 "itself under {root}/waits and scans, then scans again 200 ms later and at doubling "
+                 "intervals up to max(deadlock_timeout, 1 s). Requests: the growth of B's session's last client xid on its server (cons), pings "
                  "not counted, the wait record's delete included. The first scan added %g requests, each "
                  "further scan %g."
-                 % (one["reqs"] - base["reqs"], (three["reqs"] - one["reqs"]) / 2))
+                 % (one["reqs"] - base["reqs"], (four["reqs"] - one["reqs"]) / 3))
     lines.append("")
     n = OPS_LOCKS[-1]
     ratios.append(ratio_row("zksync_waits() with %d locks held, ms (%d locks in under 1 s)" % (n, n),
                             statistics.median(waits[n]["us"]) / 1000, "%.0f", "<= 1000",
                             "median of %d runs, %d rows" % (runs, waits[n]["rows"])))
-    ratios.append(ratio_row("hold 300 ms, A's unlock to B's grant: B past deadlock_timeout (50 ms, one scan) "
+    ratios.append(ratio_row("hold 200 ms, A's unlock to B's grant: B past deadlock_timeout (50 ms, one scan) "
                             "/ within it (1 s)", one["grant"] / base["grant"], "%.2f", "(no target)",
                             "medians %.2f / %.2f ms" % (one["grant"], base["grant"])))
-    ratios.append(ratio_row("hold 2500 ms, A's unlock to B's grant: B past deadlock_timeout (50 ms, three "
-                            "scans) / within it (10 s)", three["grant"] / long_base["grant"], "%.2f",
-                            "(no target)", "medians %.2f / %.2f ms" % (three["grant"], long_base["grant"])))
+    ratios.append(ratio_row("hold 2200 ms, A's unlock to B's grant: B past deadlock_timeout (50 ms, four "
+                            "scans) / within it (10 s)", four["grant"] / long_base["grant"], "%.2f",
+                            "(no target)", "medians %.2f / %.2f ms" % (four["grant"], long_base["grant"])))
     return lines, ratios
 
 
