@@ -292,6 +292,20 @@ zksync_semaphore_acquire(const char *name, int max_leases, bool xact,
 		{
 			ZkReq	   *listing;
 
+			if (recorded == 0)
+			{
+				/*
+				 * Record the count before our lease exists, so that whoever
+				 * reads the leases (zksync_waits, the deadlock scan) knows
+				 * which are granted.  Best effort: not awaited; it goes
+				 * ahead of our create on the session.
+				 */
+				int			len;
+				char	   *count = count_data(max_leases, &len);
+
+				zk_release(zk_set(dir, count, len));
+			}
+
 			zk_protected_create(&lease_pn, leases_dir, ZKSYNC_TAG_LEASE,
 								data, datalen, &listing);
 			granted = wait_for_room(leases_dir, max_leases, deadline, name,
@@ -321,16 +335,6 @@ zksync_semaphore_acquire(const char *name, int max_leases, bool xact,
 	lease_pn.active = false;
 	zk_release_node(mutex_pn.node, 0, true);
 	add_lease(name, xact);
-	if (recorded == 0)
-	{
-		/* best effort: the node may be gone or changed meanwhile */
-		ZkReq	   *set;
-		int			len;
-		char	   *count = count_data(max_leases, &len);
-
-		set = zk_set(dir, count, len);
-		zk_release(set);
-	}
 	return true;
 }
 
