@@ -371,6 +371,24 @@ bulk_make_dirs(zhandle_t *zh, int n, char **dirs, Bulk *b)
 	}
 }
 
+/* Send the n creates in multis of CREATES_PER_MULTI (b->pending counts them) */
+static void
+bulk_send_creates(zhandle_t *zh, int n, char **prefixes, char **created,
+				  zoo_op_t *ops, zoo_op_result_t *results, Bulk *b)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		zoo_create_op_init(&ops[i], prefixes[i], "", 0, &ZOO_OPEN_ACL_UNSAFE,
+						   ZOO_EPHEMERAL_SEQUENTIAL, created[i], 512);
+	for (i = 0; i < n; i += CREATES_PER_MULTI)
+	{
+		int			k = n - i < CREATES_PER_MULTI ? n - i : CREATES_PER_MULTI;
+
+		bulk_sent(b, zoo_amulti(zh, k, ops + i, results + i, bulk_void_done, b));
+	}
+}
+
 /*
  * One bulk lock of the n directories: the creates in multis and the
  * listings, all sent back to back, then awaited.  Returns a ZooKeeper
@@ -387,15 +405,7 @@ bulk_lock(zhandle_t *zh, int n, char **dirs, char **prefixes, char **created,
 	{
 		b->failed = ZOK;
 		b->pending = (n + CREATES_PER_MULTI - 1) / CREATES_PER_MULTI + n;
-		for (i = 0; i < n; i++)
-			zoo_create_op_init(&ops[i], prefixes[i], "", 0, &ZOO_OPEN_ACL_UNSAFE,
-							   ZOO_EPHEMERAL_SEQUENTIAL, created[i], 512);
-		for (i = 0; i < n; i += CREATES_PER_MULTI)
-		{
-			int			k = n - i < CREATES_PER_MULTI ? n - i : CREATES_PER_MULTI;
-
-			bulk_sent(b, zoo_amulti(zh, k, ops + i, results + i, bulk_void_done, b));
-		}
+		bulk_send_creates(zh, n, prefixes, created, ops, results, b);
 		for (i = 0; i < n; i++)
 			bulk_sent(b, zoo_aget_children(zh, dirs[i], 0, bulk_children_done, b));
 		rc = bulk_wait(b);
@@ -419,19 +429,9 @@ static int
 bulk_create_only(zhandle_t *zh, int n, char **prefixes, char **created,
 				 zoo_op_t *ops, zoo_op_result_t *results, Bulk *b)
 {
-	int			i;
-
 	b->failed = ZOK;
 	b->pending = (n + CREATES_PER_MULTI - 1) / CREATES_PER_MULTI;
-	for (i = 0; i < n; i++)
-		zoo_create_op_init(&ops[i], prefixes[i], "", 0, &ZOO_OPEN_ACL_UNSAFE,
-						   ZOO_EPHEMERAL_SEQUENTIAL, created[i], 512);
-	for (i = 0; i < n; i += CREATES_PER_MULTI)
-	{
-		int			k = n - i < CREATES_PER_MULTI ? n - i : CREATES_PER_MULTI;
-
-		bulk_sent(b, zoo_amulti(zh, k, ops + i, results + i, bulk_void_done, b));
-	}
+	bulk_send_creates(zh, n, prefixes, created, ops, results, b);
 	return bulk_wait(b);
 }
 

@@ -393,6 +393,21 @@ typedef struct Wait
 
 static Wait cur_wait;
 
+/* The node the wait waits with, and how messages name what it waits for */
+static void
+wait_node(const ZkQueueKind *kind, int queue, const char *node, int64 czxid)
+{
+	ZkContender me;
+
+	cur_wait.queue = queue;
+	strlcpy(cur_wait.node, node, sizeof(cur_wait.node));
+	me.name = strrchr(node, '/') + 1;
+	me.seq = zksync_node_sequence(me.name);
+	me.reader = zksync_node_is_reader(me.name);
+	cur_wait.what = kind->what(queue, &me);
+	cur_wait.czxid = czxid;
+}
+
 /*
  * A wait with our node `node` in queue `queue` of `kind` begins (or goes
  * on, if it is the same node).  `czxid` is the node's, 0 if unknown.
@@ -401,8 +416,6 @@ void
 zk_wait_watch_begin(const ZkQueueKind *kind, int queue, const char *name,
 					const char *node, int64 czxid)
 {
-	ZkContender me;
-
 	if (cur_wait.active && strcmp(cur_wait.node, node) == 0)
 		return;
 	if (cur_wait.active && cur_wait.carried && cur_wait.kind == kind &&
@@ -410,13 +423,7 @@ zk_wait_watch_begin(const ZkQueueKind *kind, int queue, const char *name,
 	{
 		/* the next step of the same wait: its clock and log line go on */
 		cur_wait.carried = false;
-		cur_wait.queue = queue;
-		strlcpy(cur_wait.node, node, sizeof(cur_wait.node));
-		me.name = strrchr(node, '/') + 1;
-		me.seq = zksync_node_sequence(me.name);
-		me.reader = zksync_node_is_reader(me.name);
-		cur_wait.what = kind->what(queue, &me);
-		cur_wait.czxid = czxid;
+		wait_node(kind, queue, node, czxid);
 		if (cur_wait.last_cycle)
 			pfree(cur_wait.last_cycle);
 		cur_wait.last_cycle = NULL;
@@ -426,14 +433,8 @@ zk_wait_watch_begin(const ZkQueueKind *kind, int queue, const char *name,
 	memset(&cur_wait, 0, sizeof(cur_wait));
 	cur_wait.active = true;
 	cur_wait.kind = kind;
-	cur_wait.queue = queue;
 	strlcpy(cur_wait.name, name, sizeof(cur_wait.name));
-	strlcpy(cur_wait.node, node, sizeof(cur_wait.node));
-	me.name = strrchr(node, '/') + 1;
-	me.seq = zksync_node_sequence(me.name);
-	me.reader = zksync_node_is_reader(me.name);
-	cur_wait.what = kind->what(queue, &me);
-	cur_wait.czxid = czxid;
+	wait_node(kind, queue, node, czxid);
 	cur_wait.start = GetCurrentTimestamp();
 	if (DeadlockTimeout > 0)
 		cur_wait.next_check = TimestampTzPlusMilliseconds(cur_wait.start, DeadlockTimeout);
