@@ -52,6 +52,13 @@ zksync_cluster_id(void)
 	return id;
 }
 
+/* A ZooKeeper session id as the views and messages show it: 0x..., hex */
+char *
+zksync_session_text(int64 session)
+{
+	return psprintf("0x%llx", (unsigned long long) session);
+}
+
 /* This backend's start time as text, as owner data writes it */
 const char *
 zksync_backend_start(void)
@@ -235,8 +242,8 @@ zksync_owner_data(const char *extra, int *len)
 	escape_json(&buf, dbname ? dbname : "");
 	appendStringInfo(&buf, ",\"pid\":%d,\"application_name\":", MyProcPid);
 	escape_json(&buf, application_name ? application_name : "");
-	appendStringInfo(&buf, ",\"cluster\":\"" UINT64_FORMAT "\",\"backend_start\":",
-					 GetSystemIdentifier());
+	appendStringInfo(&buf, ",\"cluster\":\"%s\",\"backend_start\":",
+					 zksync_cluster_id());
 	escape_json(&buf, zksync_backend_start());
 	if (extra)
 		appendStringInfo(&buf, ",%s", extra);

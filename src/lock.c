@@ -238,7 +238,7 @@ lock_blocks(int q, const ZkContender *c, int n, int i, int j, int room)
 }
 
 static const ZkQueueKind lock_kind = {
-	"lock", ZKSYNC_LOCKS, 1, {""}, false,
+	"lock", ZKSYNC_LOCKS, 1, {""}, NULL,
 	lock_mode, lock_what, lock_granted, lock_blocks
 };
 

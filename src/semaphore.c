@@ -87,6 +87,15 @@ sem_what(int q, const ZkContender *c)
 	return "semaphore";
 }
 
+/* The count recorded in the semaphore node's data, or 0 if none */
+static int
+count_in(const char *data)
+{
+	const char *p = data ? strstr(data, "\"max_leases\":") : NULL;
+
+	return p ? atoi(p + strlen("\"max_leases\":")) : 0;
+}
+
 static bool
 sem_granted(int q, const ZkContender *c, int n, int i, int room)
 {
@@ -102,7 +111,7 @@ sem_blocks(int q, const ZkContender *c, int n, int i, int j, int room)
 }
 
 static const ZkQueueKind semaphore_kind = {
-	"semaphore", ZKSYNC_SEMAPHORES, 2, {"leases", "locks"}, true,
+	"semaphore", ZKSYNC_SEMAPHORES, 2, {"leases", "locks"}, count_in,
 	sem_mode, sem_what, sem_granted, sem_blocks
 };
 
@@ -123,15 +132,8 @@ static int
 recorded_count(const char *dir)
 {
 	ZkReq	   *g = zk_call_retrying(ZKOP_GET, dir, NULL, 0, 0, NULL);
-	int			n = 0;
+	int			n = g->rc == ZOK ? count_in(g->data) : 0;
 
-	if (g->rc == ZOK && g->data)
-	{
-		const char *p = strstr(g->data, "\"max_leases\":");
-
-		if (p)
-			n = atoi(p + strlen("\"max_leases\":"));
-	}
 	zk_release(g);
 	return n;
 }

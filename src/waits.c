@@ -94,12 +94,6 @@ zk_register_queue_kind(const ZkQueueKind *kind)
 	kinds[nkinds++] = kind;
 }
 
-static char *
-session_text(int64 id)
-{
-	return psprintf("0x%llx", (unsigned long long) id);
-}
-
 /* ---------------------------------------------------------------------
  * Reading queues
  * ---------------------------------------------------------------------
@@ -112,7 +106,7 @@ typedef struct Target
 	int			queue;
 	char	   *name;
 	char	   *dir;
-	int			room;			/* max_leases if counted and known, else 0 */
+	int			room;			/* queue 0's room if known, else 0 */
 	ZkReq	   *room_get;
 	ZkReq	   *listing;
 	ZkContender *c;
@@ -150,7 +144,7 @@ read_targets(Target **t, int nt, ZkWaitRow **out)
 
 	for (i = 0; i < nt; i++)
 	{
-		if (t[i]->kind->counted && t[i]->queue == 0)
+		if (t[i]->kind->room && t[i]->queue == 0)
 			t[i]->room_get = zk_get(psprintf("%s/%s/%s", zksync_root,
 											 t[i]->kind->subdir, t[i]->name),
 									false);
@@ -177,13 +171,8 @@ read_targets(Target **t, int nt, ZkWaitRow **out)
 
 		if (q->room_get)
 		{
-			if (zk_call(q->room_get) == ZOK && q->room_get->data)
-			{
-				const char *p = strstr(q->room_get->data, "\"max_leases\":");
-
-				if (p)
-					q->room = atoi(p + strlen("\"max_leases\":"));
-			}
+			if (zk_call(q->room_get) == ZOK)
+				q->room = q->kind->room(q->room_get->data);
 			zk_release(q->room_get);
 		}
 		for (j = 0; j < q->n; j++)
@@ -362,7 +351,7 @@ who(const ZkWaitRow *r)
 	if (r->is_backend)
 		return psprintf("process %d on cluster %s", r->owner.pid,
 						r->owner.cluster ? r->owner.cluster : "?");
-	return psprintf("ZooKeeper session %s (another client)", session_text(r->session));
+	return psprintf("ZooKeeper session %s (another client)", zksync_session_text(r->session));
 }
 
 /* ---------------------------------------------------------------------
@@ -563,7 +552,7 @@ publish(void)
 	appendStringInfo(&extra, ",\"czxid\":" INT64_FORMAT, cur_wait.czxid);
 	data = zksync_owner_data(extra.data, &len);
 	snprintf(cur_wait.record, sizeof(cur_wait.record), "%s/%s/%s", zksync_root,
-			 ZKSYNC_WAITS, session_text(zk_session_id()));
+			 ZKSYNC_WAITS, zksync_session_text(zk_session_id()));
 	/*
 	 * Published from the moment the create may be sent: if an interrupt or
 	 * a lost connection ends the wait before the reply, the end of the wait
@@ -757,7 +746,7 @@ static int
 build_graph(Graph *g, char **mark)
 {
 	char	   *dir = psprintf("%s/%s", zksync_root, ZKSYNC_WAITS);
-	char	   *my_session = session_text(zk_session_id());
+	char	   *my_session = zksync_session_text(zk_session_id());
 	ZkReq	   *list = zk_get_children(dir);
 	ZkReq	   *markg = zk_get(psprintf("%s/%s/%s", zksync_root, ZKSYNC_DEADLOCKS,
 										my_session), false);
@@ -1044,7 +1033,7 @@ check_wait(void)
 			else if (!victim_sees && cur_wait.nmarks < (int) lengthof(cur_wait.marks))
 			{
 				char	   *path = psprintf("%s/%s/%s", zksync_root, ZKSYNC_DEADLOCKS,
-											session_text(g.rec[victim].session));
+											zksync_session_text(g.rec[victim].session));
 
 				if (put_ephemeral(path, s.data) == ZOK)
 					strlcpy(cur_wait.marks[cur_wait.nmarks++], path, ZKSYNC_PATH_MAX);
@@ -1083,7 +1072,7 @@ check_wait(void)
 		{
 			/* the mark has served */
 			ZkReq	   *d = zk_delete(psprintf("%s/%s/%s", zksync_root, ZKSYNC_DEADLOCKS,
-											   session_text(zk_session_id())));
+											   zksync_session_text(zk_session_id())));
 
 			zk_release(d);
 		}

@@ -472,7 +472,7 @@ zksync_waits(PG_FUNCTION_ARGS)
 		values[9] = Int32GetDatum(r->owner.pid);
 		nulls[9] = !r->is_backend;
 		text_or_null(r->owner.application_name, &values[10], &nulls[10]);
-		values[11] = CStringGetTextDatum(psprintf("0x%llx", (unsigned long long) r->session));
+		values[11] = CStringGetTextDatum(zksync_session_text(r->session));
 		values[12] = CStringGetTextDatum(r->node);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
@@ -610,7 +610,7 @@ zksync_session(PG_FUNCTION_ARGS)
 
 	values[0] = CStringGetTextDatum(zk_session_state_name());
 	if (id != 0)
-		values[1] = CStringGetTextDatum(psprintf("0x%llx", (unsigned long long) id));
+		values[1] = CStringGetTextDatum(zksync_session_text(id));
 	else
 		nulls[1] = true;
 	if (zk_current_server(server, sizeof(server)))

@@ -128,6 +128,7 @@ typedef struct ZkOwner
 extern bool zksync_owner_parse(const char *data, ZkOwner *o);
 extern char *zksync_json_field(const char *data, const char *key);
 extern const char *zksync_cluster_id(void);
+extern char *zksync_session_text(int64 session);
 extern const char *zksync_backend_start(void);
 extern bool zksync_node_is_reader(const char *child);
 extern void zksync_sort_by_sequence(char **children, int n);
@@ -279,13 +280,16 @@ typedef struct ZkQueueKind
 	int			nqueues;
 	const char *queues[2];		/* the queues under {root}/{subdir}/{name};
 								 * "" is that directory itself */
-	bool		counted;		/* queue 0's room: max_leases in the name's
-								 * node */
+	/*
+	 * Queue 0's room, from the data of the name's node (NULL: the kind
+	 * keeps no count); 0 if the data records none
+	 */
+	int			(*room) (const char *data);
 	/* contender i of queue q (n of them, in order): its mode, in the views */
 	const char *(*mode) (int q, const ZkContender *c);
 	/* and in messages ("write lock", "semaphore") */
 	const char *(*what) (int q, const ZkContender *c);
-	/* is it granted?  `room` is the count if counted and known, else 0 */
+	/* is it granted?  `room` is queue 0's room if known, else 0 */
 	bool		(*granted) (int q, const ZkContender *c, int n, int i, int room);
 	/* does contender j block waiting contender i? */
 	bool		(*blocks) (int q, const ZkContender *c, int n, int i, int j,
