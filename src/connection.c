@@ -2247,6 +2247,48 @@ zk_pending_releases(char ***paths)
 	return n;
 }
 
+/*
+ * Our nodes on their way out, as palloc'd path prefixes (NULL-ended):
+ * returns how many, or -1 if there are more than `max` (or no memory to
+ * copy them all; then *prefixes holds those copied).  A release
+ * not yet applied is its node's full path; a hunt (a create whose outcome
+ * is unknown) is "{dir}/_c_{guid}", the start of any node it made.  A
+ * deadlock scan must not take a node of these for a wait of ours: they
+ * only look held or queued until the server has applied their delete.
+ */
+int
+zk_leaving_nodes(char ***prefixes, int max)
+{
+	ZkRelease  *rel;
+	ZkHunt	   *hunt;
+	char	  **copy = malloc(sizeof(char *) * (max + 1));
+	int			n = 0,
+				all = 0,
+				i;
+
+	pthread_mutex_lock(&shared_mu);
+	for (rel = releases; rel; rel = rel->next, all++)
+		if (copy && n < max && (copy[n] = strdup(rel->path)) != NULL)
+			n++;
+	for (hunt = hunts; hunt; hunt = hunt->next, all++)
+	{
+		size_t		len = strlen(hunt->dir) + strlen(hunt->guid) + 5;
+
+		if (copy && n < max && (copy[n] = malloc(len)) != NULL)
+			zksync_protected_prefix(copy[n++], len, hunt->dir, hunt->guid, "");
+	}
+	pthread_mutex_unlock(&shared_mu);
+
+	*prefixes = palloc0(sizeof(char *) * (n + 1));
+	for (i = 0; i < n; i++)
+	{
+		(*prefixes)[i] = pstrdup(copy[i]);
+		free(copy[i]);
+	}
+	free(copy);
+	return all == n ? n : -1;
+}
+
 /* Wait (interruptibly, no deadline) for a request; return its rc. */
 int
 zk_call(ZkReq *req)

@@ -34,6 +34,19 @@
  *		pg_blocking_pids() leads on from it, to a zksync waiter of this
  *		cluster perhaps.  A cycle back to us is a deadlock.
  *
+ * A node is not always what it looks like: a node we released stays in
+ * its queue, granted or not, until the server has applied the delete (a
+ * delete in flight, one sent again after a lost connection, a create
+ * abandoned whose node is still being looked for).  A backend that
+ * releases and locks again at once then finds its old node ahead of its
+ * new one, and would take itself for a deadlock (or two such backends,
+ * each other).  So a record also lists the nodes of its session that are
+ * on their way out (zk_leaving_nodes), and a blocker among them is no
+ * edge.  (A backend may wait for itself for real: all the leases of a
+ * semaphore held, and one more asked for.)  The list is taken when the
+ * record is written and only shrinks while the wait lasts: nothing is
+ * released during a wait.
+ *
  * Scans repeat while the wait lasts.  A cycle counts only when a second
  * scan finds it again: queues move, and one snapshot read over several
  * round trips may show edges that never existed together.  Edges come from
@@ -82,6 +95,7 @@
 #define CONFIRM_MS			100
 #define RESCAN_FIRST_MS		200		/* then doubling, up to: */
 #define RESCAN_MIN_MS		1000
+#define LEAVING_MAX			256		/* nodes on their way out, in a record */
 
 static const ZkQueueKind *kinds[4];
 static int	nkinds = 0;
@@ -523,6 +537,31 @@ put_ephemeral(const char *path, const char *data)
 	}
 }
 
+/*
+ * The nodes of our session on their way out, for the record: "leaving",
+ * one path or path prefix a line; "leaving_unknown" if they are too many
+ * to list (then no node of ours but the waiting one is taken for a wait).
+ */
+static void
+append_leaving(StringInfo extra)
+{
+	char	  **prefixes;
+	int			n = zk_leaving_nodes(&prefixes, LEAVING_MAX),
+				i;
+	StringInfoData lines;
+
+	if (n < 0)
+	{
+		appendStringInfoString(extra, ",\"leaving_unknown\":true");
+		return;
+	}
+	initStringInfo(&lines);
+	for (i = 0; i < n; i++)
+		appendStringInfo(&lines, "%s%s", i ? "\n" : "", prefixes[i]);
+	appendStringInfoString(extra, ",\"leaving\":");
+	escape_json(extra, lines.data);
+}
+
 /* Step 1: the record of our wait, for the scans of others */
 static void
 publish(void)
@@ -550,6 +589,7 @@ publish(void)
 	appendStringInfoString(&extra, ",\"node\":");
 	escape_json(&extra, cur_wait.node);
 	appendStringInfo(&extra, ",\"czxid\":" INT64_FORMAT, cur_wait.czxid);
+	append_leaving(&extra);
 	data = zksync_owner_data(extra.data, &len);
 	snprintf(cur_wait.record, sizeof(cur_wait.record), "%s/%s/%s", zksync_root,
 			 ZKSYNC_WAITS, zksync_session_text(zk_session_id()));
@@ -574,8 +614,34 @@ typedef struct Record
 	char	   *name;
 	char	   *node;
 	int64		czxid;
+	char	   *leaving;		/* its session's nodes on their way out */
+	bool		leaving_unknown;	/* ... too many to list */
 	int			row;			/* its waiting node among the rows, or -1 */
 } Record;
+
+/*
+ * May node `node` of record r's session be taken for a wait of r's?  Not
+ * if it is on its way out (r's list: a path, or a hunt's path prefix).
+ */
+static bool
+node_stays(const Record *r, const char *node)
+{
+	const char *line = r->leaving;
+
+	if (strcmp(node, r->node) == 0)
+		return true;
+	if (r->leaving_unknown)
+		return false;
+	while (line && *line)
+	{
+		const char *end = strchrnul(line, '\n');
+
+		if (end > line && strncmp(node, line, end - line) == 0)
+			return false;
+		line = *end ? end + 1 : end;
+	}
+	return true;
+}
 
 /* An edge of the wait graph: record `from` waits for record `to` */
 typedef struct Edge
@@ -788,6 +854,8 @@ build_graph(Graph *g, char **mark)
 			r->what = zksync_json_field(gets[i]->data, "what");
 			r->name = zksync_json_field(gets[i]->data, "name");
 			r->czxid = strtoll(czxid, NULL, 10);
+			r->leaving = zksync_json_field(gets[i]->data, "leaving");
+			r->leaving_unknown = zksync_json_field(gets[i]->data, "leaving_unknown") != NULL;
 			r->row = -1;
 			if (r->session == zk_session_id())
 				me = g->nrec;
@@ -853,7 +921,10 @@ build_graph(Graph *g, char **mark)
 					!g->rows[g->rec[j].row].granted)
 					to = j;
 			if (to >= 0)
-				add_edge(g, i, to, line, false);
+			{
+				if (node_stays(&g->rec[to], h->node))
+					add_edge(g, i, to, line, false);
+			}
 			else if (row_is_local_backend(h))
 				follow_pg(g, i, line, h->owner.pid);
 		}

@@ -210,6 +210,7 @@ extern void zk_release_node(const char *path, int wait_ms, bool nothrow);
 extern void zk_abandon_create(ZkReq *create, const char *dir,
 							  const char *guid, int wait_ms);
 extern int	zk_pending_releases(char ***paths);
+extern int	zk_leaving_nodes(char ***prefixes, int max);
 extern void zk_await_releases(int wait_ms, bool nothrow);
 extern void zk_release_batch_begin(void);
 extern void zk_release_batch_end(void);

@@ -15,7 +15,11 @@
 #  5. log_lock_waits logs long zksync waits with the holder, and their end;
 #  6. no false positive: twelve backends churn on three locks for ten
 #     seconds with deadlock_timeout = 10ms (FIFO queues, hand-offs, arrays,
-#     nested locks in one order, readers) and nobody gets 40P01.
+#     nested locks in one order, readers) and nobody gets 40P01;
+#  7. a node on its way out (a release not yet applied, a create being
+#     hunted) is no edge: another client's wait record says which of its
+#     nodes are leaving, and a cycle through one of them is none; a node
+#     of one's own that stays is one (a second lease of a semaphore of 1).
 use strict;
 use warnings;
 use FindBin;
@@ -24,6 +28,7 @@ use ZkSyncTest;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time);
+use IPC::Run;
 
 my $root = zk_root();
 my $timeout_s = 0.2;    # deadlock_timeout of both clusters
@@ -259,7 +264,8 @@ sub detail_lists
 			zk_line($k3, 'write lock "ring_a"', $k1)),
 		'its DETAIL lists the three waits');
 	is(error($k2), '', 'ring2 got ring_c');
-	ok(!done($k1) && waits_for($k1, 'ring_b'), 'ring1 still waits for ring2\'s ring_b');
+	ok(!done($k1) && poll_until(sub { waits_for($k1, 'ring_b') }, 5),
+		'ring1 still waits for ring2\'s ring_b (between its scans)');
 	settle($_) for $k2, $k3;
 	run($k3, 'ROLLBACK');
 	run($k2, 'COMMIT');
@@ -545,6 +551,90 @@ END \$\$;
 	ok(poll_until(sub { !contenders() && !wait_records() }), 'nothing left in ZooKeeper')
 	  or diag leftovers();
 	$_->quit for @sessions;
+}
+
+# ---------------------------------------------------------------------
+# 7. A node on its way out is no edge
+# ---------------------------------------------------------------------
+# A kazoo session K poses as a backend of another cluster (pid 4242 on
+# cluster 999): it has the first node of x7, and waits for y7 behind r1,
+# which holds y7 and then asks for x7.  K's wait record, as zksync writes
+# one, first lists none of its nodes as leaving: a deadlock, and r1 (the
+# youngest wait) is the victim.  Then the record lists K's x7 node as on
+# its way out (a delete not yet applied, as when a backend released it and
+# locks again at once: the soak's case), or the prefix a hunted create's
+# node starts with, or says there are too many to list: r1's wait is no
+# cycle, and it runs into lock_timeout after several scans.
+{
+	my ($kin, $kout, $kerr) = ('', '', '');
+	my $k = IPC::Run::start([ zkclient('session', '-') ], \$kin, \$kout, \$kerr, IPC::Run::timeout(120));
+	my $ask = sub {
+		my ($line, $re) = @_;
+		$kout = '';
+		$kin .= "$line\n";
+		$k->pump until $kout =~ $re;
+		return $kout =~ $re;
+	};
+	$k->pump until $kout =~ /ready\n/;
+	$ask->('id', qr/^id (0x[0-9a-f]+)\n/);
+	my ($k_session) = $kout =~ /^id (0x[0-9a-f]+)/;
+	my $r1 = job($A, 'r1');
+	my $other = { pid => 4242, cluster => '999' };
+	my $owner = '{"host":"elsewhere","port":5432,"database":"postgres","pid":4242,'
+	  . '"application_name":"kazoo-as-backend","cluster":"999","backend_start":"2026-01-01 00:00:00+00"';
+	my $guid = '0000aaaa-0000-4000-8000-000000000007';
+	run($r1, "SELECT zksync_write_lock('y7')");
+	$ask->("create $root/locks/x7/_c_$guid-__WRIT__ $owner}", qr/^created (\S+) (\d+)\n/);
+	my ($k_x) = $kout =~ /^created (\S+)/;
+	$ask->("create $root/locks/y7/_c_$guid-__WRIT__ $owner}", qr/^created (\S+) (\d+)\n/);
+	my ($k_y, $k_y_czxid) = $kout =~ /^created (\S+) (\d+)/;
+	my $record = sub {
+		my ($extra) = @_;
+		$ask->("put $root/waits/$k_session $owner,\"kind\":\"lock\",\"what\":\"write lock\","
+			  . "\"name\":\"y7\",\"node\":\"$k_y\",\"czxid\":$k_y_czxid$extra}", qr/^put\n/);
+	};
+	run($r1, "SET lock_timeout = '1500ms'");
+
+	$record->('');
+	start($r1, "SELECT zksync_write_lock('x7')");
+	ok(poll_until(sub { done($r1) }, 15), 'r1 asked for x7 (K has its first node), K waits for y7 (r1 holds it)');
+	ok(deadlocked($r1), 'r1 gets 40P01: K\'s record lists nothing on its way out') or diag error($r1);
+	ok(detail_lists($r1, zk_line($r1, 'write lock "x7"', $other), zk_line($other, 'write lock "y7"', $r1)),
+		'the DETAIL names both waits');
+	settle($r1);
+
+	for my $case ([ 'its x7 node on its way out (a release)', ",\"leaving\":\"$root/locks/y7/none\\n$k_x\"" ],
+		[ 'a hunt of its GUID under x7', ",\"leaving\":\"$root/locks/x7/_c_$guid\"" ],
+		[ 'too many nodes on their way out to list', ',"leaving_unknown":true' ])
+	{
+		my ($what, $extra) = @$case;
+		$record->($extra);
+		my $offset = -s $A->logfile;
+		start($r1, "SELECT zksync_write_lock('x7')");
+		ok(poll_until(sub { done($r1) }, 15), "r1 asked for x7 again; K's record: $what");
+		like(error($r1), qr/ERROR:  55P03: canceling statement due to lock timeout/,
+			'... no deadlock: r1 waited until lock_timeout');
+		my $log = slurp_file($A->logfile, $offset);
+		like($log, qr/process $r1->{pid} still waiting for zksync write lock "x7"/,
+			'... and was scanned meanwhile (log_lock_waits)');
+		settle($r1);
+	}
+	run($r1, 'SELECT zksync_unlock_all()');
+
+	# while a node of one's own that stays (a lease) is a wait for oneself
+	run($r1, "SET lock_timeout = 0");
+	is(run($r1, "SELECT zksync_semaphore_acquire('s7', 1)"), 't', 'r1 holds the only lease of s7');
+	start($r1, "SELECT zksync_semaphore_acquire('s7', 1)");
+	ok(poll_until(sub { done($r1) }, 15), 'r1 asks for another lease of s7');
+	ok(deadlocked($r1), '... and gets 40P01: it waits for itself') or diag error($r1);
+	ok(detail_lists($r1, zk_line($r1, 'semaphore "s7"', $r1)), '... the DETAIL says so');
+	settle($r1);
+	run($r1, 'SELECT zksync_unlock_all()');
+	$kin .= "quit\n";
+	$k->finish;
+	ok(poll_until(sub { !contenders() && !wait_records() }), 'nothing left in ZooKeeper')
+	  or diag leftovers();
+	$r1->{s}->quit;
 }
 
 $A->stop;

@@ -15,6 +15,14 @@
                                         K being the cycles that found the lock
                                         already taken by someone else
 
+    zkclient.py HOSTS session -         a kazoo session driven by stdin lines:
+                                        "id" (its id, 0x... hex), "create PATH
+                                        DATA" (an ephemeral sequential node:
+                                        "created FULLPATH CZXID"), "put PATH
+                                        DATA" (an ephemeral node, or its data
+                                        set: "put"), "quit"; DATA is the rest
+                                        of the line
+
 The lock command shares the lock with zksync the way the README tells kazoo
 users to: extra_lock_patterns ["__WRIT__", "__READ__"] for the write lock,
 ["__WRIT__"] for the read lock.
@@ -77,6 +85,24 @@ def main():
                 elif words[0] == "release":
                     lock.release()
                     print("released", flush=True)
+                elif words[0] == "quit":
+                    break
+        elif command == "session":
+            print("ready", flush=True)
+            for line in sys.stdin:
+                words = line.rstrip("\n").split(" ", 2)
+                if words[0] == "id":
+                    print("id 0x%x" % zk.client_id[0], flush=True)
+                elif words[0] == "create":
+                    made = zk.create(words[1], words[2].encode(), ephemeral=True,
+                                     sequence=True, makepath=True)
+                    print("created", made, zk.exists(made).czxid, flush=True)
+                elif words[0] == "put":
+                    if zk.exists(words[1]) is None:
+                        zk.create(words[1], words[2].encode(), ephemeral=True, makepath=True)
+                    else:
+                        zk.set(words[1], words[2].encode())
+                    print("put", flush=True)
                 elif words[0] == "quit":
                     break
         elif command == "churn":
