@@ -31,6 +31,12 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError, NoNodeError
 from kazoo.security import OPEN_ACL_UNSAFE, make_acl, make_digest_acl
 
+# kazoo's own default waits longer and longer between reconnects, up to an
+# hour: after a few faults in a row it would sit out the ensemble's return
+# for minutes.  Ours try again at least every second.
+KAZOO_RECONNECT = dict(max_tries=-1, delay=0.1, backoff=2, max_delay=1.0)
+
+
 ROOT = "/zksync-faults"
 CUT_USER = "zksync_cut"
 
@@ -43,7 +49,8 @@ class Harness:
         self.zk_ports = [args.zk_port + i for i in range(3)]
         self.hosts = ",".join("127.0.0.1:%d" % p for p in self.zk_ports)
         self.rules = []
-        self.zk = KazooClient(hosts=self.hosts, timeout=10.0)
+        self.kazoo_reconnect = KAZOO_RECONNECT
+        self.zk = KazooClient(hosts=self.hosts, timeout=10.0, connection_retry=KAZOO_RECONNECT)
         self.zk.start(timeout=30)
         self.clusters = {}
 
