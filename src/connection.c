@@ -2272,7 +2272,7 @@ zk_leaving_nodes(char ***prefixes, int max)
 			n++;
 	for (hunt = hunts; hunt; hunt = hunt->next, all++)
 	{
-		size_t		len = strlen(hunt->dir) + strlen(hunt->guid) + 5;
+		size_t		len = strlen(hunt->dir) + strlen(hunt->guid) + 6;	/* /_c_ - \0 */
 
 		if (copy && n < max && (copy[n] = malloc(len)) != NULL)
 			zksync_protected_prefix(copy[n++], len, hunt->dir, hunt->guid, "");
