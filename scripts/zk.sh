@@ -74,7 +74,7 @@ start1() {
   nohup java -Xmx256m -Dzookeeper.log.dir="$d/logs" -Dznode.container.checkIntervalMs=1000 \
     -Dlog4j.configuration="file:$d/log4j.properties" \
     -Dzookeeper.jmx.log4j.disable=true \
-    -cp "/usr/share/java/zookeeper.jar:/usr/share/java/*" \
+    -cp "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar" \
     org.apache.zookeeper.server.quorum.QuorumPeerMain "$d/zoo.cfg" \
     > "$d/logs/stdout.log" 2>&1 < /dev/null &
   echo $! > "$d/pid"
