@@ -31,7 +31,25 @@ four() { # four-letter word to server $1
 }
 
 pid_of() { cat "$ZK_DIR/n$1/pid" 2>/dev/null || true; }
-alive() { local p; p=$(pid_of "$1"); [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
+# Is server $1's process there?  A killed one may linger a moment, dying or
+# as a zombie not yet reaped: that is not alive.
+alive() {
+  local p st
+  p=$(pid_of "$1")
+  [ -n "$p" ] || return 1
+  st=$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null) || return 1
+  [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
+# Wait (up to 10 s) until server $1's process is gone.  Without this, a
+# start1 right after kill1 saw the dying process, took it for alive and did
+# nothing: the server stayed down, and a second fault lost the quorum.
+await_gone() {
+  local _
+  for _ in $(seq 1 200); do alive "$1" || return 0; sleep 0.05; done
+  echo "zk.sh: server $1 did not go away" >&2
+  return 1
+}
 
 configure() {
   local i j
@@ -128,9 +146,8 @@ case "${1:-}" in
     ;;
   hosts) hosts ;;
   start1) start1 "$2"; wait_quorum 60 ;;
-  stop1) p=$(pid_of "$2"); kill -CONT "$p" 2>/dev/null || true; kill "$p"
-         while kill -0 "$p" 2>/dev/null; do sleep 0.05; done ;;
-  kill1) kill -9 "$(pid_of "$2")" ;;
+  stop1) p=$(pid_of "$2"); kill -CONT "$p" 2>/dev/null || true; kill "$p"; await_gone "$2" ;;
+  kill1) kill -9 "$(pid_of "$2")"; await_gone "$2" ;;
   freeze) kill -STOP "$(pid_of "$2")" ;;
   thaw) kill -CONT "$(pid_of "$2")" ;;
   leader)

@@ -76,6 +76,17 @@ class Harness:
                    "ZK_DIR=" + self.args.zk_dir, "ZK_PORT=%d" % self.args.zk_port] + cmd
         return subprocess.run(cmd, env=env, capture_output=True, text=True)
 
+    def zk_start(self, server):
+        """Start ZooKeeper server `server` if it is down and wait for the
+        quorum; True if it then serves (as leader or follower)."""
+        r = self.zkctl("start1", server)
+        status = self.zkctl("status").stdout
+        serving = any(line.startswith("zk%s " % server) and "Mode:" in line
+                      for line in status.splitlines())
+        if r.returncode != 0 or not serving:
+            self.note("zk%s did not come back: %s %s" % (server, status.strip(), r.stderr.strip()))
+        return r.returncode == 0 and serving
+
     def start_cluster(self, name, os_user, port, extra_conf=""):
         pg_dir = os.path.join(self.args.work, "pg-" + name)
         env = dict(os.environ, PG_DIR=pg_dir, PGPORT=str(port), ZK_HOSTS=self.hosts,
@@ -298,6 +309,7 @@ def test_leader_kill(h):
     for t in threads:
         t.start()
     faults = 0
+    restarted = 0
     rounds = 2 if h.args.quick else 3
     time.sleep(2)
     for r in range(rounds):
@@ -306,7 +318,7 @@ def test_leader_kill(h):
         faults += 1
         h.note("round %d: killed leader zk%s" % (r + 1, leader))
         time.sleep(2)
-        h.zkctl("start1", leader)
+        restarted += h.zk_start(leader)
         time.sleep(1)
         follower = [i for i in ("1", "2", "3") if i != h.zkctl("leader").stdout.strip()][0]
         h.zkctl("freeze", follower)
@@ -325,6 +337,8 @@ def test_leader_kill(h):
         h.note("worker error seen: " + m)
     h.note("leader kill: %d cycles, %d overlaps, %d stale tokens, %d faults injected, %d errors"
            % (state["cycles"], state["overlaps"], state["stale"], faults, state["errors"]))
+    h.ok(restarted == rounds, "each killed leader was back, serving, before the next fault (%d of %d)"
+         % (restarted, rounds))
     h.ok(state["cycles"] > 100, "workers cycled the lock (%d cycles)" % state["cycles"])
     h.ok(state["overlaps"] == 0, "no two holders overlapped (%d overlaps)" % state["overlaps"])
     h.ok(state["stale"] == 0, "fencing tokens strictly increased from holder to holder")

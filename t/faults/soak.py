@@ -86,6 +86,7 @@ class Soak:
         self.invalid = {"zksync": 0, "kazoo": 0, "curator": 0}
         self.errors = {}
         self.deadlock_details = []
+        self.zk_not_back = 0        # killed ZooKeeper servers that did not serve again
         self.lost_commits = []     # (who, node)
         self.stop_cycles = threading.Event()
         self.workers = {}          # i -> dict(state, pid, cycles, cluster)
@@ -334,7 +335,8 @@ class Soak:
                 return False
             h.zkctl("kill1", leader)
             time.sleep(r.uniform(1.0, 2.5))
-            h.zkctl("start1", leader)
+            if not h.zk_start(leader):
+                self.zk_not_back += 1
         elif kind == "follower_freeze":
             leader = h.zkctl("leader").stdout.strip()
             followers = [i for i in ("1", "2", "3") if i != leader]
@@ -544,6 +546,9 @@ class Soak:
              "soak: after the faults every client made progress again and stopped when asked")
         h.ok(not doubles, "soak: no double grants (%d)" % len(doubles))
         false_deadlocks = sum(n for text, n in self.errors.items() if "deadlock detected" in text)
+        h.ok(self.zk_not_back == 0,
+             "soak: every killed ZooKeeper server served again before the next fault (%d did not)"
+             % self.zk_not_back)
         for d in self.deadlock_details[:5]:
             h.note("soak: deadlock reported to %s" % d)
         h.ok(false_deadlocks == 0,
