@@ -133,7 +133,7 @@ case "${1:-}" in
     for i in $(seq 1 $N); do
       p=$(pid_of "$i")
       [ -n "$p" ] || continue
-      for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+      for _ in $(seq 1 50); do alive "$i" || break; sleep 0.1; done
       kill -9 "$p" 2>/dev/null || true
       rm -f "$ZK_DIR/n$i/pid"
     done

@@ -2214,79 +2214,80 @@ zk_abandon_create(ZkReq *create, const char *dir, const char *guid,
 }
 
 /*
- * The nodes whose release is not yet applied, as palloc'd full paths;
- * returns how many.  (Copied with malloc under the mutex: a palloc there
- * could throw with the mutex held.)
+ * Copy our nodes on their way out into *out as palloc'd path prefixes
+ * (NULL-ended), at most `max`: releases not yet applied (a node's full
+ * path) and, if `with_hunts`, hunts ("{dir}/_c_{guid}-", the start of any
+ * node a create whose outcome is unknown made).  Returns how many were
+ * copied; *complete says whether that is all of them.  (Copied with malloc
+ * under the mutex: a palloc there could throw with the mutex held.)
  */
-int
-zk_pending_releases(char ***paths)
-{
-	ZkRelease  *rel;
-	char	  **copy = NULL;
-	int			n = 0,
-				max = 0,
-				i;
-
-	pthread_mutex_lock(&shared_mu);
-	for (rel = releases; rel; rel = rel->next)
-		max++;
-	if (max > 0)
-		copy = malloc(sizeof(char *) * max);
-	for (rel = releases; copy && rel && n < max; rel = rel->next)
-		if ((copy[n] = strdup(rel->path)) != NULL)
-			n++;
-	pthread_mutex_unlock(&shared_mu);
-
-	*paths = palloc0(sizeof(char *) * (n + 1));
-	for (i = 0; i < n; i++)
-	{
-		(*paths)[i] = pstrdup(copy[i]);
-		free(copy[i]);
-	}
-	free(copy);
-	return n;
-}
-
-/*
- * Our nodes on their way out, as palloc'd path prefixes (NULL-ended):
- * returns how many, or -1 if there are more than `max` (or no memory to
- * copy them all; then *prefixes holds those copied).  A release
- * not yet applied is its node's full path; a hunt (a create whose outcome
- * is unknown) is "{dir}/_c_{guid}", the start of any node it made.  A
- * deadlock scan must not take a node of these for a wait of ours: they
- * only look held or queued until the server has applied their delete.
- */
-int
-zk_leaving_nodes(char ***prefixes, int max)
+static int
+copy_leaving(char ***out, int max, bool with_hunts, bool *complete)
 {
 	ZkRelease  *rel;
 	ZkHunt	   *hunt;
-	char	  **copy = malloc(sizeof(char *) * (max + 1));
+	char	  **copy = NULL;
 	int			n = 0,
 				all = 0,
 				i;
 
 	pthread_mutex_lock(&shared_mu);
-	for (rel = releases; rel; rel = rel->next, all++)
-		if (copy && n < max && (copy[n] = strdup(rel->path)) != NULL)
+	for (rel = releases; rel; rel = rel->next)
+		all++;
+	for (hunt = with_hunts ? hunts : NULL; hunt; hunt = hunt->next)
+		all++;
+	if (Min(all, max) > 0)
+		copy = malloc(sizeof(char *) * Min(all, max));
+	for (rel = releases; copy && rel && n < max; rel = rel->next)
+		if ((copy[n] = strdup(rel->path)) != NULL)
 			n++;
-	for (hunt = hunts; hunt; hunt = hunt->next, all++)
+	for (hunt = with_hunts ? hunts : NULL; copy && hunt && n < max; hunt = hunt->next)
 	{
 		size_t		len = strlen(hunt->dir) + strlen(hunt->guid) + 6;	/* /_c_ - \0 */
 
-		if (copy && n < max && (copy[n] = malloc(len)) != NULL)
+		if ((copy[n] = malloc(len)) != NULL)
 			zksync_protected_prefix(copy[n++], len, hunt->dir, hunt->guid, "");
 	}
 	pthread_mutex_unlock(&shared_mu);
 
-	*prefixes = palloc0(sizeof(char *) * (n + 1));
+	*out = palloc0(sizeof(char *) * (n + 1));
 	for (i = 0; i < n; i++)
 	{
-		(*prefixes)[i] = pstrdup(copy[i]);
+		(*out)[i] = pstrdup(copy[i]);
 		free(copy[i]);
 	}
 	free(copy);
-	return all == n ? n : -1;
+	*complete = n == all;
+	return n;
+}
+
+/*
+ * The nodes whose release is not yet applied, as palloc'd full paths;
+ * returns how many.
+ */
+int
+zk_pending_releases(char ***paths)
+{
+	bool		complete;
+
+	return copy_leaving(paths, PG_INT32_MAX, false, &complete);
+}
+
+/*
+ * Our nodes on their way out (releases not yet applied, hunts), as
+ * palloc'd path prefixes (NULL-ended): returns how many, or -1 if there
+ * are more than `max` (or no memory to copy them all; then *prefixes
+ * holds those copied).  A deadlock scan must not take a node of these for
+ * a wait of ours: they only look held or queued until the server has
+ * applied their delete.
+ */
+int
+zk_leaving_nodes(char ***prefixes, int max)
+{
+	bool		complete;
+	int			n = copy_leaving(prefixes, max, true, &complete);
+
+	return complete ? n : -1;
 }
 
 /* Wait (interruptibly, no deadline) for a request; return its rc. */
