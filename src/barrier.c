@@ -45,6 +45,7 @@ typedef struct Participant
 	char		dir[ZKSYNC_PATH_MAX];	/* key: {root}/dbarriers/{name} */
 	char		node[ZKSYNC_PATH_MAX];
 	int			participants;
+	ZkHeld	   *watch;			/* our node's watch while inside */
 } Participant;
 
 static HTAB *entered = NULL;
@@ -374,6 +375,7 @@ zksync_dbarrier_enter(const char *name, int participants, int timeout_ms)
 	p = (Participant *) hash_search(entered, dir, HASH_ENTER, NULL);
 	strlcpy(p->node, entering.node, sizeof(p->node));
 	p->participants = participants;
+	p->watch = zk_held_watch(p->node);
 	return true;
 }
 
@@ -401,6 +403,9 @@ zksync_dbarrier_exit(const char *name, int timeout_ms)
 	strlcpy(node, p->node, sizeof(node));
 	mine = strrchr(node, '/') + 1;
 	zk_connect();
+	/* leaving: our own delete of the node is not a loss */
+	zk_held_drop(p->watch);
+	p->watch = NULL;
 
 	PG_TRY();
 	{
@@ -411,7 +416,7 @@ zksync_dbarrier_exit(const char *name, int timeout_ms)
 			int			n = 0,
 						i;
 			bool		me_in = false;
-			char		watch[ZKSYNC_PATH_MAX];
+			char	   *watch;
 			uint64		seen;
 
 			parts = palloc(sizeof(char *) * (g->nchildren + 1));
@@ -434,12 +439,12 @@ zksync_dbarrier_exit(const char *name, int timeout_ms)
 				break;
 			}
 			if (me_in && strcmp(parts[0], mine) == 0)
-				snprintf(watch, sizeof(watch), "%s/%s", dir, parts[n - 1]);
+				watch = zksync_child_path(dir, parts[n - 1]);
 			else
 			{
 				if (me_in)
 					zk_release_node(node, ZKSYNC_RELEASE_WAIT_MS, false);
-				snprintf(watch, sizeof(watch), "%s/%s", dir, parts[0]);
+				watch = zksync_child_path(dir, parts[0]);
 			}
 			if (deadline != 0 && GetCurrentTimestamp() >= deadline)
 				break;
@@ -489,12 +494,45 @@ dbarrier_forget_session(void)
 		return;
 	hash_seq_init(&seq, entered);
 	while ((p = hash_seq_search(&seq)) != NULL)
+	{
+		zk_held_drop(p->watch);
 		hash_search(entered, p->dir, HASH_REMOVE, NULL);
+	}
+}
+
+/*
+ * Some held nodes were found gone: a participant node of ours that another
+ * client deleted means this backend is no longer counted in that barrier.
+ * Say so; zksync_dbarrier_exit() then only waits for the others.  Never
+ * throws (WARNINGs only).
+ */
+static void
+dbarrier_lost_nodes(void)
+{
+	HASH_SEQ_STATUS seq;
+	Participant *p;
+
+	if (entered == NULL)
+		return;
+	hash_seq_init(&seq, entered);
+	while ((p = hash_seq_search(&seq)) != NULL)
+		if (zk_held_gone(p->watch))
+		{
+			ereport(WARNING,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("this backend's place in double barrier \"%s\" is lost: another client deleted its node",
+							strrchr(p->dir, '/') + 1),
+					 errdetail("Node \"%s\" was deleted while this backend was inside the barrier; the others no longer count it.",
+							   p->node)));
+			zk_held_drop(p->watch);
+			p->watch = NULL;
+		}
 }
 
 /* From _PG_init: hear of the session's end (connection.c calls no recipe). */
 void
 zksync_barrier_init(void)
 {
-	zk_register_session_user(dbarrier_nodes, dbarrier_forget_session);
+	zk_register_session_user(dbarrier_nodes, dbarrier_forget_session,
+							 dbarrier_lost_nodes);
 }

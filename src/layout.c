@@ -313,3 +313,14 @@ zksync_contenders(char **children, int nchildren, ZkContender **out)
 	*out = c;
 	return n;
 }
+
+/*
+ * The path of `child` under `dir`, palloc'd.  A child another client made
+ * may have a name of any length: it is never cut to fit a buffer, where it
+ * could turn into the path of some other node.
+ */
+char *
+zksync_child_path(const char *dir, const char *child)
+{
+	return psprintf("%s/%s", dir, child);
+}

@@ -114,6 +114,8 @@ typedef struct Hold
 	int			nlevels;
 	int			maxlevels;
 	HoldState	state;
+	bool		node_deleted;	/* lost: another client deleted the node */
+	ZkHeld	   *watch;			/* the node's watch while held */
 	int64		token;			/* czxid of the node */
 	LocalTransactionId lost_lxid;	/* transaction running when lost */
 } Hold;
@@ -169,6 +171,8 @@ find_hold(const char *dir, char mode)
 static void
 remove_hold(Hold *hold)
 {
+	zk_held_drop(hold->watch);
+	hold->watch = NULL;
 	if (hold->xact_count > 0)
 		n_xact_holds--;
 	if (hold->levels)
@@ -323,8 +327,15 @@ add_count(Hold *hold, bool xact)
 }
 
 static void
-report_lost(char mode, const char *name)
+report_lost(char mode, const char *name, bool node_deleted)
 {
+	if (node_deleted)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("zksync %s lock \"%s\" was lost: another client deleted its node",
+						MODE_NAME(mode), name),
+				 errdetail("The node was deleted while this backend held the lock; another client may have taken the lock."),
+				 errhint("Release it with zksync_unlock_all() or by ending the transaction.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_CONNECTION_FAILURE),
 			 errmsg("zksync %s lock \"%s\" was lost with its ZooKeeper session",
@@ -337,7 +348,7 @@ static void
 error_if_lost(Hold *hold)
 {
 	if (hold->state == HOLD_LOST)
-		report_lost(hold->key.mode, hold->name);
+		report_lost(hold->key.mode, hold->name, hold->node_deleted);
 }
 
 /*
@@ -641,7 +652,10 @@ zksync_lock_acquire_many(const char **names, int n, ZkLockMode mode,
 		}
 		for (i = 0; i < n; i++)
 			if (!w[i].stacked)
+			{
 				w[i].hold->state = HOLD_HELD;
+				w[i].hold->watch = zk_held_watch(w[i].hold->node);
+			}
 	}
 	for (i = 0; i < n; i++)
 		add_count(w[i].hold, xact);
@@ -710,6 +724,10 @@ drop_hold(Hold *hold, bool nothrow)
 	{
 		Hold	   *read = NULL;
 
+		/* our own delete is not a loss */
+		zk_held_drop(hold->watch);
+		hold->watch = NULL;
+
 		if (hold->key.mode == 'w')
 			read = find_hold(hold->key.dir, 'r');
 		if (read && read->state == HOLD_HELD &&
@@ -751,7 +769,7 @@ release_one(const char *name, char m)
 		hold->session_count--;
 		if (hold->session_count == 0 && hold->xact_count == 0)
 			remove_hold(hold);
-		report_lost(m, name);
+		report_lost(m, name, hold->node_deleted);
 	}
 	if (hold->session_count == 1 && hold->xact_count == 0)
 	{
@@ -959,6 +977,17 @@ hold_nodes(void)
 	return holds ? (int) hash_get_num_entries(holds) : 0;
 }
 
+/* A held hold is lost: never reported as held again. */
+static void
+mark_lost(Hold *hold, bool node_deleted)
+{
+	hold->state = HOLD_LOST;
+	hold->node_deleted = node_deleted;
+	hold->lost_lxid = MyProc ? MyProc->lxid : InvalidLocalTransactionId;
+	zk_held_drop(hold->watch);
+	hold->watch = NULL;
+}
+
 /*
  * The session expired or was closed: every node is gone.  Holds become
  * lost (never reported as held again); waits in progress are dropped.
@@ -977,24 +1006,80 @@ forget_session(void)
 		if (hold->state == HOLD_WAITING)
 			remove_hold(hold);
 		else if (hold->state == HOLD_HELD)
-		{
-			hold->state = HOLD_LOST;
-			hold->lost_lxid = MyProc ? MyProc->lxid : InvalidLocalTransactionId;
-		}
+			mark_lost(hold, false);
 	}
 }
 
 /*
+ * Some held nodes were found gone: each hold whose node another client
+ * deleted is lost, exactly as after an expiry, and the backend hears of it
+ * now.  Never throws (WARNINGs only).
+ */
+static void
+lost_nodes(void)
+{
+	HASH_SEQ_STATUS seq;
+	Hold	   *hold;
+
+	if (holds == NULL)
+		return;
+	hash_seq_init(&seq, holds);
+	while ((hold = hash_seq_search(&seq)) != NULL)
+		if (hold->state == HOLD_HELD && zk_held_gone(hold->watch))
+		{
+			ereport(WARNING,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("zksync %s lock \"%s\" is lost: another client deleted its node",
+							MODE_NAME(hold->key.mode), hold->name),
+					 errdetail("Node \"%s\" was deleted while this backend held the lock; another client may hold it now.",
+							   hold->node),
+					 errhint("A transaction that relied on the lock cannot commit. Release it with zksync_unlock_all() or by ending the transaction.")));
+			mark_lost(hold, true);
+		}
+}
+
+/*
+ * The commit check looks at the nodes too, not only at the session: every
+ * held node must be known present and ours (its watch set by a getData
+ * that found it, and not fired since).  One whose getData is still out is
+ * waited for, up to the session timeout; one that was deleted is lost; one
+ * that cannot be confirmed in time closes the session, so that its holds
+ * are lost rather than trusted.  May throw on interrupts.
+ */
+static void
+verify_nodes(void)
+{
+	HASH_SEQ_STATUS seq;
+	Hold	   *hold;
+
+	hash_seq_init(&seq, holds);
+	while ((hold = hash_seq_search(&seq)) != NULL)
+	{
+		if (hold->state != HOLD_HELD ||
+			zk_held_confirm(hold->watch, zksync_session_timeout))
+			continue;
+		if (!zk_held_gone(hold->watch))
+		{
+			hash_seq_term(&seq);
+			zk_reset_session(); /* marks every hold lost, now */
+			break;
+		}
+	}
+	zk_notice_lost_nodes();
+}
+
+/*
  * Pre-commit: refuse to commit a transaction that relied on a lock that is
- * lost: any transaction hold, or a session hold held during it.  Unless
- * the session is known alive (a reply to a request sent within a third of
- * the session timeout), it asks the server; if the backend is cut off it
- * cannot know whether its session still lives, so it waits up to the
- * session timeout for the client to find out (zk_confirm_session_alive).
- * If it cannot be confirmed, the session is closed and its locks count as
- * lost.  A read-only transaction under session locks only is not made to
- * wait (below), but a hold already known lost refuses it too.  Also run before PREPARE TRANSACTION
- * (SPEC point 17).
+ * lost: any transaction hold, or a session hold held during it.  It asks
+ * the server, with a sync (zk_sync_held): its answer proves the session
+ * alive now, and comes after the news of any held node that another client
+ * deleted before the COMMIT; then each node must be known present
+ * (verify_nodes).  If the backend is cut off it cannot know whether its
+ * session still lives, so it waits up to the session timeout for the
+ * client to find out.  If nothing can be confirmed, the session is closed
+ * and its locks count as lost.  A read-only transaction under session
+ * locks only is not made to wait (below), but a hold already known lost
+ * refuses it too.  Also run before PREPARE TRANSACTION.
  */
 static void
 zksync_check_lost_for_commit(void)
@@ -1020,9 +1105,13 @@ zksync_check_lost_for_commit(void)
 	 * works at once during an outage (point 15).
 	 */
 	if (relied && (n_xact_holds > 0 ||
-				   GetTopTransactionIdIfAny() != InvalidTransactionId) &&
-		!zk_confirm_session_alive(NULL, zksync_session_timeout))
-		zk_reset_session();		/* marks every hold lost, now */
+				   GetTopTransactionIdIfAny() != InvalidTransactionId))
+	{
+		if (!zk_sync_held(zksync_session_timeout))
+			zk_reset_session();	/* marks every hold lost, now */
+		else
+			verify_nodes();
+	}
 
 	hash_seq_init(&seq, holds);
 	while ((hold = hash_seq_search(&seq)) != NULL)
@@ -1033,6 +1122,13 @@ zksync_check_lost_for_commit(void)
 			  MyProc && hold->lost_lxid == MyProc->lxid)))
 			bad = hold;
 	}
+	if (bad && bad->node_deleted)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("cannot commit: zksync %s lock \"%s\" was lost during the transaction",
+						MODE_NAME(bad->key.mode), bad->name),
+				 errdetail("Another client deleted the lock's node while this backend held it; another client may have taken the lock."),
+				 errhint("The transaction is rolled back. Release the lost lock with zksync_unlock_all() or take it again.")));
 	if (bad)
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
@@ -1169,7 +1265,7 @@ static const ZkScopeHooks lock_scope = {
 void
 zksync_lock_init(void)
 {
-	zk_register_session_user(hold_nodes, forget_session);
+	zk_register_session_user(hold_nodes, forget_session, lost_nodes);
 	zksync_register_scope(&lock_scope);
 	zk_register_queue_kind(&lock_kind);
 }

@@ -198,6 +198,7 @@ static bool
 find_own_node(ZkProtected *pn)
 {
 	char	  **mine;
+	char	   *prefix;
 	int			n = 0,
 				i;
 	bool		found = false;
@@ -212,8 +213,9 @@ find_own_node(ZkProtected *pn)
 		zk_report_error(rc, "get_children", pn->dir);
 	}
 	mine = palloc(sizeof(char *) * (g->nchildren + 1));
+	prefix = psprintf("_c_%s-", pn->guid);
 	for (i = 0; g->rc == ZOK && i < g->nchildren; i++)
-		if (strstr(g->children[i], pn->guid) != NULL &&
+		if (strncmp(g->children[i], prefix, strlen(prefix)) == 0 &&
 			zksync_node_sequence(g->children[i]) >= 0)
 			mine[n++] = pstrdup(g->children[i]);
 	zk_release(g);
@@ -221,10 +223,9 @@ find_own_node(ZkProtected *pn)
 
 	for (i = 0; i < n; i++)
 	{
-		char		path[ZKSYNC_PATH_MAX];
+		char	   *path = zksync_child_path(pn->dir, mine[i]);
 
-		snprintf(path, sizeof(path), "%s/%s", pn->dir, mine[i]);
-		if (!found)
+		if (!found && strlen(path) < sizeof(pn->node))
 		{
 			ZkReq	   *e = zk_exists(path, false);
 

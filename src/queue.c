@@ -41,12 +41,13 @@
 
 /*
  * Ask the driver about our node in listing `g`.  Returns true if granted;
- * else sets `watch` (a full path) to the node to wait for and `*handed`
- * to whether that node may be handed to us.  ERROR if our node is gone.
+ * else sets `*watch` (a full path, palloc'd: another client's name may be
+ * of any length) to the node to wait for and `*handed` to whether that
+ * node may be handed to us.  ERROR if our node is gone.
  */
 static bool
 decide(const ZkQueueDriver *drv, ZkProtected *pn, ZkReq *g,
-	   const char *what, const char *name, char *watch, bool *handed)
+	   const char *what, const char *name, char **watch, bool *handed)
 {
 	ZkContender *c;
 	const char *mine = strrchr(pn->node, '/') + 1;
@@ -71,7 +72,7 @@ decide(const ZkQueueDriver *drv, ZkProtected *pn, ZkReq *g,
 	granted = drv->granted(c, n, me, &blocker);
 	if (!granted)
 	{
-		snprintf(watch, ZKSYNC_PATH_MAX, "%s/%s", pn->dir, c[blocker].name);
+		*watch = zksync_child_path(pn->dir, c[blocker].name);
 		*handed = drv->handoff && !c[blocker].reader;
 	}
 	pfree(c);
@@ -91,11 +92,12 @@ queue_loop(ZkProtected *pn, const char *dir, const char *tag,
 {
 	ZkReq	   *g = NULL;
 
+	char	   *path = NULL;
+
 	if (tag)
 		zk_protected_create(pn, dir, tag, data, datalen, &g);
 	for (;;)
 	{
-		char		path[ZKSYNC_PATH_MAX];
 		bool		may_handoff = false;
 		bool		granted;
 		uint64		seen;
@@ -103,13 +105,16 @@ queue_loop(ZkProtected *pn, const char *dir, const char *tag,
 		int			rc = ZNONODE;
 		ZkWaitResult result = ZKW_EVENT;
 
+		if (path)
+			pfree(path);
+		path = NULL;
 		if (g == NULL || zk_call(g) != ZOK)
 		{
 			/* none pipelined, or it failed: list again */
 			zk_release(g);
 			g = zk_children_retrying(dir);
 		}
-		granted = decide(drv, pn, g, what, name, path, &may_handoff);
+		granted = decide(drv, pn, g, what, name, &path, &may_handoff);
 		zk_release(g);
 		g = NULL;
 		if (granted)
@@ -255,7 +260,7 @@ zk_queue_join(ZkProtected *pn, const char *dir, const char *tag,
 bool
 zk_queue_granted(const ZkQueueDriver *drv, ZkProtected *pn, ZkReq *listing)
 {
-	char		watch[ZKSYNC_PATH_MAX];
+	char	   *watch = NULL;
 	bool		handed;
 	bool		granted;
 	ZkReq	   *g = listing;
@@ -265,7 +270,7 @@ zk_queue_granted(const ZkQueueDriver *drv, ZkProtected *pn, ZkReq *listing)
 		zk_release(g);
 		g = zk_children_retrying(pn->dir);
 	}
-	granted = decide(drv, pn, g, "lock", strrchr(pn->dir, '/') + 1, watch, &handed);
+	granted = decide(drv, pn, g, "lock", strrchr(pn->dir, '/') + 1, &watch, &handed);
 	zk_release(g);
 	return granted;
 }

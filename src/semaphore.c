@@ -47,7 +47,9 @@ typedef struct Lease
 	char		node[ZKSYNC_PATH_MAX];
 	bool		xact;			/* transaction-level */
 	int			level;			/* its savepoint level, if xact */
-	bool		lost;			/* the session that held it ended */
+	bool		lost;			/* the session that held it ended, or */
+	bool		node_deleted;	/* another client deleted its node */
+	ZkHeld	   *watch;			/* the node's watch while held */
 	LocalTransactionId lost_lxid;	/* the transaction running then */
 } Lease;
 
@@ -238,6 +240,7 @@ add_lease(const char *name, bool xact)
 	strlcpy(l->node, lease_pn.node, sizeof(l->node));
 	l->xact = xact;
 	l->level = xact ? GetCurrentTransactionNestLevel() : 0;
+	l->watch = zk_held_watch(l->node);
 }
 
 /*
@@ -344,6 +347,7 @@ zksync_semaphore_acquire(const char *name, int max_leases, bool xact,
 static void
 drop_lease(int i)
 {
+	zk_held_drop(leases[i].watch);
 	if (!leases[i].lost)
 		zk_release_node(leases[i].node, 0, true);
 	memmove(&leases[i], &leases[i + 1], sizeof(Lease) * (nleases - i - 1));
@@ -378,6 +382,14 @@ zksync_semaphore_release(const char *name)
 				 errmsg("you don't own a lease of zksync semaphore \"%s\"", name)));
 		return false;
 	}
+	if (leases[i].lost && leases[i].node_deleted)
+	{
+		drop_lease(i);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("lease of zksync semaphore \"%s\" was lost: another client deleted its node", name),
+				 errdetail("Another client may have taken the lease.")));
+	}
 	if (leases[i].lost)
 	{
 		drop_lease(i);
@@ -401,14 +413,40 @@ check_commit(void)
 	bool		relied = false;
 	bool		xact = false;
 
+	zk_notice_session_end();	/* an expiry or a deleted node already known */
 	for (i = 0; i < nleases; i++)
 	{
 		relied |= !leases[i].lost;
 		xact |= leases[i].xact;
 	}
-	if (relied && (xact || GetTopTransactionIdIfAny() != InvalidTransactionId) &&
-		!zk_confirm_session_alive(NULL, zksync_session_timeout))
-		zk_reset_session();		/* marks every lease lost, now */
+	if (relied && (xact || GetTopTransactionIdIfAny() != InvalidTransactionId))
+	{
+		if (!zk_sync_held(zksync_session_timeout))
+			zk_reset_session(); /* marks every lease lost, now */
+		else
+		{
+			/* the nodes too: each present, ours and watched (lock.c) */
+			for (i = 0; i < nleases; i++)
+				if (!leases[i].lost &&
+					!zk_held_confirm(leases[i].watch, zksync_session_timeout) &&
+					!zk_held_gone(leases[i].watch))
+				{
+					zk_reset_session();
+					break;
+				}
+			zk_notice_lost_nodes();
+		}
+	}
+	for (i = 0; i < nleases; i++)
+		if (leases[i].lost && leases[i].node_deleted &&
+			(leases[i].xact ||
+			 (MyProc && leases[i].lost_lxid == MyProc->lxid)))
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("cannot commit: a lease of zksync semaphore \"%s\" was lost during the transaction",
+							leases[i].name),
+					 errdetail("Another client deleted the lease's node while this backend held it; another client may have taken the lease."),
+					 errhint("The transaction is rolled back.")));
 	for (i = 0; i < nleases; i++)
 		if (leases[i].lost &&
 			(leases[i].xact ||
@@ -501,6 +539,17 @@ lease_nodes(void)
 	return n;
 }
 
+/* A lease is lost: never counted as held again */
+static void
+mark_lost(Lease *l, bool node_deleted)
+{
+	l->lost = true;
+	l->node_deleted = node_deleted;
+	l->lost_lxid = MyProc ? MyProc->lxid : InvalidLocalTransactionId;
+	zk_held_drop(l->watch);
+	l->watch = NULL;
+}
+
 /* The session ended: every lease is gone with it */
 static void
 forget_session(void)
@@ -509,9 +558,29 @@ forget_session(void)
 
 	for (i = 0; i < nleases; i++)
 		if (!leases[i].lost)
+			mark_lost(&leases[i], false);
+}
+
+/*
+ * Some held nodes were found gone: a lease whose node another client
+ * deleted is lost, as after an expiry.  Never throws (WARNINGs only).
+ */
+static void
+lost_nodes(void)
+{
+	int			i;
+
+	for (i = 0; i < nleases; i++)
+		if (!leases[i].lost && zk_held_gone(leases[i].watch))
 		{
-			leases[i].lost = true;
-			leases[i].lost_lxid = MyProc ? MyProc->lxid : InvalidLocalTransactionId;
+			ereport(WARNING,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("a lease of zksync semaphore \"%s\" is lost: another client deleted its node",
+							leases[i].name),
+					 errdetail("Node \"%s\" was deleted while this backend held the lease; another client may hold it now.",
+							   leases[i].node),
+					 errhint("A transaction that relied on the lease cannot commit. Release it with zksync_semaphore_release() or by ending the transaction.")));
+			mark_lost(&leases[i], true);
 		}
 }
 
@@ -527,7 +596,7 @@ static const ZkScopeHooks semaphore_scope = {
 void
 zksync_semaphore_init(void)
 {
-	zk_register_session_user(lease_nodes, forget_session);
+	zk_register_session_user(lease_nodes, forget_session, lost_nodes);
 	zksync_register_scope(&semaphore_scope);
 	zk_register_queue_kind(&semaphore_kind);
 }

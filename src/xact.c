@@ -15,11 +15,17 @@
  * no-throw paths the recipes register (ZkScopeHooks): the deletes are queued until applied, the wait
  * for them is bounded (ZKSYNC_RELEASE_WAIT_MS), and if memory runs out
  * the session is closed rather than a node left behind.
+ *
+ * Statements.  Every statement (ExecutorStart, ProcessUtility) first asks
+ * the connection layer whether another client deleted a node this backend
+ * holds; the recipes then mark those holds lost and warn, so a backend
+ * hears of it at its next statement and not only at its next zksync call.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "tcop/utility.h"
@@ -27,6 +33,7 @@
 #include "zksync.h"
 
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 
 /*
  * What the recipes registered (zksync_register_scope): this file calls no
@@ -115,6 +122,8 @@ zksync_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	Node	   *parsetree = pstmt->utilityStmt;
 	int			i;
 
+	/* a held node deleted by another client: say so before anything runs */
+	zk_notice_lost_nodes();
 	if (prev_ProcessUtility)
 		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 							params, queryEnv, dest, qc);
@@ -128,6 +137,21 @@ zksync_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 			scopes[i]->end_session_holds();
 }
 
+/*
+ * Every statement first hears of held nodes that another client deleted
+ * (a WARNING each; the holds are lost), so a session learns of it at its
+ * next statement, whatever that is.  One mutex when nothing happened.
+ */
+static void
+zksync_ExecutorStart(QueryDesc *queryDesc, int eflags)
+{
+	zk_notice_lost_nodes();
+	if (prev_ExecutorStart)
+		prev_ExecutorStart(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+}
+
 void
 zksync_xact_init(void)
 {
@@ -135,4 +159,6 @@ zksync_xact_init(void)
 	RegisterSubXactCallback(subxact_callback, NULL);
 	prev_ProcessUtility = ProcessUtility_hook;
 	ProcessUtility_hook = zksync_ProcessUtility;
+	prev_ExecutorStart = ExecutorStart_hook;
+	ExecutorStart_hook = zksync_ExecutorStart;
 }

@@ -107,6 +107,7 @@ typedef struct ZkContender
 } ZkContender;
 
 extern char *zksync_recipe_dir(const char *kind, const char *name);
+extern char *zksync_child_path(const char *dir, const char *child);
 extern void zksync_protected_prefix(char *buf, size_t len, const char *dir,
 									const char *guid, const char *tag);
 extern int64 zksync_node_sequence(const char *child);
@@ -202,8 +203,19 @@ extern ZkWaitResult zk_wait(ZkReq *req, TimestampTz deadline, bool nothrow);
 extern ZkWaitResult zk_wait_event(uint64 events_seen, bool (*also) (void),
 								  TimestampTz deadline, bool nothrow);
 extern void zk_register_session_user(int (*nodes) (void),
-									 void (*forget) (void));
+									 void (*forget) (void),
+									 void (*lost_nodes) (void));
 extern int	zk_session_nodes(void);
+
+/* A node this backend holds, watched until dropped (connection.c) */
+typedef struct ZkHeld ZkHeld;
+
+extern ZkHeld *zk_held_watch(const char *path);
+extern void zk_held_drop(ZkHeld *h);
+extern bool zk_held_gone(const ZkHeld *h);
+extern bool zk_held_confirm(const ZkHeld *h, int timeout_ms);
+extern bool zk_sync_held(int timeout_ms);
+extern void zk_notice_lost_nodes(void);
 extern void zk_release(ZkReq *req);
 extern void zk_release_all(void);
 extern void zk_release_node(const char *path, int wait_ms, bool nothrow);

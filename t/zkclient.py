@@ -20,7 +20,9 @@
                                         DATA" (an ephemeral sequential node:
                                         "created FULLPATH CZXID"), "put PATH
                                         DATA" (an ephemeral node, or its data
-                                        set: "put"), "quit"; DATA is the rest
+                                        set: "put"), "delete PATH" ("deleted",
+                                        or "nonode"), "set PATH DATA" ("set",
+                                        or "nonode"), "quit"; DATA is the rest
                                         of the line
 
 The lock command shares the lock with zksync the way the README tells kazoo
@@ -103,6 +105,18 @@ def main():
                     else:
                         zk.set(words[1], words[2].encode())
                     print("put", flush=True)
+                elif words[0] == "delete":
+                    try:
+                        zk.delete(words[1])
+                        print("deleted", flush=True)
+                    except NoNodeError:
+                        print("nonode", flush=True)
+                elif words[0] == "set":
+                    try:
+                        zk.set(words[1], words[2].encode() if len(words) > 2 else b"")
+                        print("set", flush=True)
+                    except NoNodeError:
+                        print("nonode", flush=True)
                 elif words[0] == "quit":
                     break
         elif command == "churn":
