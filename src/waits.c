@@ -672,8 +672,9 @@ typedef struct Edge
 	int			blocker;		/* the row that blocks from's waiting node */
 	char	   *text;			/* its lines of the errdetail */
 	bool		via_pg;			/* through PostgreSQL locks of this cluster */
-	PgLink	   *links;			/* via_pg: the chain from the blocker's owner */
-	int			nlinks;			/* to `to`'s process */
+	PgLink	   *links;			/* via_pg: the chain, from the blocker's
+								 * owner on to `to`'s process */
+	int			nlinks;
 } Edge;
 
 typedef struct Graph
@@ -770,8 +771,9 @@ link_is_sane(const PgLink *l)
 }
 
 /*
- * "Process 12 on cluster 73...: waits for ShareLock on transaction 123;
- * blocked by process 34." for link l of a chain on `cluster`.
+ * Link l of a chain on `cluster`, on a line of its own: "Process 12 on
+ * cluster 73... waits for ShareLock on transaction 123; blocked by
+ * process 34."
  */
 static void
 append_link_line(StringInfo s, const char *cluster, const PgLink *l, int next_pid)
