@@ -59,8 +59,11 @@
  * 40P01 and the queue removes our node.  Another member that may not see
  * the cycle itself (it runs through PostgreSQL locks of a cluster other
  * than the victim's) is told through a mark, {root}/deadlocks/{its session
- * id}, with the cycle in its data; a waiter reads its mark at every scan.
- * Marks are ephemeral and removed by whoever ends first.
+ * id}, that names the victim's waiting node and the cycle; a waiter reads
+ * its mark at every scan, and acts on it only if it names its current wait
+ * and its own reading of the records confirms every hop ("Deadlock marks"
+ * below); other marks it deletes.  Marks are ephemeral; the marker deletes
+ * its own when its wait ends, the victim when it acted on one.
  *
  * Nothing here happens before deadlock_timeout: a wait that is granted
  * sooner costs nothing more.
@@ -70,6 +73,7 @@
 
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/lmgr.h"
@@ -96,6 +100,9 @@
 #define RESCAN_FIRST_MS		200		/* then doubling, up to: */
 #define RESCAN_MIN_MS		1000
 #define LEAVING_MAX			256		/* nodes on their way out, in a record */
+#define MARK_MAX_BYTES		32768	/* a mark's data, at most */
+#define MARK_MAX_HOPS		64		/* waits in a marked cycle, at most */
+#define MARK_MAX_LINKS		64		/* PostgreSQL waits in a chain, at most */
 
 static const ZkQueueKind *kinds[4];
 static int	nkinds = 0;
@@ -643,13 +650,31 @@ node_stays(const Record *r, const char *node)
 	return true;
 }
 
+/*
+ * A link of a chain of PostgreSQL lock waits: process `pid` waits for the
+ * lock `tag` in `mode` (known false: for no heavyweight lock we can name).
+ * Kept as numbers, so that a mark can carry it and the victim describe it
+ * itself, with no text of the marker's.
+ */
+typedef struct PgLink
+{
+	int			pid;
+	bool		known;
+	LOCKMODE	mode;
+	LOCKTAG		tag;
+} PgLink;
+
 /* An edge of the wait graph: record `from` waits for record `to` */
 typedef struct Edge
 {
 	int			from;
 	int			to;
+	int			blocker;		/* the row that blocks from's waiting node */
 	char	   *text;			/* its lines of the errdetail */
 	bool		via_pg;			/* through PostgreSQL locks of this cluster */
+	PgLink	   *links;			/* via_pg: the chain, from the blocker's
+								 * owner on to `to`'s process */
+	int			nlinks;
 } Edge;
 
 typedef struct Graph
@@ -664,8 +689,17 @@ typedef struct Graph
 	LockData   *pg_locks;		/* read once, if PostgreSQL edges are followed */
 } Graph;
 
+/* A deadlock mark left for us, as read: its data and who wrote it */
+typedef struct MarkRead
+{
+	char	   *data;			/* NULL: no mark */
+	int			len;
+	int64		owner;			/* the marker's session */
+} MarkRead;
+
 static void
-add_edge(Graph *g, int from, int to, char *text, bool via_pg)
+add_edge(Graph *g, int from, int to, int blocker, char *text,
+		 PgLink *links, int nlinks)
 {
 	if (g->nedges == g->maxedges)
 	{
@@ -675,8 +709,11 @@ add_edge(Graph *g, int from, int to, char *text, bool via_pg)
 	}
 	g->edges[g->nedges].from = from;
 	g->edges[g->nedges].to = to;
+	g->edges[g->nedges].blocker = blocker;
 	g->edges[g->nedges].text = text;
-	g->edges[g->nedges].via_pg = via_pg;
+	g->edges[g->nedges].via_pg = links != NULL;
+	g->edges[g->nedges].links = links;
+	g->edges[g->nedges].nlinks = nlinks;
 	g->nedges++;
 }
 
@@ -693,12 +730,15 @@ record_of_local_pid(Graph *g, int pid)
 	return -1;
 }
 
-/* "ShareLock on transaction 123" for local pid's wait, or a generic text */
-static char *
-pg_wait_text(Graph *g, int pid)
+/* The heavyweight lock local pid waits for, as a link of a chain */
+static PgLink
+pg_wait_link(Graph *g, int pid)
 {
+	PgLink		link;
 	int			i;
 
+	memset(&link, 0, sizeof(link));
+	link.pid = pid;
 	if (g->pg_locks == NULL)
 		g->pg_locks = GetLockStatusData();
 	for (i = 0; i < g->pg_locks->nelements; i++)
@@ -707,17 +747,47 @@ pg_wait_text(Graph *g, int pid)
 
 		if (l->pid == pid && l->waitLockMode != NoLock)
 		{
-			StringInfoData s;
-
-			initStringInfo(&s);
-			appendStringInfo(&s, "%s on ",
-							 GetLockmodeName(l->locktag.locktag_lockmethodid,
-											 l->waitLockMode));
-			DescribeLockTag(&s, &l->locktag);
-			return s.data;
+			link.known = true;
+			link.mode = l->waitLockMode;
+			link.tag = l->locktag;
+			break;
 		}
 	}
-	return pstrdup("a PostgreSQL lock");
+	return link;
+}
+
+/*
+ * Can PostgreSQL describe this lock?  Checks what DescribeLockTag and
+ * GetLockmodeName take for granted, for a link read from a mark.
+ */
+static bool
+link_is_sane(const PgLink *l)
+{
+	return !l->known ||
+		((l->tag.locktag_lockmethodid == DEFAULT_LOCKMETHOD ||
+		  l->tag.locktag_lockmethodid == USER_LOCKMETHOD) &&
+		 l->mode >= 1 && l->mode <= MaxLockMode &&
+		 l->tag.locktag_type <= LOCKTAG_LAST_TYPE);
+}
+
+/*
+ * Link l of a chain on `cluster`, on a line of its own: "Process 12 on
+ * cluster 73... waits for ShareLock on transaction 123; blocked by
+ * process 34."
+ */
+static void
+append_link_line(StringInfo s, const char *cluster, const PgLink *l, int next_pid)
+{
+	appendStringInfo(s, "\nProcess %d on cluster %s waits for ", l->pid, cluster);
+	if (l->known)
+	{
+		appendStringInfo(s, "%s on ",
+						 GetLockmodeName(l->tag.locktag_lockmethodid, l->mode));
+		DescribeLockTag(s, &l->tag);
+	}
+	else
+		appendStringInfoString(s, "a PostgreSQL lock");
+	appendStringInfo(s, "; blocked by process %d.", next_pid);
 }
 
 static ArrayType *
@@ -734,7 +804,7 @@ blocking_pids(int pid)
  * in its text.
  */
 static void
-follow_pg(Graph *g, int from, const char *first_line, int holder)
+follow_pg(Graph *g, int from, int blocker, const char *first_line, int holder)
 {
 	int			maxq = 64;
 	int		   *pids = palloc(sizeof(int) * maxq);
@@ -770,23 +840,22 @@ follow_pg(Graph *g, int from, const char *first_line, int holder)
 			{
 				/* the chain holder .. pids[at] -> p, in order */
 				StringInfoData s;
-				int			chain[64];
+				PgLink	   *links;
+				int			chain[MARK_MAX_LINKS];
 				int			len = 0,
 							c;
 
-				for (c = at; c >= 0 && len < 64; c = parent[c])
+				for (c = at; c >= 0 && len < MARK_MAX_LINKS; c = parent[c])
 					chain[len++] = c;
+				links = palloc(sizeof(PgLink) * len);
+				for (c = 0; c < len; c++)
+					links[c] = pg_wait_link(g, pids[chain[len - 1 - c]]);
 				initStringInfo(&s);
 				appendStringInfoString(&s, first_line);
-				while (len-- > 0)
-				{
-					int			x = pids[chain[len]];
-					int			y = len > 0 ? pids[chain[len - 1]] : p;
-
-					appendStringInfo(&s, "\nProcess %d on cluster %s waits for %s; blocked by process %d.",
-									 x, zksync_cluster_id(), pg_wait_text(g, x), y);
-				}
-				add_edge(g, from, r, s.data, true);
+				for (c = 0; c < len; c++)
+					append_link_line(&s, zksync_cluster_id(), &links[c],
+									 c + 1 < len ? links[c + 1].pid : p);
+				add_edge(g, from, r, blocker, s.data, links, len);
 				continue;
 			}
 			if (tail == maxq)
@@ -805,11 +874,12 @@ follow_pg(Graph *g, int from, const char *first_line, int holder)
 
 /*
  * Read the published waits and their queues; build the edges.  Sets
- * *mark to the data of a mark left for us, if any.  Returns our record's
- * index, or -1 if ours is not among them.
+ * *mark to the mark left for us, if any (its data unchecked: see
+ * verify_mark).  Returns our record's index, or -1 if ours is not among
+ * them.
  */
 static int
-build_graph(Graph *g, char **mark)
+build_graph(Graph *g, MarkRead *mark)
 {
 	char	   *dir = psprintf("%s/%s", zksync_root, ZKSYNC_WAITS);
 	char	   *my_session = zksync_session_text(zk_session_id());
@@ -824,9 +894,15 @@ build_graph(Graph *g, char **mark)
 				j;
 
 	memset(g, 0, sizeof(*g));
-	*mark = NULL;
-	if (zk_call(markg) == ZOK && markg->data && markg->datalen > 0)
-		*mark = pstrdup(markg->data);
+	memset(mark, 0, sizeof(*mark));
+	if (zk_call(markg) == ZOK && markg->data)
+	{
+		mark->len = markg->datalen;
+		mark->data = palloc(mark->len + 1);
+		memcpy(mark->data, markg->data, mark->len);
+		mark->data[mark->len] = '\0';
+		mark->owner = markg->stat.ephemeralOwner;
+	}
 	zk_release(markg);
 	if (zk_call(list) != ZOK)
 	{
@@ -923,10 +999,10 @@ build_graph(Graph *g, char **mark)
 			if (to >= 0)
 			{
 				if (node_stays(&g->rec[to], h->node))
-					add_edge(g, i, to, line, false);
+					add_edge(g, i, to, b[k], line, NULL, 0);
 			}
 			else if (row_is_local_backend(h))
-				follow_pg(g, i, line, h->owner.pid);
+				follow_pg(g, i, b[k], line, h->owner.pid);
 		}
 	}
 	return me;
@@ -1012,6 +1088,646 @@ cycle_signature(Graph *g, int *cycle, int len)
 	return s.data;
 }
 
+/* ---------------------------------------------------------------------
+ * Deadlock marks
+ *
+ * A mark, {root}/deadlocks/{victim's session id}, is written by a member
+ * of a cycle that the victim cannot see whole (a hop runs through the
+ * PostgreSQL locks of the marker's cluster).  Its data is owner data (who
+ * marks) extended with
+ *
+ *	 "victim"	the victim's session id, 0x... hex;
+ *	 "node"		the victim's waiting node (full path) and
+ *	 "czxid"	its czxid: the wait the mark is about;
+ *	 "cycle"	one line per wait of the cycle, the victim's first, each
+ *				followed by the next, the last by the victim's:
+ *
+ *		{session} {czxid of its waiting node} {czxid of the node blocking it}
+ *
+ *				and, when that blocker's owner leads on to the next wait
+ *				through PostgreSQL locks of the marker's cluster,
+ *
+ *		... pg {pid} {lock} [{pid} {lock} ...]
+ *
+ *				each {pid} waiting for {lock} (method.mode.type.f1.f2.f3.f4,
+ *				or "-" when it is not a lock PostgreSQL can name), blocked by
+ *				the next pid, the last by the next wait's process.
+ *
+ * Anyone may write under {root} unless zksync.auth says otherwise, and a
+ * mark may outlive the wait it was about, so a mark is a claim, never a
+ * verdict.  The victim acts on it only if it names the victim's current
+ * waiting node, and only once its own fresh read of the published records
+ * and queues shows every hop: each wait of the cycle still published by a
+ * live session with the same node, still blocked, by the queue's own rule,
+ * by the node named; a hop through PostgreSQL locks vouched for by the
+ * marker itself (the mark's ephemeral owner, a member of the cycle on
+ * that cluster); and the victim the youngest wait.  Anything else (a stale
+ * mark, a forged one, malformed data, a cycle gone) is ignored and
+ * deleted.  The DETAIL is written from the records read here; the mark
+ * gives numbers only, so no byte of its text reaches a message.
+ * ---------------------------------------------------------------------
+ */
+
+/* One wait of a marked cycle, as the mark names it */
+typedef struct MarkHop
+{
+	int64		session;
+	int64		czxid;
+	int64		blocker_czxid;
+	bool		via_pg;
+	int			nlinks;
+	PgLink		links[MARK_MAX_LINKS];
+} MarkHop;
+
+/* "1.5.4.2096.0.0.0" or "-": a link's lock, as a mark writes it */
+static void
+append_link_code(StringInfo s, const PgLink *l)
+{
+	if (!l->known)
+	{
+		appendStringInfo(s, " %d -", l->pid);
+		return;
+	}
+	appendStringInfo(s, " %d %u.%d.%u.%u.%u.%u.%u", l->pid,
+					 (unsigned) l->tag.locktag_lockmethodid, (int) l->mode,
+					 (unsigned) l->tag.locktag_type, l->tag.locktag_field1,
+					 l->tag.locktag_field2, l->tag.locktag_field3,
+					 (unsigned) l->tag.locktag_field4);
+}
+
+/*
+ * The data of a mark for record `victim`, a member of the cycle (edge
+ * indexes, in order); NULL if it would be too long for the victim to read.
+ */
+static char *
+mark_data(Graph *g, int *cycle, int len, int victim)
+{
+	StringInfoData extra,
+				lines;
+	const Record *v = &g->rec[victim];
+	int			start = 0,
+				i,
+				k,
+				datalen;
+	char	   *data;
+
+	for (i = 0; i < len; i++)
+		if (g->edges[cycle[i]].from == victim)
+			start = i;
+	initStringInfo(&lines);
+	for (i = 0; i < len; i++)
+	{
+		Edge	   *e = &g->edges[cycle[(start + i) % len]];
+		const Record *r = &g->rec[e->from];
+
+		appendStringInfo(&lines, "%s%s " INT64_FORMAT " " INT64_FORMAT,
+						 i ? "\n" : "", zksync_session_text(r->session),
+						 g->rows[r->row].czxid, g->rows[e->blocker].czxid);
+		if (e->via_pg)
+		{
+			appendStringInfoString(&lines, " pg");
+			for (k = 0; k < e->nlinks; k++)
+				append_link_code(&lines, &e->links[k]);
+		}
+	}
+	initStringInfo(&extra);
+	appendStringInfo(&extra, "\"victim\":\"%s\",\"node\":",
+					 zksync_session_text(v->session));
+	escape_json(&extra, g->rows[v->row].node);
+	appendStringInfo(&extra, ",\"czxid\":" INT64_FORMAT ",\"cycle\":",
+					 g->rows[v->row].czxid);
+	escape_json(&extra, lines.data);
+	data = zksync_owner_data(extra.data, &datalen);
+	return datalen <= MARK_MAX_BYTES ? data : NULL;
+}
+
+/* The members of a flat JSON object, as flat_json_parse() reads them */
+#define FLAT_MAX_FIELDS 24
+typedef struct FlatJson
+{
+	int			n;
+	char	   *keys[FLAT_MAX_FIELDS];
+	char	   *values[FLAT_MAX_FIELDS];
+} FlatJson;
+
+static const char *
+flat_json_get(const FlatJson *f, const char *key)
+{
+	int			i;
+
+	for (i = 0; i < f->n; i++)
+		if (strcmp(f->keys[i], key) == 0)
+			return f->values[i];
+	return NULL;
+}
+
+static int
+skip_ws(const char *d, int len, int p)
+{
+	while (p < len && (d[p] == ' ' || d[p] == '\t' || d[p] == '\n' || d[p] == '\r'))
+		p++;
+	return p;
+}
+
+/*
+ * A JSON string at d[*p] (a quote), decoded into a palloc'd string; false
+ * if it is not one as escape_json writes them (\u escapes only for ASCII
+ * other than NUL).  Never reads past d[len - 1].
+ */
+static bool
+flat_json_string(const char *d, int len, int *p, char **out)
+{
+	StringInfoData s;
+	int			i = *p;
+
+	if (i >= len || d[i] != '"')
+		return false;
+	initStringInfo(&s);
+	for (i++; i < len; i++)
+	{
+		unsigned char c = (unsigned char) d[i];
+
+		if (c == '"')
+		{
+			*p = i + 1;
+			*out = s.data;
+			return true;
+		}
+		if (c < 0x20)
+			return false;
+		if (c != '\\')
+		{
+			appendStringInfoChar(&s, (char) c);
+			continue;
+		}
+		if (++i >= len)
+			return false;
+		switch (d[i])
+		{
+			case '"':
+			case '\\':
+			case '/':
+				appendStringInfoChar(&s, d[i]);
+				break;
+			case 'b':
+				appendStringInfoChar(&s, '\b');
+				break;
+			case 'f':
+				appendStringInfoChar(&s, '\f');
+				break;
+			case 'n':
+				appendStringInfoChar(&s, '\n');
+				break;
+			case 'r':
+				appendStringInfoChar(&s, '\r');
+				break;
+			case 't':
+				appendStringInfoChar(&s, '\t');
+				break;
+			case 'u':
+				{
+					unsigned int v = 0;
+					int			k;
+
+					if (i + 4 >= len)
+						return false;
+					for (k = 1; k <= 4; k++)
+					{
+						char		h = d[i + k];
+
+						v <<= 4;
+						if (h >= '0' && h <= '9')
+							v |= h - '0';
+						else if (h >= 'a' && h <= 'f')
+							v |= h - 'a' + 10;
+						else if (h >= 'A' && h <= 'F')
+							v |= h - 'A' + 10;
+						else
+							return false;
+					}
+					if (v == 0 || v > 0x7f)
+						return false;
+					appendStringInfoChar(&s, (char) v);
+					i += 4;
+					break;
+				}
+			default:
+				return false;
+		}
+	}
+	return false;
+}
+
+/*
+ * Parse `d` (len bytes, any bytes at all) as a flat JSON object of our own
+ * making: string keys, each once, whose values are strings, integers,
+ * true, false or null (numbers and literals kept as written).  False if
+ * it is anything else.
+ */
+static bool
+flat_json_parse(const char *d, int len, FlatJson *f)
+{
+	int			p = skip_ws(d, len, 0);
+
+	f->n = 0;
+	if (p >= len || d[p++] != '{')
+		return false;
+	p = skip_ws(d, len, p);
+	if (p < len && d[p] == '}')
+		return skip_ws(d, len, p + 1) == len;
+	for (;;)
+	{
+		char	   *key;
+		char	   *value;
+
+		if (f->n == FLAT_MAX_FIELDS || !flat_json_string(d, len, &p, &key) ||
+			flat_json_get(f, key) != NULL)
+			return false;
+		p = skip_ws(d, len, p);
+		if (p >= len || d[p++] != ':')
+			return false;
+		p = skip_ws(d, len, p);
+		if (p >= len)
+			return false;
+		if (d[p] == '"')
+		{
+			if (!flat_json_string(d, len, &p, &value))
+				return false;
+		}
+		else
+		{
+			int			q = p;
+
+			if (q < len && d[q] == '-')
+				q++;
+			while (q < len && ((d[q] >= '0' && d[q] <= '9') ||
+							   (d[q] >= 'a' && d[q] <= 'z')))
+				q++;
+			value = pnstrdup(d + p, q - p);
+			if (strcmp(value, "true") != 0 && strcmp(value, "false") != 0 &&
+				strcmp(value, "null") != 0 &&
+				strspn(value + (value[0] == '-'), "0123456789") !=
+				strlen(value + (value[0] == '-')))
+				return false;
+			if (value[value[0] == '-'] == '\0')
+				return false;
+			p = q;
+		}
+		f->keys[f->n] = key;
+		f->values[f->n++] = value;
+		p = skip_ws(d, len, p);
+		if (p < len && d[p] == ',')
+		{
+			p = skip_ws(d, len, p + 1);
+			continue;
+		}
+		if (p < len && d[p] == '}')
+			return skip_ws(d, len, p + 1) == len;
+		return false;
+	}
+}
+
+/*
+ * A decimal integer in [min, max] that is all of `s` up to a space or the
+ * end; advances *s past it.
+ */
+static bool
+mark_int(const char **s, int64 min, int64 max, int64 *out)
+{
+	const char *p = *s;
+	bool		neg = false;
+	uint64		v = 0;
+
+	if (*p == '-')
+	{
+		neg = true;
+		p++;
+	}
+	if (*p < '0' || *p > '9')
+		return false;
+	for (; *p >= '0' && *p <= '9'; p++)
+	{
+		if (v > (PG_UINT64_MAX - 9) / 10)
+			return false;
+		v = v * 10 + (*p - '0');
+	}
+	if (v > (uint64) PG_INT64_MAX)
+		return false;
+	*out = neg ? -(int64) v : (int64) v;
+	if (*out < min || *out > max)
+		return false;
+	*s = p;
+	return true;
+}
+
+/* A session id as zksync_session_text() writes it (0x, 1-16 hex digits) */
+static bool
+mark_session(const char **s, int64 *out)
+{
+	const char *p = *s;
+	uint64		v = 0;
+	int			n = 0;
+
+	if (p[0] != '0' || p[1] != 'x')
+		return false;
+	for (p += 2; (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'); p++)
+	{
+		if (++n > 16)
+			return false;
+		v = (v << 4) | (uint64) (*p <= '9' ? *p - '0' : *p - 'a' + 10);
+	}
+	if (n == 0)
+		return false;
+	*out = (int64) v;
+	*s = p;
+	return true;
+}
+
+/* Expect one space, or the end of the line (at_end) */
+static bool
+mark_sep(const char **s, bool at_end)
+{
+	if (at_end)
+		return **s == '\n' || **s == '\0';
+	if (**s != ' ')
+		return false;
+	(*s)++;
+	return true;
+}
+
+/* One link's lock: "-" or method.mode.type.f1.f2.f3.f4 */
+static bool
+mark_lock(const char **s, PgLink *l)
+{
+	int64		v[7];
+	int			k;
+	static const int64 max[7] = {255, MaxLockMode, 255, PG_UINT32_MAX,
+	PG_UINT32_MAX, PG_UINT32_MAX, PG_UINT16_MAX};
+
+	if (**s == '-')
+	{
+		(*s)++;
+		l->known = false;
+		return true;
+	}
+	for (k = 0; k < 7; k++)
+	{
+		if (k > 0 && *(*s)++ != '.')
+			return false;
+		if (!mark_int(s, 0, max[k], &v[k]))
+			return false;
+	}
+	l->known = true;
+	l->tag.locktag_lockmethodid = (uint8) v[0];
+	l->mode = (LOCKMODE) v[1];
+	l->tag.locktag_type = (uint8) v[2];
+	l->tag.locktag_field1 = (uint32) v[3];
+	l->tag.locktag_field2 = (uint32) v[4];
+	l->tag.locktag_field3 = (uint32) v[5];
+	l->tag.locktag_field4 = (uint16) v[6];
+	return link_is_sane(l);
+}
+
+/* The "cycle" of a mark, into hops (room for MARK_MAX_HOPS); -1 if malformed */
+static int
+mark_cycle(const char *s, MarkHop *hops)
+{
+	int			n = 0;
+
+	while (*s)
+	{
+		MarkHop    *h;
+
+		if (n == MARK_MAX_HOPS)
+			return -1;
+		h = &hops[n++];
+		memset(h, 0, offsetof(MarkHop, links));
+		if (!mark_session(&s, &h->session) || !mark_sep(&s, false) ||
+			!mark_int(&s, 1, PG_INT64_MAX, &h->czxid) || !mark_sep(&s, false) ||
+			!mark_int(&s, 1, PG_INT64_MAX, &h->blocker_czxid))
+			return -1;
+		if (strncmp(s, " pg", 3) == 0)
+		{
+			s += 3;
+			h->via_pg = true;
+			while (*s == ' ')
+			{
+				int64		pid;
+
+				s++;
+				if (h->nlinks == MARK_MAX_LINKS ||
+					!mark_int(&s, 1, PG_INT32_MAX, &pid) || !mark_sep(&s, false))
+					return -1;
+				h->links[h->nlinks].pid = (int) pid;
+				if (!mark_lock(&s, &h->links[h->nlinks]))
+					return -1;
+				h->nlinks++;
+			}
+			if (h->nlinks == 0)
+				return -1;
+		}
+		if (!mark_sep(&s, true))
+			return -1;
+		if (*s == '\n')
+		{
+			s++;
+			if (*s == '\0')
+				return -1;
+		}
+	}
+	return n;
+}
+
+/* The waiting record of `session` whose node has this czxid, or -1 */
+static int
+waiting_record(Graph *g, int64 session, int64 czxid)
+{
+	int			i;
+
+	for (i = 0; i < g->nrec; i++)
+	{
+		Record	   *r = &g->rec[i];
+
+		if (r->session == session && r->row >= 0 &&
+			g->rows[r->row].czxid == czxid && !g->rows[r->row].granted)
+			return i;
+	}
+	return -1;
+}
+
+/* Has `session` a published wait that still waits? */
+static bool
+session_waits(Graph *g, int64 session)
+{
+	int			i;
+
+	for (i = 0; i < g->nrec; i++)
+		if (g->rec[i].session == session && g->rec[i].row >= 0 &&
+			!g->rows[g->rec[i].row].granted)
+			return true;
+	return false;
+}
+
+static bool
+same_cluster(const char *a, const char *b)
+{
+	return a != NULL && b != NULL && strcmp(a, b) == 0;
+}
+
+/*
+ * Does the mark left for us name our current wait and a cycle that still
+ * stands in g (read just now; `me` our record)?  Returns the DETAIL,
+ * written from g's records and rows, if so.  Else NULL, with *why the
+ * reason to ignore the mark and delete it, or NULL if we cannot tell yet
+ * (our own wait not read back).  Never throws for anything in the mark.
+ */
+static char *
+verify_mark(Graph *g, int me, const MarkRead *m, const char **why)
+{
+	FlatJson	f;
+	const char *v;
+	const char *node;
+	int64		victim,
+				czxid;
+	MarkHop    *hops;
+	int		   *recs;
+	int			n,
+				i,
+				k;
+	StringInfoData s;
+
+	*why = NULL;
+	if (m->len > MARK_MAX_BYTES)
+	{
+		*why = "its data is too long";
+		return NULL;
+	}
+	if (memchr(m->data, '\0', m->len) != NULL ||
+		!pg_verify_mbstr(PG_UTF8, m->data, m->len, true) ||
+		!flat_json_parse(m->data, m->len, &f))
+	{
+		*why = "its data is not a zksync deadlock mark";
+		return NULL;
+	}
+	node = flat_json_get(&f, "node");
+	if ((v = flat_json_get(&f, "victim")) == NULL || !mark_session(&v, &victim) ||
+		*v != '\0' || node == NULL ||
+		(v = flat_json_get(&f, "czxid")) == NULL ||
+		!mark_int(&v, 1, PG_INT64_MAX, &czxid) || *v != '\0' ||
+		flat_json_get(&f, "cycle") == NULL)
+	{
+		*why = "its data is not a zksync deadlock mark";
+		return NULL;
+	}
+	if (victim != zk_session_id() || cur_wait.czxid == 0 || czxid != cur_wait.czxid ||
+		strcmp(node, cur_wait.node) != 0)
+	{
+		if (cur_wait.czxid != 0)
+			*why = "it does not name the current wait of this session";
+		return NULL;
+	}
+	if (me < 0 || g->rec[me].row < 0 ||
+		g->rows[g->rec[me].row].czxid != cur_wait.czxid)
+		return NULL;			/* our record not read back: look again */
+
+	hops = palloc(sizeof(MarkHop) * MARK_MAX_HOPS);
+	n = mark_cycle(flat_json_get(&f, "cycle"), hops);
+	if (n <= 0)
+	{
+		*why = "its cycle is malformed";
+		return NULL;
+	}
+	*why = "its cycle does not stand";
+	if (hops[0].session != victim || hops[0].czxid != czxid)
+		return NULL;
+	/* every wait of it published by a live session, and still waiting */
+	recs = palloc(sizeof(int) * n);
+	for (i = 0; i < n; i++)
+	{
+		recs[i] = waiting_record(g, hops[i].session, hops[i].czxid);
+		if (recs[i] < 0 || g->rows[g->rec[recs[i]].row].czxid > czxid)
+			return NULL;		/* gone, or younger than us: not our cycle */
+		for (k = 0; k < i; k++)
+			if (recs[k] == recs[i])
+				return NULL;
+	}
+	/* every hop still there, in our own reading of the queues */
+	initStringInfo(&s);
+	for (i = 0; i < n; i++)
+	{
+		Record	   *r = &g->rec[recs[i]];
+		Record	   *next = &g->rec[recs[(i + 1) % n]];
+		ZkWaitRow  *w = &g->rows[r->row];
+		ZkWaitRow  *b = NULL;
+		int			j;
+
+		for (j = w->first; j < w->first + w->count; j++)
+			if (g->rows[j].czxid == hops[i].blocker_czxid && row_blocks(g->rows, r->row, j))
+				b = &g->rows[j];
+		if (b == NULL)
+			return NULL;
+		appendStringInfo(&s, "%sProcess %d on cluster %s waits for zksync %s \"%s\"; blocked by %s.",
+						 i ? "\n" : "", r->owner.pid,
+						 r->owner.cluster ? r->owner.cluster : "?",
+						 w->what, r->name ? r->name : "?", who(b));
+		if (!hops[i].via_pg)
+		{
+			if (b->session != next->session || !node_stays(next, b->node))
+				return NULL;
+			continue;
+		}
+
+		/*
+		 * Through PostgreSQL locks of one cluster: the blocker a backend of
+		 * it that waits in no zksync queue, the chain starting at it and
+		 * ending at the next wait's process, there too.
+		 */
+		if (!b->is_backend || session_waits(g, b->session) ||
+			!same_cluster(b->owner.cluster, next->owner.cluster) ||
+			hops[i].links[0].pid != b->owner.pid)
+			return NULL;
+		if (same_cluster(b->owner.cluster, zksync_cluster_id()))
+		{
+			/* our own cluster: what we saw ourselves, or nothing */
+			Edge	   *e = NULL;
+
+			for (k = 0; k < g->nedges; k++)
+				if (g->edges[k].from == recs[i] && g->edges[k].to == recs[(i + 1) % n] &&
+					g->edges[k].via_pg && g->edges[k].blocker == b - g->rows)
+					e = &g->edges[k];
+			if (e == NULL)
+				return NULL;
+			for (k = 0; k < e->nlinks; k++)
+				append_link_line(&s, zksync_cluster_id(), &e->links[k],
+								 k + 1 < e->nlinks ? e->links[k + 1].pid : next->owner.pid);
+			continue;
+		}
+		/* another cluster's: only the marker, a member there, has seen it */
+		for (k = 0; k < n; k++)
+			if (g->rec[recs[k]].session == m->owner &&
+				same_cluster(g->rec[recs[k]].owner.cluster, b->owner.cluster))
+				break;
+		if (k == n)
+			return NULL;
+		for (k = 0; k < hops[i].nlinks; k++)
+			append_link_line(&s, b->owner.cluster, &hops[i].links[k],
+							 k + 1 < hops[i].nlinks ? hops[i].links[k + 1].pid : next->owner.pid);
+	}
+	*why = NULL;
+	return s.data;
+}
+
+/* Delete the mark left for us, not waiting for the reply.  Never throws. */
+static void
+delete_mark(void)
+{
+	char		path[ZKSYNC_PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s/%s", zksync_root, ZKSYNC_DEADLOCKS,
+			 zksync_session_text(zk_session_id()));
+	zk_release(zk_delete(path));
+}
+
 static void
 deadlock_error(const char *detail)
 {
@@ -1020,6 +1736,33 @@ deadlock_error(const char *detail)
 			 errmsg("deadlock detected"),
 			 errdetail_internal("%s", detail),
 			 errhint("The waits run through ZooKeeper: see zksync_waits() and the server logs of the clusters named.")));
+}
+
+/*
+ * Tell record `victim` of the cycle (edge indexes) through a mark: the
+ * victim cannot see all of it.  One mark node per victim session, its data
+ * replaced if the node is there; we delete our marks when our wait ends.
+ */
+static void
+leave_mark(Graph *g, int *cycle, int len, int victim)
+{
+	char	   *data = mark_data(g, cycle, len, victim);
+	char	   *path = psprintf("%s/%s/%s", zksync_root, ZKSYNC_DEADLOCKS,
+								zksync_session_text(g->rec[victim].session));
+	bool		known = false;
+	int			i;
+
+	if (data == NULL)
+	{
+		elog(DEBUG1, "zksync cannot mark a deadlock's victim: the cycle is too long to write");
+		return;
+	}
+	for (i = 0; i < cur_wait.nmarks; i++)
+		known |= strcmp(cur_wait.marks[i], path) == 0;
+	if (!known && cur_wait.nmarks == (int) lengthof(cur_wait.marks))
+		return;
+	if (put_ephemeral(path, data) == ZOK && !known)
+		strlcpy(cur_wait.marks[cur_wait.nmarks++], path, ZKSYNC_PATH_MAX);
 }
 
 /*
@@ -1034,8 +1777,9 @@ check_wait(void)
 												   ALLOCSET_DEFAULT_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(scan_cxt);
 	Graph		g;
-	char	   *mark;
+	MarkRead	mark;
 	char	   *detail = NULL;
+	bool		marked = false;
 	int			me,
 			   *cycle,
 				len = 0,
@@ -1045,8 +1789,18 @@ check_wait(void)
 		publish();
 	pgstat_clear_snapshot();
 	me = build_graph(&g, &mark);
-	if (mark)
-		detail = mark;
+	if (mark.data)
+	{
+		const char *why;
+
+		detail = verify_mark(&g, me, &mark, &why);
+		marked = detail != NULL;
+		if (why)
+		{
+			elog(DEBUG1, "zksync ignored and deleted a deadlock mark: %s", why);
+			delete_mark();
+		}
+	}
 	if (!cur_wait.logged && log_lock_waits)
 	{
 		StringInfoData s;
@@ -1101,14 +1855,8 @@ check_wait(void)
 			}
 			if (victim == me)
 				detail = s.data;
-			else if (!victim_sees && cur_wait.nmarks < (int) lengthof(cur_wait.marks))
-			{
-				char	   *path = psprintf("%s/%s/%s", zksync_root, ZKSYNC_DEADLOCKS,
-											zksync_session_text(g.rec[victim].session));
-
-				if (put_ephemeral(path, s.data) == ZOK)
-					strlcpy(cur_wait.marks[cur_wait.nmarks++], path, ZKSYNC_PATH_MAX);
-			}
+			else if (!victim_sees)
+				leave_mark(&g, cycle, len, victim);
 			if (cur_wait.last_cycle)
 				pfree(cur_wait.last_cycle);
 			cur_wait.last_cycle = NULL;
@@ -1139,14 +1887,8 @@ check_wait(void)
 		MemoryContextSwitchTo(old);
 		copy = pstrdup(detail);
 		MemoryContextDelete(scan_cxt);
-		if (mark)
-		{
-			/* the mark has served */
-			ZkReq	   *d = zk_delete(psprintf("%s/%s/%s", zksync_root, ZKSYNC_DEADLOCKS,
-											   zksync_session_text(zk_session_id())));
-
-			zk_release(d);
-		}
+		if (marked)
+			delete_mark();		/* it has served */
 		deadlock_error(copy);
 	}
 	MemoryContextSwitchTo(old);

@@ -20,10 +20,13 @@
                                         DATA" (an ephemeral sequential node:
                                         "created FULLPATH CZXID"), "put PATH
                                         DATA" (an ephemeral node, or its data
-                                        set: "put"), "delete PATH" ("deleted",
-                                        or "nonode"), "set PATH DATA" ("set",
-                                        or "nonode"), "quit"; DATA is the rest
-                                        of the line
+                                        set: "put"), "puthex PATH HEX" (the
+                                        same with the bytes HEX spells: "put"),
+                                        "get PATH" ("got HEX CZXID": its data
+                                        and czxid, or "none"), "delete PATH"
+                                        ("deleted", or "nonode"), "set PATH
+                                        DATA" ("set", or "nonode"), "quit";
+                                        DATA is the rest of the line
 
 The lock command shares the lock with zksync the way the README tells kazoo
 users to: extra_lock_patterns ["__WRIT__", "__READ__"] for the write lock,
@@ -99,11 +102,13 @@ def main():
                     made = zk.create(words[1], words[2].encode(), ephemeral=True,
                                      sequence=True, makepath=True)
                     print("created", made, zk.exists(made).czxid, flush=True)
-                elif words[0] == "put":
+                elif words[0] in ("put", "puthex"):
+                    data = (bytes.fromhex(words[2]) if words[0] == "puthex"
+                            else words[2].encode())
                     if zk.exists(words[1]) is None:
-                        zk.create(words[1], words[2].encode(), ephemeral=True, makepath=True)
+                        zk.create(words[1], data, ephemeral=True, makepath=True)
                     else:
-                        zk.set(words[1], words[2].encode())
+                        zk.set(words[1], data)
                     print("put", flush=True)
                 elif words[0] == "delete":
                     try:
@@ -117,6 +122,12 @@ def main():
                         print("set", flush=True)
                     except NoNodeError:
                         print("nonode", flush=True)
+                elif words[0] == "get":
+                    try:
+                        data, stat = zk.get(words[1])
+                        print("got", data.hex(), stat.czxid, flush=True)
+                    except NoNodeError:
+                        print("none", flush=True)
                 elif words[0] == "quit":
                     break
         elif command == "churn":
