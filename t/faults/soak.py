@@ -21,7 +21,8 @@ Contenders of {root}/locks/soak:
 Faults, one at a time with random gaps: kill -9 of the leader and restart,
 freeze (SIGSTOP) of a follower, cut of cluster B (short, and longer than
 the session timeout), TCP resets on B, kill -STOP of a waiting zksync
-backend and of a holding one past the session timeout.
+backend and of a holding one past the session timeout, and a careless
+neighbour: a kazoo client deletes the node a zksync worker holds.
 
 Witness (every time is CLOCK_MONOTONIC: Python's monotonic_ns and Java's
 nanoTime; t_in is taken after the grant returned and t_out before the
@@ -33,7 +34,10 @@ release was sent, so each interval lies inside the real hold):
     worker's node was gone from ZooKeeper (its session expired or was
     closed) when the COMMIT was sent (read with kazoo, after a sync);
   - orphans: ephemeral nodes left under the lock once every client has
-    stopped cycling while its session is still open.
+    stopped cycling while its session is still open;
+  - commits after a neighbour's delete: a COMMIT that succeeded although
+    the careless neighbour had deleted the worker's node (its delete
+    answered) before the COMMIT was sent.
 """
 import os
 import random
@@ -51,7 +55,7 @@ LOCK = "soak"
 JARS = ["curator-recipes", "curator-framework", "curator-client", "zookeeper", "zookeeper-jute",
         "guava", "slf4j-api", "slf4j-nop"]
 KINDS = ["leader_kill", "follower_freeze", "cut_short", "cut_long", "reset",
-         "stop_waiter", "stop_holder"]
+         "stop_waiter", "stop_holder", "neighbour_delete"]
 
 
 class KazooWriteLock(WriteLock):
@@ -88,6 +92,8 @@ class Soak:
         self.deadlock_details = []
         self.zk_not_back = 0        # killed ZooKeeper servers that did not serve again
         self.lost_commits = []     # (who, node)
+        self.deleted = {}          # node -> when the neighbour's delete was answered
+        self.neighbour_commits = []  # (who, node)
         self.stop_cycles = threading.Event()
         self.workers = {}          # i -> dict(state, pid, cycles, cluster)
         self.faults = {k: 0 for k in KINDS}
@@ -148,18 +154,25 @@ class Soak:
                             " WHERE name = %s AND mode = 'write' AND state = 'held')", (LOCK, LOCK))
                 token, node = cur.fetchone()
                 t_in = now()
+                w["node"] = node
                 w["state"] = "holding"
                 cur.execute("SELECT pg_sleep(%s)", (self.rnd.uniform(0.0, 0.02),))
                 t_out = now()
                 gone = self.node_gone(node) if node else None
                 w["state"] = "committing"
                 committed = False
+                t_commit = now()
                 try:
                     cur.execute("COMMIT")
                     committed = True
                 except psycopg2.Error as e:
                     self.record_error(app, e)
                 w["state"] = "idle"
+                w["node"] = None
+                with self.mu:
+                    deleted_at = self.deleted.get(node)
+                    if committed and deleted_at is not None and deleted_at < t_commit:
+                        self.neighbour_commits.append((app, node))
                 with self.mu:
                     self.intervals.append((t_in, t_out, "zksync-%d%s" % (i, cluster), committed, token))
                     if committed:
@@ -356,6 +369,24 @@ class Soak:
                             "reset": r.uniform(0.05, 0.3)}[kind])
             finally:
                 h.heal()
+        elif kind == "neighbour_delete":
+            # a careless neighbour deletes the node a zksync worker holds
+            node = None
+            deadline = time.monotonic() + 3
+            while node is None and time.monotonic() < deadline:
+                held = [w.get("node") for w in self.workers.values()
+                        if w["state"] == "holding" and w.get("node")]
+                node = r.choice(held) if held else None
+                if node is None:
+                    time.sleep(0.005)
+            if node is None:
+                return False
+            try:
+                h.zk.delete_async(node).get(timeout=5)
+            except Exception:
+                return False      # gone already, or not answered: not counted
+            with self.mu:
+                self.deleted[node] = now()
         else:
             pid = None
             deadline = time.monotonic() + 3
@@ -526,9 +557,13 @@ class Soak:
                "kazoo %d, curator %d" % (self.invalid["zksync"], self.invalid["kazoo"],
                                          self.invalid["curator"]))
         h.note("soak: %d s, cycles %d (zksync %d, kazoo %d, curator %d), faults injected %d (%s), "
-               "double grants %d, stale tokens %d, orphans %d, commits under lost lock %d"
+               "double grants %d, stale tokens %d, orphans %d, commits under lost lock %d, "
+               "commits after a neighbour deleted the node %d"
                % (took, total, self.cycles["zksync"], self.cycles["kazoo"], self.cycles["curator"],
-                  nfaults, by_kind, len(doubles), len(stale), len(orphans), len(self.lost_commits)))
+                  nfaults, by_kind, len(doubles), len(stale), len(orphans), len(self.lost_commits),
+                  len(self.neighbour_commits)))
+        for who, node in self.neighbour_commits[:10]:
+            h.note("soak: %s committed although the neighbour had deleted its node %s" % (who, node))
         h.ok(all(self.faults[k] > 0 for k in KINDS),
              "soak: every kind of fault was injected (%s; not possible when tried: %s)"
              % (by_kind, ", ".join("%s %d" % kv for kv in self.skipped.items() if kv[1]) or "none"))
@@ -556,6 +591,9 @@ class Soak:
         h.ok(not stale, "soak: fencing tokens grew from holder to holder (%d stale)" % len(stale))
         h.ok(not self.lost_commits,
              "soak: no COMMIT succeeded under a lost lock (%d)" % len(self.lost_commits))
+        h.ok(not self.neighbour_commits,
+             "soak: no COMMIT succeeded after a neighbour deleted the held node (%d; %d deleted)"
+             % (len(self.neighbour_commits), len(self.deleted)))
         h.ok(not orphans, "soak: no orphan node under the lock, sessions still open (%s)"
              % [n.rsplit("/", 1)[1] for n in orphans])
 
