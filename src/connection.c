@@ -273,6 +273,19 @@ static struct
 }			session_users[MAX_SESSION_USERS];
 static int	n_session_users = 0;
 
+/*
+ * What runs at the end of zk_connect() on a connected session (the
+ * tree's ACL check, tree.c); it keeps its own cache, so that it costs no
+ * round trip after a session's first call.  May throw.
+ */
+static void (*session_check) (void) = NULL;
+
+void
+zk_register_session_check(void (*check) (void))
+{
+	session_check = check;
+}
+
 void
 zk_register_session_user(int (*nodes) (void), void (*forget) (void))
 {
@@ -366,6 +379,12 @@ free_req(ZkReq *req)
 	for (i = 0; i < req->nchildren; i++)
 		free(req->children[i]);
 	free(req->children);
+	for (i = 0; i < req->nacl; i++)
+	{
+		free(req->acl[i].scheme);
+		free(req->acl[i].id);
+	}
+	free(req->acl);
 	free(req);
 }
 
@@ -523,6 +542,47 @@ strings_done(int rc, const struct String_vector *strings, const void *data)
 	pthread_mutex_lock(&shared_mu);
 	req->children = copy;
 	req->nchildren = n;
+	finish_locked(req, rc);
+	pthread_mutex_unlock(&shared_mu);
+	wake_backend();
+}
+
+/*
+ * client thread: an ACL was read.  Its entries are copied into malloc'd
+ * memory (the client frees its own vector when we return).
+ */
+static void
+acl_done(int rc, struct ACL_vector *acl, struct Stat *stat, const void *data)
+{
+	ZkReq	   *req = (ZkReq *) data;
+	ZkAcl	   *copy = NULL;
+	int			n = 0,
+				i;
+
+	if (rc == ZOK && acl && acl->count > 0)
+	{
+		copy = calloc(acl->count, sizeof(ZkAcl));
+		if (copy == NULL)
+			rc = ZSYSTEMERROR;	/* out of memory */
+		else
+			n = acl->count;		/* a NULL string left by a failed strdup
+								 * is freed with the request harmlessly */
+		for (i = 0; i < n; i++)
+		{
+			const struct Id *id = &acl->data[i].id;
+
+			copy[i].perms = acl->data[i].perms;
+			copy[i].scheme = strdup(id->scheme ? id->scheme : "");
+			copy[i].id = strdup(id->id ? id->id : "");
+			if (copy[i].scheme == NULL || copy[i].id == NULL)
+				rc = ZSYSTEMERROR;
+		}
+	}
+	pthread_mutex_lock(&shared_mu);
+	req->acl = copy;
+	req->nacl = n;
+	if (rc == ZOK && stat)
+		req->stat = *stat;
 	finish_locked(req, rc);
 	pthread_mutex_unlock(&shared_mu);
 	wake_backend();
@@ -1377,7 +1437,9 @@ zk_await_reconnect(bool nothrow)
 
 /*
  * Make sure there is a connected session, opening one if needed.
- * ERROR (class 08) if none can be had within zksync.connect_timeout.
+ * ERROR (class 08) if none can be had within zksync.connect_timeout; and
+ * whatever the registered session check throws (42501 for a tree under
+ * zksync.root that other clients may change).
  *
  * A session whose settings (zksync.hosts, zksync.session_timeout) changed
  * is replaced only while nothing is held on it: a change never silently
@@ -1401,7 +1463,11 @@ zk_connect(void)
 
 	rc = zk_await_reconnect(false);
 	if (rc == ZOK)
+	{
+		if (session_check)
+			session_check();
 		return;
+	}
 	if (rc == ZSESSIONEXPIRED)
 	{
 		/* brand-new session refused, or an old one expired while waiting */
@@ -1521,6 +1587,16 @@ bool
 zk_is_connected(void)
 {
 	return handle_is_connected();
+}
+
+/*
+ * The zksync.auth the open session authenticated with ("" if none, or no
+ * session): a changed setting applies to the next session only.
+ */
+const char *
+zk_session_auth(void)
+{
+	return (zh != NULL && conn_auth) ? conn_auth : "";
 }
 
 /* The connect string of the open session ("" if none). */
@@ -1909,6 +1985,15 @@ zk_get_children_watch(const char *path)
 
 	return req_sent(req, zoo_awget_children(zh, path, watcher, NULL,
 											strings_done, req));
+}
+
+/* Read the ACL of `path` (in req->acl, req->nacl) */
+ZkReq *
+zk_get_acl(const char *path)
+{
+	ZkReq	   *req = req_new();
+
+	return req_sent(req, zoo_aget_acl(zh, path, acl_done, req));
 }
 
 /* Set the data of `path` (any version) */
