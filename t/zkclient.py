@@ -24,7 +24,8 @@
                                         of the line
 
     zkclient.py HOSTS getacl PATH       PATH's ACL, one "scheme:id:perms" a line
-                                        (perms as zkCli.sh writes them: cdrwa)
+                                        (perms as zkCli.sh writes them: cdrwa),
+                                        or "none" if there is no PATH
     zkclient.py HOSTS stat PATH         "owner 0x... children N", or "none"
     zkclient.py HOSTS create-open PATH  make PATH (and its parents) persistent,
                                         open to all (world:anyone:cdrwa)
@@ -160,7 +161,11 @@ def main():
                 elif words[0] == "quit":
                     break
         elif command == "getacl":
-            acl, _ = zk.get_acls(path)
+            try:
+                acl, _ = zk.get_acls(path)
+            except NoNodeError:
+                acl = []
+                print("none")
             for entry in acl:
                 print("%s:%s:%s" % (entry.id.scheme, entry.id.id, perms_text(entry.perms)))
         elif command == "stat":
