@@ -227,7 +227,8 @@ static bool exit_hook_set = false;
  * Curator and kazoo clients can share the locks).  With it: everything for
  * our digest identity, read-only for the world, so no other client can
  * delete or change our nodes (deleting needs DELETE on the parent, which
- * is why the lock and barrier directories get this ACL too).
+ * is why the lock and barrier directories get this ACL too; tree.c makes
+ * sure that {root} and the directories under it are ours as well).
  */
 static struct ACL auth_acl_entries[2];
 static struct ACL_vector auth_acl = {2, auth_acl_entries};

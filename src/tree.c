@@ -76,6 +76,7 @@ digest_id(const char *auth)
 	char		b64[64];
 	const char *colon = strchr(auth, ':');
 	int			len;
+	char	   *id;
 
 	if (ctx == NULL ||
 		pg_cryptohash_init(ctx) < 0 ||
@@ -92,9 +93,12 @@ digest_id(const char *auth)
 	}
 	pg_cryptohash_free(ctx);
 	len = pg_b64_encode((const char *) hash, sizeof(hash), b64, sizeof(b64));
+	explicit_bzero(hash, sizeof(hash));
 	if (len < 0 || colon == NULL)
 		elog(ERROR, "could not encode the digest identity of zksync.auth");
-	return psprintf("%.*s:%.*s", (int) (colon - auth), auth, len, b64);
+	id = psprintf("%.*s:%.*s", (int) (colon - auth), auth, len, b64);
+	explicit_bzero(b64, sizeof(b64));
+	return id;
 }
 
 /* ZOO_PERM_* bits as zkCli.sh writes them ("cdrwa") */
@@ -338,6 +342,7 @@ check_tree(const char *auth)
 			break;
 		make_missing(paths, missing);
 	}
+	explicit_bzero(ours, strlen(ours));
 	pfree(ours);
 }
 
