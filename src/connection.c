@@ -277,7 +277,8 @@ static bool exit_hook_set = false;
  * Curator and kazoo clients can share the locks).  With it: everything for
  * our digest identity, read-only for the world, so no other client can
  * delete or change our nodes (deleting needs DELETE on the parent, which
- * is why the lock and barrier directories get this ACL too).
+ * is why the lock and barrier directories get this ACL too; tree.c makes
+ * sure that {root} and the directories under it are ours as well).
  */
 static struct ACL auth_acl_entries[2];
 static struct ACL_vector auth_acl = {2, auth_acl_entries};
@@ -323,6 +324,19 @@ static struct
 	void		(*lost_nodes) (void);
 }			session_users[MAX_SESSION_USERS];
 static int	n_session_users = 0;
+
+/*
+ * What runs at the end of zk_connect() on a connected session (the
+ * tree's ACL check, tree.c); it keeps its own cache, so that it costs no
+ * round trip after a session's first call.  May throw.
+ */
+static void (*session_check) (void) = NULL;
+
+void
+zk_register_session_check(void (*check) (void))
+{
+	session_check = check;
+}
 
 void
 zk_register_session_user(int (*nodes) (void), void (*forget) (void),
@@ -419,6 +433,12 @@ free_req(ZkReq *req)
 	for (i = 0; i < req->nchildren; i++)
 		free(req->children[i]);
 	free(req->children);
+	for (i = 0; i < req->nacl; i++)
+	{
+		free(req->acl[i].scheme);
+		free(req->acl[i].id);
+	}
+	free(req->acl);
 	free(req);
 }
 
@@ -576,6 +596,47 @@ strings_done(int rc, const struct String_vector *strings, const void *data)
 	pthread_mutex_lock(&shared_mu);
 	req->children = copy;
 	req->nchildren = n;
+	finish_locked(req, rc);
+	pthread_mutex_unlock(&shared_mu);
+	wake_backend();
+}
+
+/*
+ * client thread: an ACL was read.  Its entries are copied into malloc'd
+ * memory (the client frees its own vector when we return).
+ */
+static void
+acl_done(int rc, struct ACL_vector *acl, struct Stat *stat, const void *data)
+{
+	ZkReq	   *req = (ZkReq *) data;
+	ZkAcl	   *copy = NULL;
+	int			n = 0,
+				i;
+
+	if (rc == ZOK && acl && acl->count > 0)
+	{
+		copy = calloc(acl->count, sizeof(ZkAcl));
+		if (copy == NULL)
+			rc = ZSYSTEMERROR;	/* out of memory */
+		else
+			n = acl->count;		/* a NULL string left by a failed strdup
+								 * is freed with the request harmlessly */
+		for (i = 0; i < n; i++)
+		{
+			const struct Id *id = &acl->data[i].id;
+
+			copy[i].perms = acl->data[i].perms;
+			copy[i].scheme = strdup(id->scheme ? id->scheme : "");
+			copy[i].id = strdup(id->id ? id->id : "");
+			if (copy[i].scheme == NULL || copy[i].id == NULL)
+				rc = ZSYSTEMERROR;
+		}
+	}
+	pthread_mutex_lock(&shared_mu);
+	req->acl = copy;
+	req->nacl = n;
+	if (rc == ZOK && stat)
+		req->stat = *stat;
 	finish_locked(req, rc);
 	pthread_mutex_unlock(&shared_mu);
 	wake_backend();
@@ -1606,7 +1667,9 @@ zk_await_reconnect(bool nothrow)
 
 /*
  * Make sure there is a connected session, opening one if needed.
- * ERROR (class 08) if none can be had within zksync.connect_timeout.
+ * ERROR (class 08) if none can be had within zksync.connect_timeout; and
+ * whatever the registered session check throws (42501 for a tree under
+ * zksync.root that other clients may change).
  *
  * A session whose settings (zksync.hosts, zksync.session_timeout) changed
  * is replaced only while nothing is held on it: a change never silently
@@ -1630,7 +1693,11 @@ zk_connect(void)
 
 	rc = zk_await_reconnect(false);
 	if (rc == ZOK)
+	{
+		if (session_check)
+			session_check();
 		return;
+	}
 	if (rc == ZSESSIONEXPIRED)
 	{
 		/* brand-new session refused, or an old one expired while waiting */
@@ -1750,6 +1817,16 @@ bool
 zk_is_connected(void)
 {
 	return handle_is_connected();
+}
+
+/*
+ * The zksync.auth the open session authenticated with ("" if none, or no
+ * session): a changed setting applies to the next session only.
+ */
+const char *
+zk_session_auth(void)
+{
+	return (zh != NULL && conn_auth) ? conn_auth : "";
 }
 
 /* The connect string of the open session ("" if none). */
@@ -2138,6 +2215,15 @@ zk_get_children_watch(const char *path)
 
 	return req_sent(req, zoo_awget_children(zh, path, watcher, NULL,
 											strings_done, req));
+}
+
+/* Read the ACL of `path` (in req->acl, req->nacl) */
+ZkReq *
+zk_get_acl(const char *path)
+{
+	ZkReq	   *req = req_new();
+
+	return req_sent(req, zoo_aget_acl(zh, path, acl_done, req));
 }
 
 /* Set the data of `path` (any version) */

@@ -169,6 +169,40 @@ zksync_recipe_dir(const char *kind, const char *name)
 	return psprintf("%s/%s/%s", zksync_root, kind, name);
 }
 
+/*
+ * The directories right under {root} that zksync works in.  Under
+ * zksync.auth they are persistent nodes with zksync's ACL, made and checked
+ * at a session's first call (tree.c).
+ */
+const char *const zksync_fixed_dirs[ZKSYNC_NFIXED_DIRS] = {
+	ZKSYNC_LOCKS, ZKSYNC_SEMAPHORES, ZKSYNC_BARRIERS, ZKSYNC_DBARRIERS,
+	ZKSYNC_WAITS, ZKSYNC_DEADLOCKS
+};
+
+/*
+ * Is `path` {root}, a node above it, or one of the fixed directories under
+ * it?  Those are persistent under zksync.auth, never containers.
+ */
+bool
+zksync_path_is_fixed(const char *path)
+{
+	size_t		rootlen = strlen(zksync_root);
+	size_t		len = strlen(path);
+	int			i;
+
+	/* {root} or above it: "/a" for root "/a/b" */
+	if (len <= rootlen && strncmp(zksync_root, path, len) == 0 &&
+		(zksync_root[len] == '\0' || zksync_root[len] == '/'))
+		return true;
+	if (len <= rootlen + 1 || strncmp(path, zksync_root, rootlen) != 0 ||
+		path[rootlen] != '/')
+		return false;
+	for (i = 0; i < ZKSYNC_NFIXED_DIRS; i++)
+		if (strcmp(path + rootlen + 1, zksync_fixed_dirs[i]) == 0)
+			return true;
+	return false;
+}
+
 /* {dir}/_c_{guid}-{tag}: the name a protected create asks for */
 void
 zksync_protected_prefix(char *buf, size_t len, const char *dir,

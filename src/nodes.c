@@ -22,7 +22,8 @@
  * block others.
  *
  * Parents are container nodes (ZOO_CONTAINER): the server removes them once
- * they are empty, so lock and barrier directories do not pile up.
+ * they are empty, so lock and barrier directories do not pile up.  Under
+ * zksync.auth, {root} and its fixed directories are persistent (tree.c).
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -34,8 +35,10 @@
 #include "zksync.h"
 
 /*
- * Create `dir` and its parents as containers.  Existing ones are fine.
- * Returns ZOK or the first other error.
+ * Create `dir` and its parents as containers; under zksync.auth, {root},
+ * what is above it and the fixed directories under it are persistent
+ * instead (tree.c says why).  Existing ones are fine.  Returns ZOK or the
+ * first other error.
  */
 int
 zk_ensure_parents(const char *dir)
@@ -45,6 +48,7 @@ zk_ensure_parents(const char *dir)
 	int			rc = ZOK;
 	int			i;
 	const char *p;
+	bool		auth = zk_session_auth()[0] != '\0';
 
 	for (p = strchr(dir + 1, '/');; p = strchr(p + 1, '/'))
 	{
@@ -52,7 +56,9 @@ zk_ensure_parents(const char *dir)
 
 		if (n == lengthof(reqs))
 			break;
-		reqs[n++] = zk_create(prefix, "", 0, ZOO_CONTAINER);
+		reqs[n++] = zk_create(prefix, "", 0,
+							  auth && zksync_path_is_fixed(prefix) ?
+							  ZOO_PERSISTENT : ZOO_CONTAINER);
 		pfree(prefix);
 		if (p == NULL)
 			break;

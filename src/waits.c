@@ -88,9 +88,6 @@
 
 #include "zksync.h"
 
-#define ZKSYNC_WAITS		"waits"
-#define ZKSYNC_DEADLOCKS	"deadlocks"
-
 /*
  * Scans after the first: soon to confirm a cycle; else soon again (the
  * other waits of a cycle that formed at once may not be published yet),

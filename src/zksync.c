@@ -33,6 +33,7 @@ _PG_init(void)
 	zksync_lock_init();
 	zksync_semaphore_init();
 	zksync_barrier_init();
+	zksync_tree_init();
 
 	zksync_xact_init();
 }

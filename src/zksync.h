@@ -21,6 +21,9 @@
  *	 waits.c		every wait in view (zksync_waits, zksync_blocking),
  *					log_lock_waits and deadlock detection, for the queues
  *					the recipes register (ZkQueueKind)
+ *	 tree.c			under zksync.auth: {root} and its fixed directories
+ *					made persistent with our ACL, their ACLs checked once
+ *					per session (42501 if other clients may change them)
  *	 nodes.c		node operations that ride out connection loss: the retry
  *					helper, protected (GUID) creates, abandonment, parents
  *	 connection.c	the ZooKeeper session and the request transport, the
@@ -90,6 +93,8 @@ extern bool zksync_hosts_are_valid(const char *hosts, char **why);
 #define ZKSYNC_BARRIERS		"barriers"
 #define ZKSYNC_DBARRIERS	"dbarriers"
 #define ZKSYNC_SEMAPHORES	"semaphores"
+#define ZKSYNC_WAITS		"waits"
+#define ZKSYNC_DEADLOCKS	"deadlocks"
 
 #define ZKSYNC_TAG_WRITE	"__WRIT__"
 #define ZKSYNC_TAG_READ		"__READ__"
@@ -106,6 +111,9 @@ typedef struct ZkContender
 	bool		reader;			/* a reader (any client's marker) */
 } ZkContender;
 
+#define ZKSYNC_NFIXED_DIRS	6
+extern const char *const zksync_fixed_dirs[ZKSYNC_NFIXED_DIRS];
+extern bool zksync_path_is_fixed(const char *path);
 extern char *zksync_recipe_dir(const char *kind, const char *name);
 extern char *zksync_child_path(const char *dir, const char *child);
 extern void zksync_protected_prefix(char *buf, size_t len, const char *dir,
@@ -141,6 +149,14 @@ extern int	zksync_contenders(char **children, int nchildren,
  * ---------------------------------------------------------------------
  */
 
+/* One entry of a node's ACL, as zk_get_acl() reads it (malloc'd strings) */
+typedef struct ZkAcl
+{
+	int			perms;			/* ZOO_PERM_* bits */
+	char	   *scheme;			/* "world", "digest", "ip", ... */
+	char	   *id;				/* "anyone", "user:hash", ... */
+} ZkAcl;
+
 /*
  * One asynchronous request to ZooKeeper.  The client's completion thread
  * fills in the result fields and then sets `done`; until zk_wait() has
@@ -157,6 +173,8 @@ typedef struct ZkReq
 	int			datalen;
 	char	  **children;		/* get_children; a multi's created paths */
 	int			nchildren;
+	ZkAcl	   *acl;			/* get_acl: the node's ACL */
+	int			nacl;
 	void	   *priv;			/* connection.c's, freed with the request */
 	void		(*priv_free) (void *);	/* how, if not free() */
 
@@ -182,6 +200,7 @@ extern void zk_notice_session_end(void);
 extern bool zk_session_usable(void);
 extern bool zk_is_connected(void);
 extern const char *zk_session_hosts(void);
+extern const char *zk_session_auth(void);
 extern bool zk_session_known_alive(void);
 extern bool zk_confirm_session_alive(const char *node, int timeout_ms);
 extern int64 zk_session_id(void);
@@ -199,6 +218,7 @@ extern ZkReq *zk_sync(const char *path);
 extern ZkReq *zk_get_children(const char *path);
 extern ZkReq *zk_get_children_watch(const char *path);
 extern ZkReq *zk_set(const char *path, const char *data, int len);
+extern ZkReq *zk_get_acl(const char *path);
 extern ZkWaitResult zk_wait(ZkReq *req, TimestampTz deadline, bool nothrow);
 extern ZkWaitResult zk_wait_event(uint64 events_seen, bool (*also) (void),
 								  TimestampTz deadline, bool nothrow);
@@ -216,6 +236,7 @@ extern bool zk_held_gone(const ZkHeld *h);
 extern bool zk_held_confirm(const ZkHeld *h, int timeout_ms);
 extern bool zk_sync_held(int timeout_ms);
 extern void zk_notice_lost_nodes(void);
+extern void zk_register_session_check(void (*check) (void));
 extern void zk_release(ZkReq *req);
 extern void zk_release_all(void);
 extern void zk_release_node(const char *path, int wait_ms, bool nothrow);
@@ -276,6 +297,12 @@ extern void zk_protected_create_many(ZkProtected *pns, int n, char **dirs,
 									 const char *suffix, const char *data,
 									 int datalen, ZkReq **children);
 extern void zk_protected_abandon(ZkProtected *pn, int wait_ms);
+
+/* ---------------------------------------------------------------------
+ * tree.c: the tree under zksync.root is ours under zksync.auth
+ * ---------------------------------------------------------------------
+ */
+extern void zksync_tree_init(void);
 
 /* ---------------------------------------------------------------------
  * waits.c: every wait in view, and deadlocks through ZooKeeper

@@ -28,14 +28,67 @@
                                         DATA" ("set", or "nonode"), "quit";
                                         DATA is the rest of the line
 
+    zkclient.py HOSTS getacl PATH       PATH's ACL, one "scheme:id:perms" a line
+                                        (perms as zkCli.sh writes them: cdrwa),
+                                        or "none" if there is no PATH
+    zkclient.py HOSTS stat PATH         "owner 0x... children N", or "none"
+    zkclient.py HOSTS create-open PATH  make PATH (and its parents) persistent,
+                                        open to all (world:anyone:cdrwa)
+    zkclient.py HOSTS setacl PATH ACL   set PATH's ACL, written as for zkCli.sh's
+                                        setAcl ("auth::cdrwa,world:anyone:r")
+    zkclient.py HOSTS try OP PATH [DATA]
+                                        one write, OP create (a persistent
+                                        node), delete, set (its data) or
+                                        open (setAcl world:anyone:cdrwa);
+                                        prints "ok" or the error's name
+                                        (NoAuthError, NoNodeError, ...)
+
+Without credentials, unless ZK_AUTH=user:password is in the environment
+(then the client authenticates with that digest identity first).
+
 The lock command shares the lock with zksync the way the README tells kazoo
 users to: extra_lock_patterns ["__WRIT__", "__READ__"] for the write lock,
 ["__WRIT__"] for the read lock.
 """
+import os
 import sys
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import LockTimeout, NoNodeError
+from kazoo.exceptions import KazooException, LockTimeout, NoNodeError
+from kazoo.security import OPEN_ACL_UNSAFE, make_acl
+
+
+def perms_text(perms):
+    return "".join(letter for bit, letter in ((4, "c"), (8, "d"), (1, "r"), (2, "w"), (16, "a"))
+                   if perms & bit)
+
+
+def parse_acl(text):
+    """An ACL as zkCli.sh's setAcl takes it: scheme:id:perms,..."""
+    acl = []
+    for entry in text.split(","):
+        scheme, rest = entry.split(":", 1)
+        ident, perms = rest.rsplit(":", 1)
+        acl.append(make_acl(scheme, ident, read="r" in perms, write="w" in perms,
+                            create="c" in perms, delete="d" in perms, admin="a" in perms))
+    return acl
+
+
+def try_write(zk, op, path, data):
+    try:
+        if op == "create":
+            zk.create(path, data.encode())
+        elif op == "delete":
+            zk.delete(path)
+        elif op == "set":
+            zk.set(path, data.encode())
+        elif op == "open":
+            zk.set_acls(path, OPEN_ACL_UNSAFE)
+        else:
+            sys.exit("unknown write " + op)
+    except KazooException as e:
+        return type(e).__name__
+    return "ok"
 
 
 def walk(zk, path):
@@ -51,7 +104,9 @@ def walk(zk, path):
 
 def main():
     hosts, command, path = sys.argv[1], sys.argv[2], sys.argv[3]
-    zk = KazooClient(hosts=hosts, timeout=10.0)
+    auth = os.environ.get("ZK_AUTH")
+    zk = KazooClient(hosts=hosts, timeout=10.0,
+                     auth_data=[("digest", auth)] if auth else None)
     zk.start(timeout=30)
     try:
         if command == "children":
@@ -130,6 +185,28 @@ def main():
                         print("none", flush=True)
                 elif words[0] == "quit":
                     break
+        elif command == "getacl":
+            try:
+                acl, _ = zk.get_acls(path)
+            except NoNodeError:
+                acl = []
+                print("none")
+            for entry in acl:
+                print("%s:%s:%s" % (entry.id.scheme, entry.id.id, perms_text(entry.perms)))
+        elif command == "stat":
+            stat = zk.exists(path)
+            print("none" if stat is None else
+                  "owner 0x%x children %d" % (stat.ephemeralOwner, stat.numChildren))
+        elif command == "create-open":
+            zk.create(path, b"", acl=OPEN_ACL_UNSAFE, makepath=True)
+            print("ok")
+        elif command == "setacl":
+            zk.set_acls(path, parse_acl(sys.argv[4]))
+            print("ok")
+        elif command == "try":
+            # argv: try OP PATH [DATA]
+            op, path = sys.argv[3], sys.argv[4]
+            print(try_write(zk, op, path, sys.argv[5] if len(sys.argv) > 5 else ""))
         elif command == "churn":
             import psycopg2
             n, pghost, pgport = int(sys.argv[4]), sys.argv[5], sys.argv[6]
