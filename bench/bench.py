@@ -58,7 +58,9 @@ after 200 ms or 2200 ms, with B's deadlock_timeout past the hold (1 s or
 scans once or four times: at 50, 250, 650 and 1450 ms): B's whole wait, the time from A's unlock to
 B's grant, and the ZooKeeper requests of B's session (the last client xid
 that the servers' cons shows).  --only
-operators runs that phase alone and prints its tables.
+operators runs that phase alone and prints its tables; --only uncontended
+runs the uncontended cycles alone and prints their table and zksync's
+cycle-time ratios to the floor (for a quick before and after).
 
 Prints a table with medians, p99, worst cycle and the ratios (each with its
 target and whether it was met), writes OUT/results.md, OUT/latency.dat and
@@ -889,6 +891,22 @@ def operators_lines(waits, hand, runs):
     return lines, ratios
 
 
+def uncontended_lines(b):
+    """The uncontended phase alone (--only uncontended): each contender's
+    cycle time, and zksync's against the floor that awaits its delete."""
+    s = {k: summary(v) for k, v in b.lat.items()}
+    lines = ["| contender | cycles | median ms | p99 ms |", "|---|---|---|---|"]
+    for k in sorted(s):
+        lines.append("| %s | %d | %.3f | %.3f |" % (k, s[k]["n"], s[k]["median"] / 1000, s[k]["p99"] / 1000))
+    lines += ["", "| ratio | value | target | met | from |", "|---|---|---|---|---|"]
+    for k, target in (("zksync", "<= 1.10"), ("zksync-xact", "(no target)")):
+        lines.append(ratio_row("%s / floor-pipelined cycle time" % k,
+                               s[k]["median"] / s["floor-pipelined"]["median"], "%.3f", target,
+                               "medians %.3f / %.3f ms" % (s[k]["median"] / 1000,
+                                                           s["floor-pipelined"]["median"] / 1000)))
+    return lines
+
+
 def ratio_row(name, value, fmt, target, source):
     """One row of the ratio table.  target: "<= X", ">= X", or a note in
     parentheses for none; met is judged on the value as printed."""
@@ -923,7 +941,7 @@ def main():
                          "(default 5, 3 with 2 rounds or fewer)")
     ap.add_argument("--ops-reps", type=int, default=0,
                     help="runs of each hand-over of the operators phase (default 10, 4 with 2 rounds or fewer)")
-    ap.add_argument("--only", choices=["operators"],
+    ap.add_argument("--only", choices=["operators", "uncontended"],
                     help="run only this phase and print its tables (OUT/results.md is left alone)")
     ap.add_argument("--machine", default="")
     a = ap.parse_args()
@@ -942,6 +960,9 @@ def main():
     print("== uncontended cycles, %d rounds x %d cycles, contenders alternated" % (a.rounds, a.cycles),
           file=sys.stderr)
     b.uncontended()
+    if a.only == "uncontended":
+        print("\n".join(uncontended_lines(b)))
+        return
     bulk_runs = a.bulk_runs or max(1, a.rounds // 2)
     print("== bulk: %d names in one transaction, array call and loop, %d runs each"
           % (a.bulk_names, bulk_runs), file=sys.stderr)
