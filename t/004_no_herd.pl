@@ -33,8 +33,20 @@ ok( poll_until(
 		}),
 	"$n backends wait");
 
-# watches under our lock, per path, from all servers
-sub watchers { return zk_watches("$root/locks/herd/"); }
+# watches under our lock, per path, from all servers, but for the owner's
+# own watch on the node it holds or waits with (a held node is watched by
+# its holder, so that a delete by another client is noticed)
+sub watchers
+{
+	my $w = zk_watches("$root/locks/herd/");
+	my $owners = zk_owners("$root/locks/herd");
+	for my $path (keys %$w)
+	{
+		delete $w->{$path}{ $owners->{$path} } if defined $owners->{$path};
+		delete $w->{$path} unless %{ $w->{$path} };
+	}
+	return $w;
+}
 
 my $w;
 ok(poll_until(sub { $w = watchers(); scalar(keys %$w) == $n }),
@@ -52,6 +64,9 @@ is(scalar(keys %sessions), $n, "$n different sessions watch");
 my @nodes = sort { substr($a, -10) <=> substr($b, -10) } zk_ephemerals("$root/locks/herd");
 is(scalar(@nodes), $n + 1, 'holder plus waiters in ZooKeeper');
 ok(exists $w->{ $nodes[0] }, 'the holder is watched');
+my $own = zk_owners("$root/locks/herd");
+ok(exists zk_watches("$root/locks/herd/")->{ $nodes[0] }{ $own->{ $nodes[0] } },
+	'and the holder watches its own node');
 ok(!exists $w->{ $nodes[-1] }, 'the last waiter is watched by nobody');
 
 # release: the waiters go through one by one

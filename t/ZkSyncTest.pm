@@ -15,7 +15,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time sleep);
 
-our @EXPORT = qw(zk_hosts zk_root new_node zk_nodes zk_ephemerals zk_four
+our @EXPORT = qw(zk_hosts zk_root new_node zk_nodes zk_ephemerals zk_owners zk_four
   zk_script zkclient poll_until elapsed_since zk_watches);
 
 my $root = "/zksync-tap-" . $$ . "-" . int(rand(1e6));
@@ -63,6 +63,16 @@ sub zk_ephemerals
 	my ($out, $err) = run_command([ zkclient('ephemerals', $path // $root) ]);
 	die "zkclient failed: $err" if $err =~ /Traceback/;
 	return grep { length } split /\n/, $out;
+}
+
+# Every ephemeral node below $path, with the session that owns it
+# ({ node => "0x..." }).
+sub zk_owners
+{
+	my ($path) = @_;
+	my ($out, $err) = run_command([ zkclient('owners', $path // $root) ]);
+	die "zkclient failed: $err" if $err =~ /Traceback/;
+	return { map { split / / } grep { length } split /\n/, $out };
 }
 
 # A four-letter word to server N (1..3).

@@ -4,6 +4,8 @@
     zkclient.py HOSTS children PATH     children of PATH, one per line
     zkclient.py HOSTS tree PATH         every node below PATH, one per line
     zkclient.py HOSTS ephemerals PATH   every ephemeral node below PATH
+    zkclient.py HOSTS owners PATH       the same, each with its owner's session
+                                        (0x... hex)
     zkclient.py HOSTS lock PATH MODE    kazoo WriteLock/ReadLock on PATH, driven
                                         by stdin lines: "acquire SECONDS",
                                         "release", "quit"; answers on stdout
@@ -123,6 +125,11 @@ def main():
                 stat = zk.exists(node)
                 if stat is not None and stat.ephemeralOwner:
                     print(node)
+        elif command == "owners":
+            for node in walk(zk, path):
+                stat = zk.exists(node)
+                if stat is not None and stat.ephemeralOwner:
+                    print(node, "0x%x" % stat.ephemeralOwner)
         elif command == "lock":
             mode = sys.argv[4]
             if mode == "write":
