@@ -47,7 +47,7 @@ is(zs("SELECT zksync_try_write_lock('shared')"), 'f', 'zksync write excluded by 
 is(zs("SELECT zksync_try_read_lock('shared')"), 'f', 'zksync read excluded by kazoo write');
 is(say_kazoo($kw, 'release'), 'released', 'kazoo releases');
 
-my $zk = $node->background_psql('postgres');
+my $zk = $node->background_psql('postgres', on_error_stop => 0);
 $zk->query_safe("SELECT zksync_write_lock('shared')");
 is(say_kazoo($kw, 'acquire 1'), 'timeout', 'kazoo write excluded by zksync write');
 is(say_kazoo($kr, 'acquire 1'), 'timeout', 'kazoo read excluded by zksync write');
@@ -76,15 +76,25 @@ ${ $kw->{out} } = '';
 is(say_kazoo($kw, 'release'), 'released', 'kazoo write released');
 
 # a node deleted behind zksync's back (an operator with a ZooKeeper client):
-# the release that follows fails inside the batch with the next create,
-# and the next lock still works and leaves nothing behind
+# the hold is lost (a WARNING at a statement, an ERROR naming it at the
+# unlock), and the next lock works and leaves nothing behind
 $zk->query_safe("SELECT zksync_write_lock('behind')");
 my @mine = grep { m{/locks/behind/} } zk_nodes();
 is(scalar(@mine), 1, 'zksync holds "behind"');
 run_command([ '/usr/bin/python3', '-c',
 	"from kazoo.client import KazooClient; z = KazooClient(hosts='@{[ zk_hosts() ]}'); z.start(); z.delete('$mine[0]'); z.stop()" ]);
-is($zk->query_safe("SELECT zksync_write_unlock('behind'), zksync_write_lock('behind'), zksync_lock_token('behind') > 0"),
-	't||t', 'unlock and lock again after the node was deleted behind our back');
+my $heard = '';
+poll_until(sub { $zk->{stderr} = ''; $zk->query('SELECT 1'); $heard .= $zk->{stderr};
+		$heard =~ /is lost/ }, 10);
+like($heard, qr/WARNING:  zksync write lock "behind" is lost: another client deleted its node/,
+	'the holder hears that its node was deleted');
+$zk->{stderr} = '';
+$zk->query("SELECT zksync_write_unlock('behind')");
+like($zk->{stderr}, qr/ERROR:  zksync write lock "behind" was lost: another client deleted its node/,
+	'unlocking it raises an ERROR naming it');
+$zk->{stderr} = '';
+is($zk->query("SELECT zksync_write_lock('behind'), zksync_lock_token('behind') > 0"),
+	'|t', 'it can be taken again');
 my @now = grep { m{/locks/behind/_c_} } zk_nodes();
 is(scalar(@now), 1, 'exactly one node: the new one');
 isnt($now[0], $mine[0], 'and it is a new node');
