@@ -145,10 +145,19 @@ sub lock_children
 	return @c;
 }
 
+# The children of a double barrier's directory: participants and "ready"
+sub barrier_children
+{
+	my ($name) = @_;
+	my @c = sort map { m{^\Q$root\E/dbarriers/\Q$name\E/([^/]+)$} ? $1 : () }
+	  zk_nodes("$root/dbarriers/$name");
+	return @c;    # in scalar context: how many
+}
+
 my @z = map { $node->background_psql('postgres', on_error_stop => 0) } 1 .. 4;
 
 # ------------------------------------------------ 1. the Curator layout: no
-is(sq('SHOW zksync.lock_layout'), 'curator', 'zksync.lock_layout is curator by default');
+is(sq("SELECT current_setting('zksync.lock_layout', true)"), 'curator', 'zksync.lock_layout is curator by default');
 my $g1 = go_client();
 my $g2 = go_client();
 my $g3 = go_client();
@@ -165,7 +174,7 @@ $node->append_conf('postgresql.conf', "zksync.lock_layout = 'go'\n");
 $node->reload;
 $_->quit for @z;
 @z = map { $node->background_psql('postgres', on_error_stop => 0) } 1 .. 4;
-is($z[0]->query_safe('SHOW zksync.lock_layout'), 'go', 'zksync.lock_layout = go after reload');
+is($z[0]->query_safe("SELECT current_setting('zksync.lock_layout', true)"), 'go', 'zksync.lock_layout = go after reload');
 
 $z[0]->query_safe("SELECT zksync_write_lock('gl')");
 my @nodes = lock_children('gl');
@@ -238,15 +247,6 @@ $z[2]->query_safe("SELECT zksync_read_unlock('fifo')");
 ok(poll_until(sub { !grep { m{/locks/} } zk_ephemerals() }), 'no lock node is left');
 
 # ------------------------------------------- 5. double barrier: 2 Go, 2 zksync
-# The children of a double barrier's directory: participants and "ready"
-sub barrier_children
-{
-	my ($name) = @_;
-	my @c = sort map { m{^\Q$root\E/dbarriers/\Q$name\E/([^/]+)$} ? $1 : () }
-	  zk_nodes("$root/dbarriers/$name");
-	return @c;    # in scalar context: how many
-}
-
 # Go ids below "_c_" (so a Go participant is the lowest, the last one out
 # and removes "ready" and the barrier) or above it (zksync's is); and who
 # arrives 4th, making "ready": zksync (ephemeral) or Go (persistent)
@@ -257,21 +257,21 @@ for my $case ([ 'lowgo', 'A1', 'A2', 'zksync' ], [ 'highgo', 'go-1', 'go-2', 'go
 	my ($ga, $gb) = ($g1, $g2);
 
 	send_line($ga, "enter $dir $id1 4");
-	start_sql($z[0], "SELECT zksync_dbarrier_enter('$name', 4)");
+	start_sql($z[0], "SELECT zksync_dbarrier_enter('$name', 4, 30000)");
 	if ($fourth eq 'zksync')
 	{
 		send_line($gb, "enter $dir $id2 4");
 	}
 	else
 	{
-		start_sql($z[1], "SELECT zksync_dbarrier_enter('$name', 4)");
+		start_sql($z[1], "SELECT zksync_dbarrier_enter('$name', 4, 30000)");
 	}
 	ok(poll_until(sub { scalar(barrier_children($name)) == 3 }), "$name: three participants have entered");
 	ok(silent($ga) && silent($gb) && extension_waits() == ($fourth eq 'zksync' ? 1 : 2),
 		"$name: nobody passes enter with three of four");
 	if ($fourth eq 'zksync')
 	{
-		is($z[1]->query_safe("SELECT zksync_dbarrier_enter('$name', 4)"), 't',
+		is($z[1]->query_safe("SELECT zksync_dbarrier_enter('$name', 4, 30000)"), 't',
 			"$name: a zksync participant arrives 4th and passes");
 	}
 	else
@@ -286,12 +286,12 @@ for my $case ([ 'lowgo', 'A1', 'A2', 'zksync' ], [ 'highgo', 'go-1', 'go-2', 'go
 
 	# exit: the one arriving last is the zksync participant 2
 	send_line($ga, 'exit');
-	start_sql($z[0], "SELECT zksync_dbarrier_exit('$name')");
+	start_sql($z[0], "SELECT zksync_dbarrier_exit('$name', 30000)");
 	send_line($gb, 'exit');
 	ok(poll_until(sub { extension_waits() == 1 }), "$name: three exit");
 	ok(silent($ga) && silent($gb) && extension_waits() == 1,
 		"$name: nobody passes exit while a participant works");
-	is($z[1]->query_safe("SELECT zksync_dbarrier_exit('$name')"), 't',
+	is($z[1]->query_safe("SELECT zksync_dbarrier_exit('$name', 30000)"), 't',
 		"$name: the 4th exits and passes");
 	is(next_line($ga, 30), 'EXITED', "$name: Go participant $id1 passes exit (no error)");
 	is(next_line($gb, 30), 'EXITED', "$name: Go participant $id2 passes exit (no error)");
@@ -307,21 +307,21 @@ for my $case ([ 'curator1', 'zksync' ], [ 'curator2', 'curator' ])
 		zk_hosts(), "$root/dbarriers/$name", 4, 2);
 
 	send_line($cur, 'enter 0');
-	start_sql($z[0], "SELECT zksync_dbarrier_enter('$name', 4)");
+	start_sql($z[0], "SELECT zksync_dbarrier_enter('$name', 4, 30000)");
 	if ($fourth eq 'zksync')
 	{
 		send_line($cur, 'enter 1');
 	}
 	else
 	{
-		start_sql($z[1], "SELECT zksync_dbarrier_enter('$name', 4)");
+		start_sql($z[1], "SELECT zksync_dbarrier_enter('$name', 4, 30000)");
 	}
 	ok(poll_until(sub { scalar(barrier_children($name)) == 3 }), "$name: three participants have entered");
 	ok(silent($cur) && extension_waits() == ($fourth eq 'zksync' ? 1 : 2),
 		"$name: nobody passes enter with three of four");
 	if ($fourth eq 'zksync')
 	{
-		is($z[1]->query_safe("SELECT zksync_dbarrier_enter('$name', 4)"), 't',
+		is($z[1]->query_safe("SELECT zksync_dbarrier_enter('$name', 4, 30000)"), 't',
 			"$name: a zksync participant arrives 4th and passes");
 	}
 	else
@@ -334,11 +334,11 @@ for my $case ([ 'curator1', 'zksync' ], [ 'curator2', 'curator' ])
 	is(finish_sql($z[1]), 't', "$name: zksync participant 2 passes enter") if $fourth eq 'curator';
 
 	send_line($cur, 'leave 0');
-	start_sql($z[0], "SELECT zksync_dbarrier_exit('$name')");
+	start_sql($z[0], "SELECT zksync_dbarrier_exit('$name', 30000)");
 	send_line($cur, 'leave 1');
 	ok(poll_until(sub { extension_waits() == 1 }), "$name: three leave");
 	ok(silent($cur) && extension_waits() == 1, "$name: nobody passes leave while a participant works");
-	is($z[1]->query_safe("SELECT zksync_dbarrier_exit('$name')"), 't', "$name: the 4th exits and passes");
+	is($z[1]->query_safe("SELECT zksync_dbarrier_exit('$name', 30000)"), 't', "$name: the 4th exits and passes");
 	is(join(' ', sort grep { defined } map { next_line($cur, 30) } 1 .. 2), 'LEFT 0 LEFT 1',
 		"$name: both Curator participants pass leave");
 	is(finish_sql($z[0]), 't', "$name: zksync participant 1 passes exit");
