@@ -11,17 +11,34 @@
  *
  * Double barrier: ZooKeeper's recipe, under {root}/dbarriers/{name}/:
  *
- *	 _c_{guid}-__PART__{seq}	one ephemeral node per participant; its data
- *								says how many participants were agreed on
- *	 ready						ephemeral, made by the participant that sees
- *								the count reached
+ *	 _c_{guid}-__PART__{seq}	one ephemeral node per zksync participant;
+ *								its data says how many participants were
+ *								agreed on
+ *	 ready						made by the participant that sees the count
+ *								reached (ours is ephemeral)
+ *	 anything else				another client's participant
+ *
+ * Every child but "ready" is a participant, as in the seed's Go library
+ * (whose participants are named after an id its caller picks) and in
+ * Apache Curator's DistributedDoubleBarrier (named after a UUID): so their
+ * participants and ours enter and leave one barrier together.
  *
  *	 enter: create our node; watch "ready"; if it exists, or the count of
  *			participants has reached N, make "ready" and pass; else wait.
- *	 exit:	list the participants; none left: done; only us: delete our
- *			node and "ready", done; we are the lowest: wait for the highest
- *			to go; else delete our node and wait for the lowest to go.
- *			Look again after every wake-up.
+ *	 exit:	list the participants, sorted by name; none left: see below;
+ *			only us: delete our node and "ready", done; we are the lowest:
+ *			wait for the highest to go; else delete our node and wait for
+ *			the lowest to go.  Look again after every wake-up.
+ *
+ * Both other libraries sort by name (byte order, which strcmp gives), and
+ * everyone must agree on who is lowest, or two "lowest" participants would
+ * wait for each other.  The last one out removes "ready": the Go library's
+ * last participant fails if it finds "ready" already gone, so when we see
+ * nobody left we give the last one a moment to do so, and remove "ready"
+ * ourselves only if it stays (a last participant that disconnected).  Our
+ * "ready" is ephemeral, so one left behind by a crash goes with its
+ * session; the others' is persistent, and Curator's participants remove it
+ * as they leave.
  *
  * Participant nodes are ephemeral, so a backend that disconnects counts as
  * exited.  An enter that times out, or is interrupted, deletes its node
@@ -223,12 +240,6 @@ init_entered(void)
 						  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 }
 
-static bool
-is_participant(const char *child)
-{
-	return strstr(child, ZKSYNC_TAG_PART) != NULL && zksync_node_sequence(child) >= 0;
-}
-
 /* The participants agreed on by the first one in, or -1 if none is in. */
 static int
 agreed_participants(const char *dir, ZkReq *children)
@@ -241,7 +252,7 @@ agreed_participants(const char *dir, ZkReq *children)
 		ZkReq	   *g;
 		int			n = -1;
 
-		if (!is_participant(children->children[i]))
+		if (!zksync_dbarrier_is_participant(children->children[i]))
 			continue;
 		path = psprintf("%s/%s", dir, children->children[i]);
 		g = zk_get(path, false);
@@ -266,7 +277,7 @@ count_participants(ZkReq *children)
 				n = 0;
 
 	for (i = 0; i < children->nchildren; i++)
-		if (is_participant(children->children[i]))
+		if (zksync_dbarrier_is_participant(children->children[i]))
 			n++;
 	return n;
 }
@@ -275,7 +286,7 @@ count_participants(ZkReq *children)
 static void
 make_ready(const char *dir)
 {
-	char	   *path = psprintf("%s/ready", dir);
+	char	   *path = psprintf("%s/%s", dir, ZKSYNC_READY_NODE);
 
 	ZkReq	   *c = zk_call_retrying(ZKOP_CREATE, path, "", 0, ZOO_EPHEMERAL, NULL);
 	int			rc = c->rc;
@@ -293,7 +304,7 @@ bool
 zksync_dbarrier_enter(const char *name, int participants, int timeout_ms)
 {
 	char	   *dir = zksync_recipe_dir(ZKSYNC_DBARRIERS, name);
-	char	   *ready = psprintf("%s/ready", dir);
+	char	   *ready = psprintf("%s/%s", dir, ZKSYNC_READY_NODE);
 	TimestampTz deadline = deadline_after(timeout_ms);
 	ZkReq	   *g;
 	int			agreed;
@@ -380,6 +391,32 @@ zksync_dbarrier_enter(const char *name, int participants, int timeout_ms)
 }
 
 /*
+ * Nobody is left in the barrier and we were not the last one out: let the
+ * last one remove "ready" (the Go library's fails if it finds it gone);
+ * remove it ourselves if it is still there after ZKSYNC_RELEASE_WAIT_MS,
+ * as after a last participant that disconnected.  Throws only as a wait
+ * does (an interrupt, a lost connection).
+ */
+static void
+await_ready_gone(const char *dir)
+{
+	char	   *ready = psprintf("%s/%s", dir, ZKSYNC_READY_NODE);
+	TimestampTz deadline = deadline_after(ZKSYNC_RELEASE_WAIT_MS);
+
+	for (;;)
+	{
+		uint64		seen = zk_events_seen();
+
+		if (!node_exists(ready, WATCH_GONE))
+			return;
+		if (GetCurrentTimestamp() >= deadline)
+			break;
+		zk_wait_event(seen, NULL, deadline, false);
+	}
+	zk_release_node(ready, ZKSYNC_RELEASE_WAIT_MS, false);
+}
+
+/*
  * Exit: true once every participant has exited or disconnected; false if
  * `timeout_ms` (negative: no limit) runs out first.  Either way this
  * backend has left the barrier when it returns.
@@ -421,20 +458,24 @@ zksync_dbarrier_exit(const char *name, int timeout_ms)
 
 			parts = palloc(sizeof(char *) * (g->nchildren + 1));
 			for (i = 0; g->rc == ZOK && i < g->nchildren; i++)
-				if (is_participant(g->children[i]))
+				if (zksync_dbarrier_is_participant(g->children[i]))
 				{
 					parts[n] = pstrdup(g->children[i]);
 					me_in |= strcmp(parts[n], mine) == 0;
 					n++;
 				}
 			zk_release(g);
-			zksync_sort_by_sequence(parts, n);
+			zksync_sort_by_name(parts, n);
 
 			if (n == 0 || (n == 1 && me_in))
 			{
 				/* the last one out leaves nothing behind */
 				zk_release_node(node, ZKSYNC_RELEASE_WAIT_MS, false);
-				zk_release_node(psprintf("%s/ready", dir), ZKSYNC_RELEASE_WAIT_MS, false);
+				if (n == 0)
+					await_ready_gone(dir);
+				else
+					zk_release_node(psprintf("%s/%s", dir, ZKSYNC_READY_NODE),
+									ZKSYNC_RELEASE_WAIT_MS, false);
 				done = true;
 				break;
 			}

@@ -10,13 +10,27 @@
  *	 {root}/dbarriers/{name}/ready
  *
  * The "_c_{guid}-" prefix is Apache Curator's "protected" name: it finds a
- * node again after a create whose reply was lost (nodes.c).  The tags are
- * Curator's InterProcessReadWriteLock's, so a Curator client on the same
- * path shares the lock.  Other clients name their nodes differently (kazoo:
- * "{uuid}__lock__{seq}", "__rlock__"; ZooKeeper's own recipe: "-read-"), so
- * when ordering contenders we count any child that ends in a 10-digit
- * sequence number, treat those three reader markers as readers and every
- * other contender as a writer (zksync_contenders).
+ * node again after a create whose reply was lost (nodes.c).  The lock tags
+ * are Curator's InterProcessReadWriteLock's, so a Curator client on the
+ * same path shares the lock.  With zksync.lock_layout = go they are
+ * "write-" and "read-" instead (_c_{guid}-write-{seq}), the names the seed's
+ * Go library gives its RWMutex nodes: that library takes its sequence
+ * number from what follows the last "read-" or "write-" in a child's name
+ * and a writer of it fails on any child that has neither, so only one
+ * layout can serve it (zksync_lock_tag).  Other clients name their nodes
+ * differently again (kazoo: "{uuid}__lock__{seq}", "__rlock__"; ZooKeeper's
+ * own recipe and the Go library: "-read-"), so when ordering contenders we
+ * count any child that ends in a 10-digit sequence number, treat those
+ * three reader markers as readers and every other contender as a writer
+ * (zksync_contenders).
+ *
+ * A double barrier's participants are every child of its directory but
+ * "ready", whoever made them: the Go library names its participants after
+ * an id its caller picks, Curator's DistributedDoubleBarrier after a UUID,
+ * and both count every child but "ready", so mixed participants only meet
+ * if zksync counts the same way (zksync_dbarrier_is_participant).  They
+ * leave in the order of their names, compared byte by byte, as both
+ * libraries sort them (zksync_sort_by_name).
  *
  * The data of every node we create says who made it (zksync_owner_data).
  * Nothing here talks to ZooKeeper; what can go wrong is only a name that
@@ -309,6 +323,38 @@ void
 zksync_sort_by_sequence(char **children, int n)
 {
 	qsort(children, n, sizeof(char *), sequence_cmp);
+}
+
+/*
+ * The tag of a new lock node of `mode` ('w' write, else read) in the
+ * layout zksync.lock_layout names.
+ */
+const char *
+zksync_lock_tag(char mode)
+{
+	if (zksync_lock_layout != NULL && strcmp(zksync_lock_layout, "go") == 0)
+		return mode == 'w' ? ZKSYNC_TAG_GO_WRITE : ZKSYNC_TAG_GO_READ;
+	return mode == 'w' ? ZKSYNC_TAG_WRITE : ZKSYNC_TAG_READ;
+}
+
+/* Is this child of a double barrier's directory (any client's) a participant? */
+bool
+zksync_dbarrier_is_participant(const char *child)
+{
+	return strcmp(child, ZKSYNC_READY_NODE) != 0;
+}
+
+static int
+name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* Sort child names byte by byte (strcmp compares unsigned bytes). */
+void
+zksync_sort_by_name(char **children, int n)
+{
+	qsort(children, n, sizeof(char *), name_cmp);
 }
 
 static int

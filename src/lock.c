@@ -8,6 +8,9 @@
  *	 {root}/locks/{name}/_c_{guid}-__WRIT__{seq}	a writer
  *	 {root}/locks/{name}/_c_{guid}-__READ__{seq}	a reader
  *
+ * (with zksync.lock_layout = go, "-write-{seq}" and "-read-{seq}", the seed's
+ * Go library's names; layout.c owns the grammar.)
+ *
  * The parents are container nodes, which the server removes once empty.
  * Each acquisition creates one EPHEMERAL_SEQUENTIAL node and reads the
  * children in the same round trip (the two requests are pipelined; the
@@ -270,7 +273,7 @@ zksync_rwlock_granted(const ZkContender *c, int n, int i)
 static bool
 acquire_node(Hold *hold, char mode, bool downgrade, TimestampTz deadline)
 {
-	const char *tag = mode == 'w' ? ZKSYNC_TAG_WRITE : ZKSYNC_TAG_READ;
+	const char *tag = zksync_lock_tag(mode);
 	char	   *data;
 	int			datalen;
 	bool		granted = true;
@@ -457,7 +460,7 @@ acquire_nodes(Want *w, ZkProtected *pns, int k, char mode,
 			  TimestampTz deadline)
 {
 	const ZkQueueDriver *drv = mode == 'w' ? &write_driver : &read_driver;
-	const char *tag = mode == 'w' ? ZKSYNC_TAG_WRITE : ZKSYNC_TAG_READ;
+	const char *tag = zksync_lock_tag(mode);
 	const char *what = mode == 'w' ? "write lock" : "read lock";
 	char	   *data;
 	int			datalen;

@@ -8,6 +8,10 @@
  * anything, so a change never silently drops a lock.  zksync.auth is a
  * secret: it is never shown or quoted (see check_auth).
  *
+ * zksync.lock_layout names the read-write lock nodes created after it
+ * changes (layout.c); a node already made keeps its name, so a change
+ * never touches a held lock.
+ *
  * Settings the SPEC does not list: zksync.auth and zksync.local_handoff
  * (handoff.c defines the latter's variable).
  *-------------------------------------------------------------------------
@@ -27,6 +31,7 @@ int			zksync_connect_timeout = 10000;
 char	   *zksync_auth = NULL;
 bool		zksync_synchronous_release = true;
 int			zksync_max_holds = 10000;
+char	   *zksync_lock_layout = NULL;
 
 static bool
 check_hosts(char **newval, void **extra, GucSource source)
@@ -47,6 +52,26 @@ check_root(char **newval, void **extra, GucSource source)
 	if (zksync_root_is_valid(*newval, &why))
 		return true;
 	GUC_check_errdetail("The value is refused: %s.", why);
+	return false;
+}
+
+/*
+ * zksync.lock_layout: "curator" or "go", in any case (stored in lower
+ * case, so layout.c compares exactly).  Never throws.
+ */
+static bool
+check_lock_layout(char **newval, void **extra, GucSource source)
+{
+	char	   *c;
+
+	if (*newval != NULL &&
+		(pg_strcasecmp(*newval, "curator") == 0 || pg_strcasecmp(*newval, "go") == 0))
+	{
+		for (c = *newval; *c; c++)
+			*c = pg_tolower((unsigned char) *c);
+		return true;
+	}
+	GUC_check_errdetail("The layouts are \"curator\" (Apache Curator's lock node names) and \"go\" (the Go zksync library's).");
 	return false;
 }
 
@@ -134,5 +159,10 @@ zksync_settings_init(void)
 							"Distinct lock names and modes count; taking the same lock again does not. Bounds what one backend can put into the ensemble that every cluster shares.",
 							&zksync_max_holds, 10000, 1, INT_MAX,
 							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("zksync.lock_layout",
+							   "How read-write lock nodes are named: \"curator\" or \"go\".",
+							   "\"curator\": Apache Curator's InterProcessReadWriteLock names (_c_{uuid}-__WRIT__{seq}); \"go\": the Go zksync library's RWMutex names (_c_{uuid}-write-{seq}). Every client of one zksync.root must use one layout. Applies to nodes created after the change.",
+							   &zksync_lock_layout, "curator",
+							   PGC_SUSET, 0, check_lock_layout, NULL, NULL);
 	MarkGUCPrefixReserved("zksync");
 }

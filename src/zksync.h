@@ -60,6 +60,7 @@ extern char *zksync_auth;
 extern bool zksync_local_handoff;
 extern bool zksync_synchronous_release;
 extern int	zksync_max_holds;
+extern char *zksync_lock_layout;
 
 extern void zksync_settings_init(void);
 
@@ -98,7 +99,12 @@ extern bool zksync_hosts_are_valid(const char *hosts, char **why);
 
 #define ZKSYNC_TAG_WRITE	"__WRIT__"
 #define ZKSYNC_TAG_READ		"__READ__"
+/* zksync.lock_layout = go: the Go zksync library's RWMutex names */
+#define ZKSYNC_TAG_GO_WRITE	"write-"
+#define ZKSYNC_TAG_GO_READ	"read-"
 #define ZKSYNC_TAG_PART		"__PART__"
+/* the double barrier's marker; every other child is a participant */
+#define ZKSYNC_READY_NODE	"ready"
 /* Apache Curator's InterProcessSemaphoreV2: its mutex and its leases */
 #define ZKSYNC_TAG_MUTEX	"lock-"
 #define ZKSYNC_TAG_LEASE	"lease-"
@@ -141,6 +147,9 @@ extern char *zksync_session_text(int64 session);
 extern const char *zksync_backend_start(void);
 extern bool zksync_node_is_reader(const char *child);
 extern void zksync_sort_by_sequence(char **children, int n);
+extern const char *zksync_lock_tag(char mode);
+extern bool zksync_dbarrier_is_participant(const char *child);
+extern void zksync_sort_by_name(char **children, int n);
 extern int	zksync_contenders(char **children, int nchildren,
 							  ZkContender **out);
 
