@@ -21,8 +21,9 @@ Contenders of {root}/locks/soak:
 Faults, one at a time with random gaps: kill -9 of the leader and restart,
 freeze (SIGSTOP) of a follower, cut of cluster B (short, and longer than
 the session timeout), TCP resets on B, kill -STOP of a waiting zksync
-backend and of a holding one past the session timeout, and a careless
-neighbour: a kazoo client deletes the node a zksync worker holds.
+backend and of a holding one past the session timeout.  Throughout, a
+careless neighbour (a kazoo client) deletes the node of a zksync worker
+that holds the lock, every 0.5 to 3 s.
 
 Witness (every time is CLOCK_MONOTONIC: Python's monotonic_ns and Java's
 nanoTime; t_in is taken after the grant returned and t_out before the
@@ -55,7 +56,7 @@ LOCK = "soak"
 JARS = ["curator-recipes", "curator-framework", "curator-client", "zookeeper", "zookeeper-jute",
         "guava", "slf4j-api", "slf4j-nop"]
 KINDS = ["leader_kill", "follower_freeze", "cut_short", "cut_long", "reset",
-         "stop_waiter", "stop_holder", "neighbour_delete"]
+         "stop_waiter", "stop_holder"]
 
 
 class KazooWriteLock(WriteLock):
@@ -369,24 +370,6 @@ class Soak:
                             "reset": r.uniform(0.05, 0.3)}[kind])
             finally:
                 h.heal()
-        elif kind == "neighbour_delete":
-            # a careless neighbour deletes the node a zksync worker holds
-            node = None
-            deadline = time.monotonic() + 3
-            while node is None and time.monotonic() < deadline:
-                held = [w.get("node") for w in self.workers.values()
-                        if w["state"] == "holding" and w.get("node")]
-                node = r.choice(held) if held else None
-                if node is None:
-                    time.sleep(0.005)
-            if node is None:
-                return False
-            try:
-                h.zk.delete_async(node).get(timeout=5)
-            except Exception:
-                return False      # gone already, or not answered: not counted
-            with self.mu:
-                self.deleted[node] = now()
         else:
             pid = None
             deadline = time.monotonic() + 3
@@ -410,6 +393,23 @@ class Soak:
                     pass
                 self.stopped_pids.discard(pid)
         return True
+
+    def neighbour(self, deadline):
+        """The careless neighbour: deletes a held zksync node now and then."""
+        r = random.Random(self.seed + 1)
+        while time.monotonic() < deadline:
+            time.sleep(r.uniform(0.5, 3.0))
+            held = [w.get("node") for w in self.workers.values()
+                    if w["state"] == "holding" and w.get("node")]
+            if not held:
+                continue
+            node = r.choice(held)
+            try:
+                self.h.zk.delete_async(node).get(timeout=5)
+            except Exception:
+                continue        # gone already, or not answered: not counted
+            with self.mu:
+                self.deleted[node] = now()
 
     def fault_loop(self, deadline):
         plan = list(KINDS)
@@ -475,7 +475,11 @@ class Soak:
             t.start()
         try:
             time.sleep(2)
+            neighbour = threading.Thread(target=self.neighbour,
+                                         args=(time.monotonic() + self.seconds,), daemon=True)
+            neighbour.start()
             self.fault_loop(time.monotonic() + self.seconds)
+            neighbour.join(10)
         finally:
             h.heal()
             for pid in list(self.stopped_pids):
@@ -558,10 +562,10 @@ class Soak:
                                          self.invalid["curator"]))
         h.note("soak: %d s, cycles %d (zksync %d, kazoo %d, curator %d), faults injected %d (%s), "
                "double grants %d, stale tokens %d, orphans %d, commits under lost lock %d, "
-               "commits after a neighbour deleted the node %d"
+               "neighbour's deletes %d, commits after a neighbour deleted the node %d"
                % (took, total, self.cycles["zksync"], self.cycles["kazoo"], self.cycles["curator"],
                   nfaults, by_kind, len(doubles), len(stale), len(orphans), len(self.lost_commits),
-                  len(self.neighbour_commits)))
+                  len(self.deleted), len(self.neighbour_commits)))
         for who, node in self.neighbour_commits[:10]:
             h.note("soak: %s committed although the neighbour had deleted its node %s" % (who, node))
         h.ok(all(self.faults[k] > 0 for k in KINDS),
@@ -591,9 +595,9 @@ class Soak:
         h.ok(not stale, "soak: fencing tokens grew from holder to holder (%d stale)" % len(stale))
         h.ok(not self.lost_commits,
              "soak: no COMMIT succeeded under a lost lock (%d)" % len(self.lost_commits))
-        h.ok(not self.neighbour_commits,
-             "soak: no COMMIT succeeded after a neighbour deleted the held node (%d; %d deleted)"
-             % (len(self.neighbour_commits), len(self.deleted)))
+        h.ok(self.deleted and not self.neighbour_commits,
+             "soak: the neighbour deleted held nodes (%d), and no COMMIT succeeded after its delete (%d)"
+             % (len(self.deleted), len(self.neighbour_commits)))
         h.ok(not orphans, "soak: no orphan node under the lock, sessions still open (%s)"
              % [n.rsplit("/", 1)[1] for n in orphans])
 
