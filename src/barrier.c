@@ -92,7 +92,7 @@ zksync_barrier_set(const char *name)
 	{
 		bool		resent;
 		ZkReq	   *c = zk_call_retrying(ZKOP_CREATE, path, data, len, 0, &resent);
-		int			rc = c->rc;
+		int			rc = zk_req_rc(c);
 
 		zk_release(c);
 		if (rc == ZOK)
@@ -105,8 +105,8 @@ zksync_barrier_set(const char *name)
 			ZkReq	   *g = zk_call_retrying(ZKOP_GET, path, NULL, 0, 0, NULL);
 			bool		ours;
 
-			rc = g->rc;
-			ours = rc == ZOK && g->data && strstr(g->data, guid) != NULL;
+			rc = zk_req_rc(g);
+			ours = rc == ZOK && zk_req_data(g) && strstr(zk_req_data(g), guid) != NULL;
 			zk_release(g);
 			if (rc == ZOK)
 				return ours;
@@ -136,7 +136,7 @@ zksync_barrier_unset(const char *name)
 
 	zk_connect();
 	d = zk_call_retrying(ZKOP_DELETE, path, NULL, 0, 0, &resent);
-	rc = d->rc;
+	rc = zk_req_rc(d);
 	zk_release(d);
 	if (rc == ZOK)
 		return true;
@@ -162,7 +162,7 @@ node_exists(const char *path, NodeWatch watch)
 	ZkReq	   *e = zk_call_retrying(watch == WATCH_GONE ? ZKOP_GET_WATCH :
 									 watch == WATCH_MADE ? ZKOP_EXISTS_WATCH :
 									 ZKOP_EXISTS, path, NULL, 0, 0, NULL);
-	int			rc = e->rc;
+	int			rc = zk_req_rc(e);
 
 	zk_release(e);
 	if (rc != ZOK && rc != ZNONODE)
@@ -235,19 +235,19 @@ agreed_participants(const char *dir, ZkReq *children)
 {
 	int			i;
 
-	for (i = 0; i < children->nchildren; i++)
+	for (i = 0; i < zk_req_nchildren(children); i++)
 	{
 		char	   *path;
 		ZkReq	   *g;
 		int			n = -1;
 
-		if (!is_participant(children->children[i]))
+		if (!is_participant(zk_req_children(children)[i]))
 			continue;
-		path = psprintf("%s/%s", dir, children->children[i]);
+		path = psprintf("%s/%s", dir, zk_req_children(children)[i]);
 		g = zk_get(path, false);
-		if (zk_call(g) == ZOK && g->data)
+		if (zk_call(g) == ZOK && zk_req_data(g))
 		{
-			const char *p = strstr(g->data, "\"participants\":");
+			const char *p = strstr(zk_req_data(g), "\"participants\":");
 
 			if (p)
 				n = atoi(p + strlen("\"participants\":"));
@@ -265,8 +265,8 @@ count_participants(ZkReq *children)
 	int			i,
 				n = 0;
 
-	for (i = 0; i < children->nchildren; i++)
-		if (is_participant(children->children[i]))
+	for (i = 0; i < zk_req_nchildren(children); i++)
+		if (is_participant(zk_req_children(children)[i]))
 			n++;
 	return n;
 }
@@ -278,7 +278,7 @@ make_ready(const char *dir)
 	char	   *path = psprintf("%s/ready", dir);
 
 	ZkReq	   *c = zk_call_retrying(ZKOP_CREATE, path, "", 0, ZOO_EPHEMERAL, NULL);
-	int			rc = c->rc;
+	int			rc = zk_req_rc(c);
 
 	zk_release(c);
 	if (rc != ZOK && rc != ZNODEEXISTS)
@@ -312,7 +312,7 @@ zksync_dbarrier_enter(const char *name, int participants, int timeout_ms)
 	zk_connect();
 
 	g = zk_children_retrying(dir);
-	agreed = g->rc == ZOK ? agreed_participants(dir, g) : -1;
+	agreed = zk_req_rc(g) == ZOK ? agreed_participants(dir, g) : -1;
 	zk_release(g);
 	if (agreed > 0 && agreed != participants)
 		ereport(ERROR,
@@ -336,7 +336,7 @@ zksync_dbarrier_enter(const char *name, int participants, int timeout_ms)
 				break;
 			}
 			g = zk_children_retrying(dir);
-			if (g->rc == ZOK && count_participants(g) >= participants)
+			if (zk_req_rc(g) == ZOK && count_participants(g) >= participants)
 			{
 				zk_release(g);
 				make_ready(dir);
@@ -419,11 +419,11 @@ zksync_dbarrier_exit(const char *name, int timeout_ms)
 			char	   *watch;
 			uint64		seen;
 
-			parts = palloc(sizeof(char *) * (g->nchildren + 1));
-			for (i = 0; g->rc == ZOK && i < g->nchildren; i++)
-				if (is_participant(g->children[i]))
+			parts = palloc(sizeof(char *) * (zk_req_nchildren(g) + 1));
+			for (i = 0; zk_req_rc(g) == ZOK && i < zk_req_nchildren(g); i++)
+				if (is_participant(zk_req_children(g)[i]))
 				{
-					parts[n] = pstrdup(g->children[i]);
+					parts[n] = pstrdup(zk_req_children(g)[i]);
 					me_in |= strcmp(parts[n], mine) == 0;
 					n++;
 				}

@@ -680,8 +680,8 @@ read_needs_write_node(Hold *read, const char *write_node)
 				i;
 	bool		needed;
 
-	n = zksync_contenders(g->rc == ZOK ? g->children : NULL,
-						  g->rc == ZOK ? g->nchildren : 0, &c);
+	n = zksync_contenders(zk_req_rc(g) == ZOK ? zk_req_children(g) : NULL,
+						  zk_req_rc(g) == ZOK ? zk_req_nchildren(g) : 0, &c);
 	for (i = 0; i < n; i++)
 	{
 		if (strcmp(c[i].name, skip) == 0)
@@ -1164,8 +1164,8 @@ fill_tokens(void)
 			connected = true;
 		}
 		e = zk_call_retrying(ZKOP_EXISTS, hold->node, NULL, 0, 0, NULL);
-		if (e->rc == ZOK && e->stat.ephemeralOwner == zk_session_id())
-			hold->token = e->stat.czxid;
+		if (zk_req_rc(e) == ZOK && zk_req_ephemeral_owner(e) == zk_session_id())
+			hold->token = zk_req_czxid(e);
 		zk_release(e);
 	}
 }

@@ -182,9 +182,9 @@ zk_children_retrying(const char *dir)
 {
 	ZkReq	   *g = zk_call_retrying(ZKOP_CHILDREN, dir, NULL, 0, 0, NULL);
 
-	if (g->rc != ZOK && g->rc != ZNONODE)
+	if (zk_req_rc(g) != ZOK && zk_req_rc(g) != ZNONODE)
 	{
-		int			rc = g->rc;
+		int			rc = zk_req_rc(g);
 
 		zk_release(g);
 		zk_report_error(rc, "get_children", dir);
@@ -211,19 +211,19 @@ find_own_node(ZkProtected *pn)
 	ZkReq	   *g;
 
 	g = zk_call_retrying(ZKOP_SYNCED_CHILDREN, pn->dir, NULL, 0, 0, NULL);
-	if (g->rc != ZOK && g->rc != ZNONODE)
+	if (zk_req_rc(g) != ZOK && zk_req_rc(g) != ZNONODE)
 	{
-		int			rc = g->rc;
+		int			rc = zk_req_rc(g);
 
 		zk_release(g);
 		zk_report_error(rc, "get_children", pn->dir);
 	}
-	mine = palloc(sizeof(char *) * (g->nchildren + 1));
+	mine = palloc(sizeof(char *) * (zk_req_nchildren(g) + 1));
 	prefix = psprintf("_c_%s-", pn->guid);
-	for (i = 0; g->rc == ZOK && i < g->nchildren; i++)
-		if (strncmp(g->children[i], prefix, strlen(prefix)) == 0 &&
-			zksync_node_sequence(g->children[i]) >= 0)
-			mine[n++] = pstrdup(g->children[i]);
+	for (i = 0; zk_req_rc(g) == ZOK && i < zk_req_nchildren(g); i++)
+		if (strncmp(zk_req_children(g)[i], prefix, strlen(prefix)) == 0 &&
+			zksync_node_sequence(zk_req_children(g)[i]) >= 0)
+			mine[n++] = pstrdup(zk_req_children(g)[i]);
 	zk_release(g);
 	zksync_sort_by_sequence(mine, n);
 
@@ -235,10 +235,10 @@ find_own_node(ZkProtected *pn)
 		{
 			ZkReq	   *e = zk_exists(path, false);
 
-			if (zk_call(e) == ZOK && e->stat.ephemeralOwner == zk_session_id())
+			if (zk_call(e) == ZOK && zk_req_ephemeral_owner(e) == zk_session_id())
 			{
 				strlcpy(pn->node, path, sizeof(pn->node));
-				pn->czxid = e->stat.czxid;
+				pn->czxid = zk_req_czxid(e);
 				found = true;
 			}
 			zk_release(e);
@@ -291,8 +291,8 @@ zk_protected_create(ZkProtected *pn, const char *dir, const char *suffix,
 		rc = zk_call(pn->create);
 		if (rc == ZOK)
 		{
-			strlcpy(pn->node, pn->create->path, sizeof(pn->node));
-			pn->czxid = pn->create->stat.czxid;
+			strlcpy(pn->node, zk_req_path(pn->create), sizeof(pn->node));
+			pn->czxid = zk_req_czxid(pn->create);
 		}
 		zk_release(pn->create);
 		pn->create = NULL;
@@ -364,7 +364,7 @@ create_each(ZkProtected *pns, int k, char **prefixes, char **dirs,
 			rc = zk_call(cr[i]);
 			if (rc == ZOK)
 			{
-				strlcpy(pns[i].node, cr[i]->path, ZKSYNC_PATH_MAX);
+				strlcpy(pns[i].node, zk_req_path(cr[i]), ZKSYNC_PATH_MAX);
 				children[i] = zk_get_children(dirs[i]);
 			}
 			else if (rc == ZNONODE)
@@ -503,7 +503,7 @@ zk_protected_create_many(ZkProtected *pns, int n, char **dirs,
 			if (rc == ZOK)
 			{
 				for (i = 0; i < k; i++)
-					strlcpy(pns[start + i].node, m->children[i], ZKSYNC_PATH_MAX);
+					strlcpy(pns[start + i].node, zk_req_children(m)[i], ZKSYNC_PATH_MAX);
 				zk_release(m);
 				break;
 			}

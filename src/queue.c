@@ -57,8 +57,8 @@ decide(const ZkQueueDriver *drv, ZkProtected *pn, ZkReq *g,
 				i;
 	bool		granted;
 
-	n = zksync_contenders(g->rc == ZOK ? g->children : NULL,
-						  g->rc == ZOK ? g->nchildren : 0, &c);
+	n = zksync_contenders(zk_req_rc(g) == ZOK ? zk_req_children(g) : NULL,
+						  zk_req_rc(g) == ZOK ? zk_req_nchildren(g) : 0, &c);
 	for (i = 0; i < n; i++)
 		if (strcmp(c[i].name, mine) == 0)
 			me = i;
@@ -134,7 +134,7 @@ queue_loop(ZkProtected *pn, const char *dir, const char *tag,
 			!zksync_handoff_received())
 		{
 			e = zk_call_retrying(ZKOP_GET_WATCH, path, NULL, 0, 0, NULL);
-			rc = e->rc;
+			rc = zk_req_rc(e);
 			zk_release(e);
 			if (rc == ZOK)
 			{

@@ -306,13 +306,13 @@ check_tree(const char *auth)
 			any_missing |= missing[i];
 			if (zk_is_connection_error(rc[i]) && lost < 0)
 				lost = i;
-			nacl[i] = rc[i] == ZOK ? r[i]->nacl : 0;
+			nacl[i] = rc[i] == ZOK ? zk_req_nacl(r[i]) : 0;
 			acl[i] = palloc(sizeof(ZkAcl) * Max(nacl[i], 1));
 			for (j = 0; j < nacl[i]; j++)
 			{
-				acl[i][j].perms = r[i]->acl[j].perms;
-				acl[i][j].scheme = pstrdup(r[i]->acl[j].scheme);
-				acl[i][j].id = pstrdup(r[i]->acl[j].id);
+				acl[i][j].perms = zk_req_acl(r[i])[j].perms;
+				acl[i][j].scheme = pstrdup(zk_req_acl(r[i])[j].scheme);
+				acl[i][j].id = pstrdup(zk_req_acl(r[i])[j].id);
 			}
 		}
 		for (i = 0; i < TREE_NODES; i++)
