@@ -94,7 +94,7 @@ zksync_barrier_set(const char *name)
 		ZkReq	   *c = zk_call_retrying(ZKOP_CREATE, path, data, len, 0, &resent);
 		int			rc = zk_req_rc(c);
 
-		zk_release(c);
+		zk_req_free(c);
 		if (rc == ZOK)
 			return true;
 		if (rc == ZNODEEXISTS && !resent)
@@ -107,7 +107,7 @@ zksync_barrier_set(const char *name)
 
 			rc = zk_req_rc(g);
 			ours = rc == ZOK && zk_req_data(g) && strstr(zk_req_data(g), guid) != NULL;
-			zk_release(g);
+			zk_req_free(g);
 			if (rc == ZOK)
 				return ours;
 			if (rc != ZNONODE)
@@ -137,7 +137,7 @@ zksync_barrier_unset(const char *name)
 	zk_connect();
 	d = zk_call_retrying(ZKOP_DELETE, path, NULL, 0, 0, &resent);
 	rc = zk_req_rc(d);
-	zk_release(d);
+	zk_req_free(d);
 	if (rc == ZOK)
 		return true;
 	/* after a lost reply, the delete may have been ours */
@@ -164,7 +164,7 @@ node_exists(const char *path, NodeWatch watch)
 									 ZKOP_EXISTS, path, NULL, 0, 0, NULL);
 	int			rc = zk_req_rc(e);
 
-	zk_release(e);
+	zk_req_free(e);
 	if (rc != ZOK && rc != ZNONODE)
 		zk_report_error(rc, "exists", path);
 	return rc == ZOK;
@@ -252,7 +252,7 @@ agreed_participants(const char *dir, ZkReq *children)
 			if (p)
 				n = atoi(p + strlen("\"participants\":"));
 		}
-		zk_release(g);
+		zk_req_free(g);
 		if (n > 0)
 			return n;
 	}
@@ -280,7 +280,7 @@ make_ready(const char *dir)
 	ZkReq	   *c = zk_call_retrying(ZKOP_CREATE, path, "", 0, ZOO_EPHEMERAL, NULL);
 	int			rc = zk_req_rc(c);
 
-	zk_release(c);
+	zk_req_free(c);
 	if (rc != ZOK && rc != ZNODEEXISTS)
 		zk_report_error(rc, "create", path);
 }
@@ -313,7 +313,7 @@ zksync_dbarrier_enter(const char *name, int participants, int timeout_ms)
 
 	g = zk_children_retrying(dir);
 	agreed = zk_req_rc(g) == ZOK ? agreed_participants(dir, g) : -1;
-	zk_release(g);
+	zk_req_free(g);
 	if (agreed > 0 && agreed != participants)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -338,12 +338,12 @@ zksync_dbarrier_enter(const char *name, int participants, int timeout_ms)
 			g = zk_children_retrying(dir);
 			if (zk_req_rc(g) == ZOK && count_participants(g) >= participants)
 			{
-				zk_release(g);
+				zk_req_free(g);
 				make_ready(dir);
 				passed = true;
 				break;
 			}
-			zk_release(g);
+			zk_req_free(g);
 			if (deadline != 0 && GetCurrentTimestamp() >= deadline)
 				break;
 			if (zk_wait_event(seen, NULL, deadline, false) == ZKW_TIMEOUT)
@@ -427,7 +427,7 @@ zksync_dbarrier_exit(const char *name, int timeout_ms)
 					me_in |= strcmp(parts[n], mine) == 0;
 					n++;
 				}
-			zk_release(g);
+			zk_req_free(g);
 			zksync_sort_by_sequence(parts, n);
 
 			if (n == 0 || (n == 1 && me_in))

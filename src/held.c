@@ -371,11 +371,11 @@ zk_sync_held(int timeout_ms)
 		r = zk_sync("/");
 		if (zk_wait(r, deadline, false) != ZKW_DONE)
 		{
-			zk_release(r);
+			zk_req_free(r);
 			return false;
 		}
 		rc = zk_req_rc(r);
-		zk_release(r);
+		zk_req_free(r);
 		if (rc == ZOK)
 			return true;
 		if (!zk_is_connection_error(rc))

@@ -62,7 +62,7 @@
  * upgrade (read held, write asked) would wait for itself: ERROR.
  *
  * Expiry.  When the session expires, every ephemeral node is gone, so
- * every hold becomes "lost" (forget_session, registered with the connection layer).  A lost hold is never
+ * every hold becomes "lost" (hold_forget_session, registered with the connection layer).  A lost hold is never
  * reported as held; the commit check in xact.c refuses to commit a
  * transaction that relied on one.  A grant is returned only on a session
  * known alive at that moment (zk_session_known_alive): a hand-off from a
@@ -480,7 +480,7 @@ acquire_nodes(Want *w, ZkProtected *pns, int k, char mode,
 
 			if (first >= 0)
 			{
-				zk_release(listings[j]);	/* released below anyway */
+				zk_req_free(listings[j]);	/* released below anyway */
 				continue;
 			}
 			granted = zk_queue_granted(drv, &pns[j], listings[j]);
@@ -693,7 +693,7 @@ read_needs_write_node(Hold *read, const char *write_node)
 	}
 	needed = me >= 0 && !reader_granted(c, k, me, &watch);
 	pfree(c);
-	zk_release(g);
+	zk_req_free(g);
 	return needed;
 }
 
@@ -993,7 +993,7 @@ mark_lost(Hold *hold, bool node_deleted)
  * lost (never reported as held again); waits in progress are dropped.
  */
 static void
-forget_session(void)
+hold_forget_session(void)
 {
 	HASH_SEQ_STATUS seq;
 	Hold	   *hold;
@@ -1166,7 +1166,7 @@ fill_tokens(void)
 		e = zk_call_retrying(ZKOP_EXISTS, hold->node, NULL, 0, 0, NULL);
 		if (zk_req_rc(e) == ZOK && zk_req_ephemeral_owner(e) == zk_session_id())
 			hold->token = zk_req_czxid(e);
-		zk_release(e);
+		zk_req_free(e);
 	}
 }
 
@@ -1265,7 +1265,7 @@ static const ZkScopeHooks lock_scope = {
 void
 zksync_lock_init(void)
 {
-	zk_register_session_user(hold_nodes, forget_session, lost_nodes);
+	zk_register_session_user(hold_nodes, hold_forget_session, lost_nodes);
 	zksync_register_scope(&lock_scope);
 	zk_register_queue_kind(&lock_kind);
 }

@@ -111,11 +111,11 @@ queue_loop(ZkProtected *pn, const char *dir, const char *tag,
 		if (g == NULL || zk_call(g) != ZOK)
 		{
 			/* none pipelined, or it failed: list again */
-			zk_release(g);
+			zk_req_free(g);
 			g = zk_children_retrying(dir);
 		}
 		granted = decide(drv, pn, g, what, name, &path, &may_handoff);
-		zk_release(g);
+		zk_req_free(g);
 		g = NULL;
 		if (granted)
 			return true;
@@ -135,7 +135,7 @@ queue_loop(ZkProtected *pn, const char *dir, const char *tag,
 		{
 			e = zk_call_retrying(ZKOP_GET_WATCH, path, NULL, 0, 0, NULL);
 			rc = zk_req_rc(e);
-			zk_release(e);
+			zk_req_free(e);
 			if (rc == ZOK)
 			{
 				zk_wait_watch_begin(drv->kind, drv->queue, name, pn->node,
@@ -267,11 +267,11 @@ zk_queue_granted(const ZkQueueDriver *drv, ZkProtected *pn, ZkReq *listing)
 
 	if (g == NULL || zk_call(g) != ZOK)
 	{
-		zk_release(g);
+		zk_req_free(g);
 		g = zk_children_retrying(pn->dir);
 	}
 	granted = decide(drv, pn, g, "lock", strrchr(pn->dir, '/') + 1, &watch, &handed);
-	zk_release(g);
+	zk_req_free(g);
 	return granted;
 }
 

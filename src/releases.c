@@ -727,7 +727,7 @@ zk_release_node(const char *path, int wait_ms, bool nothrow)
 	if (rel == NULL)
 	{
 		/* out of memory: the session goes, and the node with it */
-		zk_release(notify);
+		zk_req_free(notify);
 		ereport(WARNING,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory while releasing ZooKeeper node \"%s\"", path),
@@ -756,7 +756,7 @@ zk_release_node(const char *path, int wait_ms, bool nothrow)
 			if (server_silent_since(now) || GetCurrentTimestamp() >= deadline)
 				break;
 		}
-		zk_release(notify);
+		zk_req_free(notify);
 	}
 	check_refused();
 }
@@ -822,7 +822,7 @@ zk_abandon_create(ZkReq *create, const char *dir, const char *guid,
 
 	if (zh == NULL || handle_is_dead())
 	{
-		zk_release(create);
+		zk_req_free(create);
 		return;					/* whatever was made is gone */
 	}
 	hunt = calloc(1, sizeof(ZkHunt));
@@ -839,7 +839,7 @@ zk_abandon_create(ZkReq *create, const char *dir, const char *guid,
 			free(hunt->guid);
 			free(hunt);
 		}
-		zk_release(create);
+		zk_req_free(create);
 		ereport(WARNING,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory while abandoning a create under \"%s\"", dir),
@@ -865,7 +865,7 @@ zk_abandon_create(ZkReq *create, const char *dir, const char *guid,
 		zk_wait(notify,
 				TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms),
 				true);
-		zk_release(notify);
+		zk_req_free(notify);
 	}
 }
 

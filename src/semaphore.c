@@ -136,7 +136,7 @@ recorded_count(const char *dir)
 	ZkReq	   *g = zk_call_retrying(ZKOP_GET, dir, NULL, 0, 0, NULL);
 	int			n = zk_req_rc(g) == ZOK ? count_in(zk_req_data(g)) : 0;
 
-	zk_release(g);
+	zk_req_free(g);
 	return n;
 }
 
@@ -164,7 +164,7 @@ wait_for_room(const char *leases_dir, int max_leases, TimestampTz deadline,
 
 		if (g == NULL || zk_call(g) != ZOK)
 		{
-			zk_release(g);
+			zk_req_free(g);
 			g = zk_call_retrying(ZKOP_CHILDREN_WATCH, leases_dir, NULL, 0, 0, NULL);
 			watching = true;
 		}
@@ -172,13 +172,13 @@ wait_for_room(const char *leases_dir, int max_leases, TimestampTz deadline,
 		{
 			int			rc = zk_req_rc(g);
 
-			zk_release(g);
+			zk_req_free(g);
 			zk_report_error(rc, "get_children", leases_dir);
 		}
 		count = zk_req_nchildren(g);	/* Curator counts every child */
 		for (i = 0; i < zk_req_nchildren(g); i++)
 			present |= strcmp(zk_req_children(g)[i], mine) == 0;
-		zk_release(g);
+		zk_req_free(g);
 		g = NULL;
 		if (!present)
 			ereport(ERROR,
@@ -308,7 +308,7 @@ zksync_semaphore_acquire(const char *name, int max_leases, bool xact,
 				int			len;
 				char	   *count = count_data(max_leases, &len);
 
-				zk_release(zk_set(dir, count, len));
+				zk_req_free(zk_set(dir, count, len));
 			}
 
 			zk_protected_create(&lease_pn, leases_dir, ZKSYNC_TAG_LEASE,
@@ -552,7 +552,7 @@ mark_lost(Lease *l, bool node_deleted)
 
 /* The session ended: every lease is gone with it */
 static void
-forget_session(void)
+lease_forget_session(void)
 {
 	int			i;
 
@@ -596,7 +596,7 @@ static const ZkScopeHooks semaphore_scope = {
 void
 zksync_semaphore_init(void)
 {
-	zk_register_session_user(lease_nodes, forget_session, lost_nodes);
+	zk_register_session_user(lease_nodes, lease_forget_session, lost_nodes);
 	zksync_register_scope(&semaphore_scope);
 	zk_register_queue_kind(&semaphore_kind);
 }
@@ -679,9 +679,9 @@ zksync_semaphore_contenders(const char *name, ZkHolderInfo **rows)
 		(*rows)[i].owner = (zk_req_rc(gets[i]) == ZOK && zk_req_data(gets[i]) &&
 							strncmp(zk_req_data(gets[i]), "{\"host\":", 8) == 0) ?
 			pstrdup(zk_req_data(gets[i])) : "";
-		zk_release(gets[i]);
+		zk_req_free(gets[i]);
 	}
 	for (s = 0; s < 2; s++)
-		zk_release(lists[s]);
+		zk_req_free(lists[s]);
 	return n;
 }

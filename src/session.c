@@ -143,7 +143,7 @@ session_in_use(void)
 
 /* The session is gone: so is everything the recipes kept on it. */
 static void
-forget_session(void)
+tell_users_session_ended(void)
 {
 	int			i;
 
@@ -196,7 +196,7 @@ close_handle(void)
 	 * flight with ZCLOSING), but the backend may still hold some: a close
 	 * for cause can come from deep inside an operation that has listings
 	 * pipelined.  They stay until their owner frees them, or until the
-	 * transaction ends (zk_release_all).
+	 * transaction ends (zk_req_free_all).
 	 */
 }
 
@@ -344,7 +344,7 @@ zk_connect(void)
 	{
 		/* brand-new session refused, or an old one expired while waiting */
 		close_handle();
-		forget_session();
+		tell_users_session_ended();
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("ZooKeeper session expired while connecting to \"%s\"",
@@ -368,7 +368,7 @@ void
 zk_reset_session(void)
 {
 	close_handle();
-	forget_session();
+	tell_users_session_ended();
 }
 
 /*
@@ -406,7 +406,7 @@ zk_notice_session_end(void)
 	if (lost_unnoticed)
 	{
 		lost_unnoticed = false;
-		forget_session();
+		tell_users_session_ended();
 	}
 	zk_notice_lost_nodes();
 }
@@ -492,12 +492,12 @@ zk_confirm_session_alive(const char *node, int timeout_ms)
 		e = zk_exists(node ? node : "/", false);
 		if (zk_wait(e, deadline, false) != ZKW_DONE)
 		{
-			zk_release(e);
+			zk_req_free(e);
 			return false;
 		}
 		rc = zk_req_rc(e);
 		ours = node == NULL || zk_req_ephemeral_owner(e) == zk_session_id();
-		zk_release(e);
+		zk_req_free(e);
 		if (rc == ZOK)
 			return ours;
 		if (!zk_is_connection_error(rc))

@@ -24,17 +24,17 @@
  * Request lifetime.  A ZkReq is malloc'd by the backend, linked into the
  * `live` list, and handed to the client as the completion's data.  The
  * completion thread marks it done.  The backend frees it with
- * zk_release().  If the backend stops caring about a request that is
+ * zk_req_free().  If the backend stops caring about a request that is
  * still in flight (an ERROR unwound the stack, a wait was cancelled), the
  * request is marked abandoned and the completion thread frees it when the
  * reply comes, so a late reply never writes into freed memory.
- * zk_release_all(), called at (sub)transaction abort, abandons every
+ * zk_req_free_all(), called at (sub)transaction abort, abandons every
  * request that an ERROR left behind.
  *
  * What can go wrong: a result read before zk_wait() said the request is
  * done (a race with the completion thread); a PostgreSQL call slipped into
  * a completion (a crash or a deadlock on the allocator); a request freed
- * twice, or used after zk_release_all().
+ * twice, or used after zk_req_free_all().
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -56,7 +56,7 @@
  * fills in the result fields and then sets `done`; until zk_wait() has
  * reported the request done, the backend must not read them.  Results are
  * malloc'd (the completion thread may not palloc) and are freed with the
- * request by zk_release().
+ * request by zk_req_free().
  */
 struct ZkReq
 {
@@ -623,7 +623,7 @@ req_sent(ZkReq *req, int rc)
  * flight.  NULL is allowed.
  */
 void
-zk_release(ZkReq *req)
+zk_req_free(ZkReq *req)
 {
 	if (req == NULL)
 		return;
@@ -643,7 +643,7 @@ zk_release(ZkReq *req)
  * pointer held by the backend may be used afterwards.
  */
 void
-zk_release_all(void)
+zk_req_free_all(void)
 {
 	ZkReq	   *req,
 			   *next;

@@ -4,7 +4,7 @@
  *
  * A request is sent at once and answered later; the backend waits for it
  * with zk_wait() (or zk_call()), reads its result through the accessors
- * below, and frees it with zk_release().  Result codes and create flags
+ * below, and frees it with zk_req_free().  Result codes and create flags
  * are ZooKeeper's (ZOK, ZNONODE, ..., ZOO_EPHEMERAL_SEQUENTIAL, ...), which
  * is why this header includes the client's.  The caller must have called
  * zk_connect() (session.h) before sending.
@@ -53,8 +53,8 @@ extern uint64 zk_events_seen(void);
 extern ZkWaitResult zk_wait_event(uint64 events_seen, bool (*also) (void),
 								  TimestampTz deadline, bool nothrow);
 
-extern void zk_release(ZkReq *req);
-extern void zk_release_all(void);
+extern void zk_req_free(ZkReq *req);
+extern void zk_req_free_all(void);
 
 /*
  * A done request's results (only once zk_wait() said ZKW_DONE).  What is

@@ -250,14 +250,14 @@ make_missing(char **paths, const bool *missing)
 		if (r[i] == NULL)
 			continue;
 		rc = zk_call(r[i]);
-		zk_release(r[i]);
+		zk_req_free(r[i]);
 		r[i] = NULL;
 		if (rc != ZOK && rc != ZNODEEXISTS && !zk_is_connection_error(rc))
 		{
 			int			bad = i;
 
 			for (i++; i < TREE_NODES; i++)
-				zk_release(r[i]);
+				zk_req_free(r[i]);
 			zk_report_error(rc, "create", paths[bad]);
 		}
 	}
@@ -316,7 +316,7 @@ check_tree(const char *auth)
 			}
 		}
 		for (i = 0; i < TREE_NODES; i++)
-			zk_release(r[i]);
+			zk_req_free(r[i]);
 		if (lost >= 0)
 		{
 			zk_reconnect_or_error("get", paths[lost]);

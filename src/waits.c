@@ -191,7 +191,7 @@ read_targets(Target **t, int nt, ZkWaitRow **out)
 		{
 			if (zk_call(q->room_get) == ZOK)
 				q->room = q->kind->room(zk_req_data(q->room_get));
-			zk_release(q->room_get);
+			zk_req_free(q->room_get);
 		}
 		for (j = 0; j < q->n; j++)
 		{
@@ -219,9 +219,9 @@ read_targets(Target **t, int nt, ZkWaitRow **out)
 				r->first = first;
 				nrows++;
 			}
-			zk_release(g);
+			zk_req_free(g);
 		}
-		zk_release(q->listing);
+		zk_req_free(q->listing);
 	}
 	/* the queue of each row: rows[first .. first + count) */
 	for (i = 0; i < nrows; i++)
@@ -262,7 +262,7 @@ zk_read_waits(ZkWaitRow **rows)
 		if (rc != ZOK && rc != ZNONODE)
 		{
 			for (i = k; i < nkinds; i++)
-				zk_release(lists[i]);
+				zk_req_free(lists[i]);
 			zk_report_error(rc, "get_children", zksync_root);
 		}
 		for (i = 0; rc == ZOK && i < zk_req_nchildren(g); i++)
@@ -276,7 +276,7 @@ zk_read_waits(ZkWaitRow **rows)
 				}
 				t[nt++] = target_new(kinds[k], q, zk_req_children(g)[i]);
 			}
-		zk_release(g);
+		zk_req_free(g);
 	}
 	return read_targets(t, nt, rows);
 }
@@ -518,7 +518,7 @@ put_ephemeral(const char *path, const char *data)
 		ZkReq	   *r = zk_create(path, data, len, ZOO_EPHEMERAL);
 
 		rc = zk_call(r);
-		zk_release(r);
+		zk_req_free(r);
 		if (rc == ZNONODE)
 		{
 			char	   *dir = pnstrdup(path, strrchr(path, '/') - path);
@@ -533,7 +533,7 @@ put_ephemeral(const char *path, const char *data)
 			/* a record of an earlier wait, its delete still on the way */
 			r = zk_set(path, data, len);
 			rc = zk_call(r);
-			zk_release(r);
+			zk_req_free(r);
 			if (rc == ZNONODE)
 				continue;
 		}
@@ -581,7 +581,7 @@ publish(void)
 
 		if (zk_call(e) == ZOK)
 			cur_wait.czxid = zk_req_czxid(e);
-		zk_release(e);
+		zk_req_free(e);
 	}
 	initStringInfo(&extra);
 	appendStringInfoString(&extra, "\"kind\":");
@@ -900,10 +900,10 @@ build_graph(Graph *g, MarkRead *mark)
 		mark->data[mark->len] = '\0';
 		mark->owner = zk_req_ephemeral_owner(markg);
 	}
-	zk_release(markg);
+	zk_req_free(markg);
 	if (zk_call(list) != ZOK)
 	{
-		zk_release(list);
+		zk_req_free(list);
 		return -1;
 	}
 	gets = palloc(sizeof(ZkReq *) * (zk_req_nchildren(list) + 1));
@@ -958,9 +958,9 @@ build_graph(Graph *g, MarkRead *mark)
 			}
 			g->nrec++;
 		}
-		zk_release(gets[i]);
+		zk_req_free(gets[i]);
 	}
-	zk_release(list);
+	zk_req_free(list);
 
 	g->nrows = read_targets(t, nt, &g->rows);
 	for (i = 0; i < g->nrec; i++)
@@ -1722,7 +1722,7 @@ delete_mark(void)
 
 	snprintf(path, sizeof(path), "%s/%s/%s", zksync_root, ZKSYNC_DEADLOCKS,
 			 zksync_session_text(zk_session_id()));
-	zk_release(zk_delete(path));
+	zk_req_free(zk_delete(path));
 }
 
 static void

@@ -395,7 +395,7 @@ zksync_lock_holders(PG_FUNCTION_ARGS)
 	g = zk_children_retrying(dir);	/* ZOK or ZNONODE; others throw */
 	if (zk_req_rc(g) == ZNONODE)
 	{
-		zk_release(g);
+		zk_req_free(g);
 		return (Datum) 0;
 	}
 	n = zksync_contenders(zk_req_children(g), zk_req_nchildren(g), &c);
@@ -427,8 +427,8 @@ zksync_lock_holders(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	for (i = 0; i < n; i++)
-		zk_release(gets[i]);
-	zk_release(g);
+		zk_req_free(gets[i]);
+	zk_req_free(g);
 	return (Datum) 0;
 }
 
