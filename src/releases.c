@@ -670,8 +670,8 @@ check_refused(void)
 	ereport(WARNING,
 			(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
 			 errmsg("could not release ZooKeeper node \"%s\"", path),
-			 errdetail("ZooKeeper refused to delete it: %s.", zerror(rc)),
-			 errhint("The session is closed so that its nodes go with it; every zksync lock this backend held is released and shows as lost.")));
+			 errdetail("ZooKeeper refused to delete it: %s.  The session is closed so that its nodes go with it; every zksync lock this backend held is released and shows as lost.",
+					   zerror(rc))));
 	close_for_cause();
 }
 

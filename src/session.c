@@ -398,8 +398,9 @@ zk_notice_session_end(void)
 	{
 		ereport(WARNING,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("ZooKeeper session 0x%llx expired; every lock it held is lost",
-						(unsigned long long) zoo_client_id(zh)->client_id)));
+				 errmsg("ZooKeeper session 0x%llx expired",
+						(unsigned long long) zoo_client_id(zh)->client_id),
+				 errdetail("Every zksync lock it held is lost.")));
 		close_handle();
 		lost_unnoticed = true;
 	}
@@ -597,57 +598,71 @@ zk_is_connection_error(int rc)
 }
 
 /*
+ * Inside an ereport for a ZooKeeper call that failed with `rc`: what it
+ * means, with ZooKeeper's own text, in the detail.
+ */
+static int
+errdetail_for_rc(int rc)
+{
+	if (rc == ZSESSIONEXPIRED)
+		return errdetail("The ZooKeeper session expired: every zksync lock this backend held is lost, and the next call opens a new session.");
+	return errdetail("ZooKeeper: %s.", zerror(rc));
+}
+
+/* Inside an ereport for a ZooKeeper call that failed with `rc`: what to check */
+static int
+errhint_for_rc(int rc)
+{
+	if (zk_is_connection_error(rc))
+		return errhint("Check that the ensemble in zksync.hosts is running and reachable.");
+	if (rc == ZNOAUTH || rc == ZAUTHFAILED)
+		return errhint("Check zksync.auth and the ACLs under zksync.root.");
+	return 0;
+}
+
+/* The SQLSTATE for a ZooKeeper call that failed with `rc` */
+static int
+errcode_for_rc(int rc)
+{
+	if (zk_is_connection_error(rc) || rc == ZSESSIONEXPIRED)
+		return ERRCODE_CONNECTION_FAILURE;
+	if (rc == ZNOAUTH || rc == ZAUTHFAILED)
+		return ERRCODE_INSUFFICIENT_PRIVILEGE;
+	return ERRCODE_EXTERNAL_ROUTINE_EXCEPTION;
+}
+
+/*
  * ERROR for a ZooKeeper call that failed: the primary message says what
  * could not be done (one message per operation, so that each can be
- * translated and grepped), ZooKeeper's own text goes in the detail, and
- * what it means for the backend's locks in the hint.  `what` is the
- * client call: create, delete, exists, get, get_children.
+ * translated and grepped), what it means (with ZooKeeper's own text) goes
+ * in the detail, and what to check in the hint.  `what` is the client
+ * call: create, delete, exists, get, get_children.
  */
 void
 zk_report_error(int rc, const char *what, const char *path)
 {
-	int			code = ERRCODE_EXTERNAL_ROUTINE_EXCEPTION;
-	const char *hint = NULL;
-
-	if (rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT || rc == ZCLOSING ||
-		rc == ZINVALIDSTATE)
-	{
-		code = ERRCODE_CONNECTION_FAILURE;
-		hint = "Check that the ensemble in zksync.hosts is running and reachable.";
-	}
-	else if (rc == ZSESSIONEXPIRED)
-	{
-		code = ERRCODE_CONNECTION_FAILURE;
-		hint = "The ZooKeeper session expired: every zksync lock this backend held is lost. The next call opens a new session.";
-	}
-	else if (rc == ZNOAUTH || rc == ZAUTHFAILED)
-	{
-		code = ERRCODE_INSUFFICIENT_PRIVILEGE;
-		hint = "Check zksync.auth and the ACLs under zksync.root.";
-	}
-
 	if (strcmp(what, "create") == 0)
 		ereport(ERROR,
-				(errcode(code),
+				(errcode(errcode_for_rc(rc)),
 				 errmsg("could not create ZooKeeper node \"%s\"", path),
-				 errdetail("ZooKeeper: %s.", zerror(rc)),
-				 hint ? errhint("%s", hint) : 0));
+				 errdetail_for_rc(rc),
+				 errhint_for_rc(rc)));
 	else if (strcmp(what, "delete") == 0)
 		ereport(ERROR,
-				(errcode(code),
+				(errcode(errcode_for_rc(rc)),
 				 errmsg("could not delete ZooKeeper node \"%s\"", path),
-				 errdetail("ZooKeeper: %s.", zerror(rc)),
-				 hint ? errhint("%s", hint) : 0));
+				 errdetail_for_rc(rc),
+				 errhint_for_rc(rc)));
 	else if (strcmp(what, "get_children") == 0)
 		ereport(ERROR,
-				(errcode(code),
+				(errcode(errcode_for_rc(rc)),
 				 errmsg("could not list the children of ZooKeeper node \"%s\"", path),
-				 errdetail("ZooKeeper: %s.", zerror(rc)),
-				 hint ? errhint("%s", hint) : 0));
+				 errdetail_for_rc(rc),
+				 errhint_for_rc(rc)));
 	else
 		ereport(ERROR,
-				(errcode(code),
+				(errcode(errcode_for_rc(rc)),
 				 errmsg("could not read ZooKeeper node \"%s\"", path),
-				 errdetail("ZooKeeper: %s.", zerror(rc)),
-				 hint ? errhint("%s", hint) : 0));
+				 errdetail_for_rc(rc),
+				 errhint_for_rc(rc)));
 }

@@ -552,7 +552,7 @@ open_wait_set(void)
 		if (event_fd < 0)
 			ereport(ERROR,
 					(errcode_for_file_access(),
-					 errmsg("zksync could not create an eventfd: %m")));
+					 errmsg("could not create an eventfd for the ZooKeeper client: %m")));
 	}
 	if (wait_set == NULL)
 	{

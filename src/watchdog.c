@@ -291,5 +291,8 @@ drain_client_log(void)
 		elog(DEBUG1, "zookeeper client: %s", lines[i]);
 	}
 	if (dropped > 0)
-		elog(DEBUG1, "zookeeper client: %d log lines dropped", dropped);
+		ereport(DEBUG1,
+				(errmsg_plural("%d log line of the ZooKeeper client was dropped",
+							   "%d log lines of the ZooKeeper client were dropped",
+							   dropped, dropped)));
 }
