@@ -529,7 +529,7 @@ dbarrier_lost_nodes(void)
 		}
 }
 
-/* From _PG_init: hear of the session's end (connection.c calls no recipe). */
+/* From _PG_init: hear of the session's end (session.c calls no recipe). */
 void
 zksync_barrier_init(void)
 {

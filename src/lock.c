@@ -1139,7 +1139,7 @@ zksync_check_lost_for_commit(void)
 }
 
 /*
- * A node created in a batch with releases (connection.c) comes back
+ * A node created in a batch with releases (releases.c) comes back
  * without its stat, so its token (czxid) is read when first asked for.
  * A connection error is waited out on the same session (or thrown after
  * zksync.connect_timeout), never reported as "no token".

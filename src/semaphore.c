@@ -403,7 +403,7 @@ zksync_semaphore_release(const char *name)
 	return true;
 }
 
-/* ---- transaction scope (xact.c) and the session's end (connection.c) ---- */
+/* ---- transaction scope (xact.c) and the session's end (session.c) ---- */
 
 /* COMMIT, PREPARE: refuse a transaction that relied on a lost lease */
 static void

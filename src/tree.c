@@ -6,7 +6,7 @@
  * and kazoo clients share the locks as they are, and nothing here runs.
  *
  * With zksync.auth, every node zksync makes carries its ACL: all rights for
- * its digest identity, READ for anyone (connection.c).  That protects the
+ * its digest identity, READ for anyone (session.c).  That protects the
  * tree only if the directories above our nodes are protected too: whoever
  * may CREATE in a directory can put forged contenders, wait records or
  * deadlock marks there; whoever may DELETE in it can remove our nodes
@@ -347,7 +347,7 @@ check_tree(const char *auth)
 }
 
 /*
- * The session check (registered with connection.c, run by every
+ * The session check (registered with session.c, run by every
  * zk_connect() on a connected session): under zksync.auth, check the tree
  * once per session and root.  Costs nothing once passed.  May throw.
  */

@@ -5,7 +5,7 @@
  * The functions here check their arguments (a NULL is an ERROR with
  * SQLSTATE 22004, never a silent NULL result: the SQL functions are not
  * STRICT on purpose), make one call down into a recipe (lock.c,
- * barrier.c) or the session (connection.c), and form the result rows.
+ * barrier.c) or the session (session.c), and form the result rows.
  * _PG_init calls each module's init; the settings live in settings.c.
  *-------------------------------------------------------------------------
  */
