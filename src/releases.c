@@ -676,6 +676,25 @@ check_refused(void)
 }
 
 /*
+ * Wait for the delete that `notify` stands for (sent at `sent_us`) until
+ * it is applied, `wait_ms` pass, or the server falls silent; then free
+ * `notify`.  Throws on interrupts unless `nothrow` (the delete goes on).
+ */
+static void
+await_applied(ZkReq *notify, int64 sent_us, int wait_ms, bool nothrow)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   wait_ms);
+
+	while (zk_wait(notify, silence_check_deadline(deadline), nothrow) != ZKW_DONE)
+	{
+		if (server_silent_since(sent_us) || GetCurrentTimestamp() >= deadline)
+			break;
+	}
+	zk_req_free(notify);
+}
+
+/*
  * Release one of our nodes: delete it, and wait up to `wait_ms` (0: do not
  * wait) for ZooKeeper to apply the delete.
  *
@@ -746,18 +765,7 @@ zk_release_node(const char *path, int wait_ms, bool nothrow)
 		send_release(zh, rel);
 
 	if (notify)
-	{
-		TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-														   wait_ms);
-
-		/* until applied, the deadline, or the server falls silent */
-		while (zk_wait(notify, silence_check_deadline(deadline), nothrow) != ZKW_DONE)
-		{
-			if (server_silent_since(now) || GetCurrentTimestamp() >= deadline)
-				break;
-		}
-		zk_req_free(notify);
-	}
+		await_applied(notify, now, wait_ms, nothrow);
 	check_refused();
 }
 
@@ -804,6 +812,30 @@ zk_release_batch_end(void)
 	nbatched_deletes = 0;
 }
 
+/* A hunt for the nodes under `dir` named with `guid`; NULL if out of memory */
+static ZkHunt *
+new_hunt(const char *dir, const char *guid)
+{
+	ZkHunt	   *hunt = calloc(1, sizeof(ZkHunt));
+
+	if (hunt)
+	{
+		hunt->dir = strdup(dir);
+		hunt->guid = strdup(guid);
+	}
+	if (hunt == NULL || hunt->dir == NULL || hunt->guid == NULL)
+	{
+		if (hunt)
+		{
+			free(hunt->dir);
+			free(hunt->guid);
+			free(hunt);
+		}
+		return NULL;
+	}
+	return hunt;
+}
+
 /*
  * Give up a protected create whose outcome we do not know (the create is
  * in flight, `create` not NULL; or its reply was lost, `create` NULL): the
@@ -825,20 +857,9 @@ zk_abandon_create(ZkReq *create, const char *dir, const char *guid,
 		zk_req_free(create);
 		return;					/* whatever was made is gone */
 	}
-	hunt = calloc(1, sizeof(ZkHunt));
-	if (hunt)
+	hunt = new_hunt(dir, guid);
+	if (hunt == NULL)
 	{
-		hunt->dir = strdup(dir);
-		hunt->guid = strdup(guid);
-	}
-	if (hunt == NULL || hunt->dir == NULL || hunt->guid == NULL)
-	{
-		if (hunt)
-		{
-			free(hunt->dir);
-			free(hunt->guid);
-			free(hunt);
-		}
 		zk_req_free(create);
 		ereport(WARNING,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
