@@ -109,9 +109,9 @@ zksync_barrier_set(const char *name)
 	{
 		bool		resent;
 		ZkReq	   *c = zk_call_retrying(ZKOP_CREATE, path, data, len, 0, &resent);
-		int			rc = c->rc;
+		int			rc = zk_req_rc(c);
 
-		zk_release(c);
+		zk_req_free(c);
 		if (rc == ZOK)
 			return true;
 		if (rc == ZNODEEXISTS && !resent)
@@ -122,9 +122,9 @@ zksync_barrier_set(const char *name)
 			ZkReq	   *g = zk_call_retrying(ZKOP_GET, path, NULL, 0, 0, NULL);
 			bool		ours;
 
-			rc = g->rc;
-			ours = rc == ZOK && g->data && strstr(g->data, guid) != NULL;
-			zk_release(g);
+			rc = zk_req_rc(g);
+			ours = rc == ZOK && zk_req_data(g) && strstr(zk_req_data(g), guid) != NULL;
+			zk_req_free(g);
 			if (rc == ZOK)
 				return ours;
 			if (rc != ZNONODE)
@@ -153,8 +153,8 @@ zksync_barrier_unset(const char *name)
 
 	zk_connect();
 	d = zk_call_retrying(ZKOP_DELETE, path, NULL, 0, 0, &resent);
-	rc = d->rc;
-	zk_release(d);
+	rc = zk_req_rc(d);
+	zk_req_free(d);
 	if (rc == ZOK)
 		return true;
 	/* after a lost reply, the delete may have been ours */
@@ -179,9 +179,9 @@ node_exists(const char *path, NodeWatch watch)
 	ZkReq	   *e = zk_call_retrying(watch == WATCH_GONE ? ZKOP_GET_WATCH :
 									 watch == WATCH_MADE ? ZKOP_EXISTS_WATCH :
 									 ZKOP_EXISTS, path, NULL, 0, 0, NULL);
-	int			rc = e->rc;
+	int			rc = zk_req_rc(e);
 
-	zk_release(e);
+	zk_req_free(e);
 	if (rc != ZOK && rc != ZNONODE)
 		zk_report_error(rc, "exists", path);
 	return rc == ZOK;
@@ -246,24 +246,24 @@ agreed_participants(const char *dir, ZkReq *children)
 {
 	int			i;
 
-	for (i = 0; i < children->nchildren; i++)
+	for (i = 0; i < zk_req_nchildren(children); i++)
 	{
 		char	   *path;
 		ZkReq	   *g;
 		int			n = -1;
 
-		if (!zksync_dbarrier_is_participant(children->children[i]))
+		if (!zksync_dbarrier_is_participant(zk_req_children(children)[i]))
 			continue;
-		path = psprintf("%s/%s", dir, children->children[i]);
+		path = psprintf("%s/%s", dir, zk_req_children(children)[i]);
 		g = zk_get(path, false);
-		if (zk_call(g) == ZOK && g->data)
+		if (zk_call(g) == ZOK && zk_req_data(g))
 		{
-			const char *p = strstr(g->data, "\"participants\":");
+			const char *p = strstr(zk_req_data(g), "\"participants\":");
 
 			if (p)
 				n = atoi(p + strlen("\"participants\":"));
 		}
-		zk_release(g);
+		zk_req_free(g);
 		if (n > 0)
 			return n;
 	}
@@ -276,8 +276,8 @@ count_participants(ZkReq *children)
 	int			i,
 				n = 0;
 
-	for (i = 0; i < children->nchildren; i++)
-		if (zksync_dbarrier_is_participant(children->children[i]))
+	for (i = 0; i < zk_req_nchildren(children); i++)
+		if (zksync_dbarrier_is_participant(zk_req_children(children)[i]))
 			n++;
 	return n;
 }
@@ -289,9 +289,9 @@ make_ready(const char *dir)
 	char	   *path = psprintf("%s/%s", dir, ZKSYNC_READY_NODE);
 
 	ZkReq	   *c = zk_call_retrying(ZKOP_CREATE, path, "", 0, ZOO_EPHEMERAL, NULL);
-	int			rc = c->rc;
+	int			rc = zk_req_rc(c);
 
-	zk_release(c);
+	zk_req_free(c);
 	if (rc != ZOK && rc != ZNODEEXISTS)
 		zk_report_error(rc, "create", path);
 }
@@ -323,8 +323,8 @@ zksync_dbarrier_enter(const char *name, int participants, int timeout_ms)
 	zk_connect();
 
 	g = zk_children_retrying(dir);
-	agreed = g->rc == ZOK ? agreed_participants(dir, g) : -1;
-	zk_release(g);
+	agreed = zk_req_rc(g) == ZOK ? agreed_participants(dir, g) : -1;
+	zk_req_free(g);
 	if (agreed > 0 && agreed != participants)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -347,14 +347,14 @@ zksync_dbarrier_enter(const char *name, int participants, int timeout_ms)
 				break;
 			}
 			g = zk_children_retrying(dir);
-			if (g->rc == ZOK && count_participants(g) >= participants)
+			if (zk_req_rc(g) == ZOK && count_participants(g) >= participants)
 			{
-				zk_release(g);
+				zk_req_free(g);
 				make_ready(dir);
 				passed = true;
 				break;
 			}
-			zk_release(g);
+			zk_req_free(g);
 			if (deadline != 0 && GetCurrentTimestamp() >= deadline)
 				break;
 			if (zk_wait_event(seen, NULL, deadline, false) == ZKW_TIMEOUT)
@@ -456,15 +456,15 @@ zksync_dbarrier_exit(const char *name, int timeout_ms)
 			char	   *watch;
 			uint64		seen;
 
-			parts = palloc(sizeof(char *) * (g->nchildren + 1));
-			for (i = 0; g->rc == ZOK && i < g->nchildren; i++)
-				if (zksync_dbarrier_is_participant(g->children[i]))
+			parts = palloc(sizeof(char *) * (zk_req_nchildren(g) + 1));
+			for (i = 0; zk_req_rc(g) == ZOK && i < zk_req_nchildren(g); i++)
+				if (zksync_dbarrier_is_participant(zk_req_children(g)[i]))
 				{
-					parts[n] = pstrdup(g->children[i]);
+					parts[n] = pstrdup(zk_req_children(g)[i]);
 					me_in |= strcmp(parts[n], mine) == 0;
 					n++;
 				}
-			zk_release(g);
+			zk_req_free(g);
 			zksync_sort_by_name(parts, n);
 
 			if (n == 0 || (n == 1 && me_in))
@@ -570,7 +570,7 @@ dbarrier_lost_nodes(void)
 		}
 }
 
-/* From _PG_init: hear of the session's end (connection.c calls no recipe). */
+/* From _PG_init: hear of the session's end (session.c calls no recipe). */
 void
 zksync_barrier_init(void)
 {

@@ -65,7 +65,7 @@
  * upgrade (read held, write asked) would wait for itself: ERROR.
  *
  * Expiry.  When the session expires, every ephemeral node is gone, so
- * every hold becomes "lost" (forget_session, registered with the connection layer).  A lost hold is never
+ * every hold becomes "lost" (hold_forget_session, registered with the connection layer).  A lost hold is never
  * reported as held; the commit check in xact.c refuses to commit a
  * transaction that relied on one.  A grant is returned only on a session
  * known alive at that moment (zk_session_known_alive): a hand-off from a
@@ -483,7 +483,7 @@ acquire_nodes(Want *w, ZkProtected *pns, int k, char mode,
 
 			if (first >= 0)
 			{
-				zk_release(listings[j]);	/* released below anyway */
+				zk_req_free(listings[j]);	/* released below anyway */
 				continue;
 			}
 			granted = zk_queue_granted(drv, &pns[j], listings[j]);
@@ -683,8 +683,8 @@ read_needs_write_node(Hold *read, const char *write_node)
 				i;
 	bool		needed;
 
-	n = zksync_contenders(g->rc == ZOK ? g->children : NULL,
-						  g->rc == ZOK ? g->nchildren : 0, &c);
+	n = zksync_contenders(zk_req_rc(g) == ZOK ? zk_req_children(g) : NULL,
+						  zk_req_rc(g) == ZOK ? zk_req_nchildren(g) : 0, &c);
 	for (i = 0; i < n; i++)
 	{
 		if (strcmp(c[i].name, skip) == 0)
@@ -696,7 +696,7 @@ read_needs_write_node(Hold *read, const char *write_node)
 	}
 	needed = me >= 0 && !reader_granted(c, k, me, &watch);
 	pfree(c);
-	zk_release(g);
+	zk_req_free(g);
 	return needed;
 }
 
@@ -996,7 +996,7 @@ mark_lost(Hold *hold, bool node_deleted)
  * lost (never reported as held again); waits in progress are dropped.
  */
 static void
-forget_session(void)
+hold_forget_session(void)
 {
 	HASH_SEQ_STATUS seq;
 	Hold	   *hold;
@@ -1142,7 +1142,7 @@ zksync_check_lost_for_commit(void)
 }
 
 /*
- * A node created in a batch with releases (connection.c) comes back
+ * A node created in a batch with releases (releases.c) comes back
  * without its stat, so its token (czxid) is read when first asked for.
  * A connection error is waited out on the same session (or thrown after
  * zksync.connect_timeout), never reported as "no token".
@@ -1167,9 +1167,9 @@ fill_tokens(void)
 			connected = true;
 		}
 		e = zk_call_retrying(ZKOP_EXISTS, hold->node, NULL, 0, 0, NULL);
-		if (e->rc == ZOK && e->stat.ephemeralOwner == zk_session_id())
-			hold->token = e->stat.czxid;
-		zk_release(e);
+		if (zk_req_rc(e) == ZOK && zk_req_ephemeral_owner(e) == zk_session_id())
+			hold->token = zk_req_czxid(e);
+		zk_req_free(e);
 	}
 }
 
@@ -1268,7 +1268,7 @@ static const ZkScopeHooks lock_scope = {
 void
 zksync_lock_init(void)
 {
-	zk_register_session_user(hold_nodes, forget_session, lost_nodes);
+	zk_register_session_user(hold_nodes, hold_forget_session, lost_nodes);
 	zksync_register_scope(&lock_scope);
 	zk_register_queue_kind(&lock_kind);
 }

@@ -71,7 +71,7 @@ zk_ensure_parents(const char *dir)
 			rc = r;
 	}
 	for (i = 0; i < n; i++)
-		zk_release(reqs[i]);
+		zk_req_free(reqs[i]);
 	return rc;
 }
 
@@ -113,7 +113,7 @@ send_op(ZkOp op, const char *path, const char *data, int len, int flags)
 				ZkReq	   *g = zk_get_children(path);
 
 				/* the server answers in order: the sync's fate is the listing's */
-				zk_release(s);
+				zk_req_free(s);
 				return g;
 			}
 		case ZKOP_CREATE:
@@ -166,7 +166,7 @@ zk_call_retrying(ZkOp op, const char *path, const char *data, int len,
 
 		if (!zk_is_connection_error(rc))
 			return r;
-		zk_release(r);
+		zk_req_free(r);
 		zk_reconnect_or_error(op_name(op), path);
 		if (resent)
 			*resent = true;
@@ -182,11 +182,11 @@ zk_children_retrying(const char *dir)
 {
 	ZkReq	   *g = zk_call_retrying(ZKOP_CHILDREN, dir, NULL, 0, 0, NULL);
 
-	if (g->rc != ZOK && g->rc != ZNONODE)
+	if (zk_req_rc(g) != ZOK && zk_req_rc(g) != ZNONODE)
 	{
-		int			rc = g->rc;
+		int			rc = zk_req_rc(g);
 
-		zk_release(g);
+		zk_req_free(g);
 		zk_report_error(rc, "get_children", dir);
 	}
 	return g;
@@ -211,20 +211,20 @@ find_own_node(ZkProtected *pn)
 	ZkReq	   *g;
 
 	g = zk_call_retrying(ZKOP_SYNCED_CHILDREN, pn->dir, NULL, 0, 0, NULL);
-	if (g->rc != ZOK && g->rc != ZNONODE)
+	if (zk_req_rc(g) != ZOK && zk_req_rc(g) != ZNONODE)
 	{
-		int			rc = g->rc;
+		int			rc = zk_req_rc(g);
 
-		zk_release(g);
+		zk_req_free(g);
 		zk_report_error(rc, "get_children", pn->dir);
 	}
-	mine = palloc(sizeof(char *) * (g->nchildren + 1));
+	mine = palloc(sizeof(char *) * (zk_req_nchildren(g) + 1));
 	prefix = psprintf("_c_%s-", pn->guid);
-	for (i = 0; g->rc == ZOK && i < g->nchildren; i++)
-		if (strncmp(g->children[i], prefix, strlen(prefix)) == 0 &&
-			zksync_node_sequence(g->children[i]) >= 0)
-			mine[n++] = pstrdup(g->children[i]);
-	zk_release(g);
+	for (i = 0; zk_req_rc(g) == ZOK && i < zk_req_nchildren(g); i++)
+		if (strncmp(zk_req_children(g)[i], prefix, strlen(prefix)) == 0 &&
+			zksync_node_sequence(zk_req_children(g)[i]) >= 0)
+			mine[n++] = pstrdup(zk_req_children(g)[i]);
+	zk_req_free(g);
 	zksync_sort_by_sequence(mine, n);
 
 	for (i = 0; i < n; i++)
@@ -235,13 +235,13 @@ find_own_node(ZkProtected *pn)
 		{
 			ZkReq	   *e = zk_exists(path, false);
 
-			if (zk_call(e) == ZOK && e->stat.ephemeralOwner == zk_session_id())
+			if (zk_call(e) == ZOK && zk_req_ephemeral_owner(e) == zk_session_id())
 			{
 				strlcpy(pn->node, path, sizeof(pn->node));
-				pn->czxid = e->stat.czxid;
+				pn->czxid = zk_req_czxid(e);
 				found = true;
 			}
-			zk_release(e);
+			zk_req_free(e);
 			if (found)
 				continue;
 		}
@@ -291,10 +291,10 @@ zk_protected_create(ZkProtected *pn, const char *dir, const char *suffix,
 		rc = zk_call(pn->create);
 		if (rc == ZOK)
 		{
-			strlcpy(pn->node, pn->create->path, sizeof(pn->node));
-			pn->czxid = pn->create->stat.czxid;
+			strlcpy(pn->node, zk_req_path(pn->create), sizeof(pn->node));
+			pn->czxid = zk_req_czxid(pn->create);
 		}
-		zk_release(pn->create);
+		zk_req_free(pn->create);
 		pn->create = NULL;
 		if (rc == ZOK)
 		{
@@ -302,7 +302,7 @@ zk_protected_create(ZkProtected *pn, const char *dir, const char *suffix,
 				*children = g;
 			break;
 		}
-		zk_release(g);
+		zk_req_free(g);
 		if (rc == ZNONODE)
 		{
 			rc = zk_ensure_parents(dir);
@@ -364,13 +364,13 @@ create_each(ZkProtected *pns, int k, char **prefixes, char **dirs,
 			rc = zk_call(cr[i]);
 			if (rc == ZOK)
 			{
-				strlcpy(pns[i].node, cr[i]->path, ZKSYNC_PATH_MAX);
+				strlcpy(pns[i].node, zk_req_path(cr[i]), ZKSYNC_PATH_MAX);
 				children[i] = zk_get_children(dirs[i]);
 			}
 			else if (rc == ZNONODE)
 			{
 				missing++;
-				zk_release(cr[i]);
+				zk_req_free(cr[i]);
 				cr[i] = zk_create(dirs[i], "", 0, ZOO_CONTAINER);	/* again */
 				continue;
 			}
@@ -378,7 +378,7 @@ create_each(ZkProtected *pns, int k, char **prefixes, char **dirs,
 				lost = true;
 			else
 				zk_report_error(rc, "create", prefixes[i]);
-			zk_release(cr[i]);
+			zk_req_free(cr[i]);
 			cr[i] = NULL;
 		}
 		/* the directories made again (or found made by others) */
@@ -387,7 +387,7 @@ create_each(ZkProtected *pns, int k, char **prefixes, char **dirs,
 			{
 				int			rc = zk_call(cr[i]);
 
-				zk_release(cr[i]);
+				zk_req_free(cr[i]);
 				cr[i] = NULL;
 				if (rc == ZNONODE)
 					zk_ensure_parents(dirs[i]);	/* its parents went too */
@@ -423,14 +423,14 @@ make_missing_dirs(char **dirs, int k)
 	{
 		int			rc = zk_call(r[i]);
 
-		zk_release(r[i]);
+		zk_req_free(r[i]);
 		r[i] = rc == ZNONODE ? zk_create(dirs[i], "", 0, ZOO_CONTAINER) : NULL;
 	}
 	for (i = 0; i < k; i++)
 		if (r[i])
 		{
 			parent_gone |= zk_call(r[i]) == ZNONODE;
-			zk_release(r[i]);
+			zk_req_free(r[i]);
 		}
 	pfree(r);
 	if (parent_gone)
@@ -503,14 +503,14 @@ zk_protected_create_many(ZkProtected *pns, int n, char **dirs,
 			if (rc == ZOK)
 			{
 				for (i = 0; i < k; i++)
-					strlcpy(pns[start + i].node, m->children[i], ZKSYNC_PATH_MAX);
-				zk_release(m);
+					strlcpy(pns[start + i].node, zk_req_children(m)[i], ZKSYNC_PATH_MAX);
+				zk_req_free(m);
 				break;
 			}
-			zk_release(m);
+			zk_req_free(m);
 			for (i = 0; i < k; i++)
 			{
-				zk_release(children[start + i]);
+				zk_req_free(children[start + i]);
 				children[start + i] = NULL;
 			}
 			if (rc == ZNONODE && dir_tries < 3)
@@ -575,7 +575,7 @@ zk_protected_abandon(ZkProtected *pn, int wait_ms)
 	pn->active = false;
 	if (pn->node[0] != '\0')
 	{
-		zk_release(pn->create);
+		zk_req_free(pn->create);
 		zk_release_node(pn->node, wait_ms, true);
 	}
 	else

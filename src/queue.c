@@ -57,8 +57,8 @@ decide(const ZkQueueDriver *drv, ZkProtected *pn, ZkReq *g,
 				i;
 	bool		granted;
 
-	n = zksync_contenders(g->rc == ZOK ? g->children : NULL,
-						  g->rc == ZOK ? g->nchildren : 0, &c);
+	n = zksync_contenders(zk_req_rc(g) == ZOK ? zk_req_children(g) : NULL,
+						  zk_req_rc(g) == ZOK ? zk_req_nchildren(g) : 0, &c);
 	for (i = 0; i < n; i++)
 		if (strcmp(c[i].name, mine) == 0)
 			me = i;
@@ -111,11 +111,11 @@ queue_loop(ZkProtected *pn, const char *dir, const char *tag,
 		if (g == NULL || zk_call(g) != ZOK)
 		{
 			/* none pipelined, or it failed: list again */
-			zk_release(g);
+			zk_req_free(g);
 			g = zk_children_retrying(dir);
 		}
 		granted = decide(drv, pn, g, what, name, &path, &may_handoff);
-		zk_release(g);
+		zk_req_free(g);
 		g = NULL;
 		if (granted)
 			return true;
@@ -134,8 +134,8 @@ queue_loop(ZkProtected *pn, const char *dir, const char *tag,
 			!zksync_handoff_received())
 		{
 			e = zk_call_retrying(ZKOP_GET_WATCH, path, NULL, 0, 0, NULL);
-			rc = e->rc;
-			zk_release(e);
+			rc = zk_req_rc(e);
+			zk_req_free(e);
 			if (rc == ZOK)
 			{
 				zk_wait_watch_begin(drv->kind, drv->queue, name, pn->node,
@@ -267,11 +267,11 @@ zk_queue_granted(const ZkQueueDriver *drv, ZkProtected *pn, ZkReq *listing)
 
 	if (g == NULL || zk_call(g) != ZOK)
 	{
-		zk_release(g);
+		zk_req_free(g);
 		g = zk_children_retrying(pn->dir);
 	}
 	granted = decide(drv, pn, g, "lock", strrchr(pn->dir, '/') + 1, &watch, &handed);
-	zk_release(g);
+	zk_req_free(g);
 	return granted;
 }
 

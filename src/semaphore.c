@@ -134,9 +134,9 @@ static int
 recorded_count(const char *dir)
 {
 	ZkReq	   *g = zk_call_retrying(ZKOP_GET, dir, NULL, 0, 0, NULL);
-	int			n = g->rc == ZOK ? count_in(g->data) : 0;
+	int			n = zk_req_rc(g) == ZOK ? count_in(zk_req_data(g)) : 0;
 
-	zk_release(g);
+	zk_req_free(g);
 	return n;
 }
 
@@ -164,21 +164,21 @@ wait_for_room(const char *leases_dir, int max_leases, TimestampTz deadline,
 
 		if (g == NULL || zk_call(g) != ZOK)
 		{
-			zk_release(g);
+			zk_req_free(g);
 			g = zk_call_retrying(ZKOP_CHILDREN_WATCH, leases_dir, NULL, 0, 0, NULL);
 			watching = true;
 		}
-		if (g->rc != ZOK)
+		if (zk_req_rc(g) != ZOK)
 		{
-			int			rc = g->rc;
+			int			rc = zk_req_rc(g);
 
-			zk_release(g);
+			zk_req_free(g);
 			zk_report_error(rc, "get_children", leases_dir);
 		}
-		count = g->nchildren;	/* Curator counts every child */
-		for (i = 0; i < g->nchildren; i++)
-			present |= strcmp(g->children[i], mine) == 0;
-		zk_release(g);
+		count = zk_req_nchildren(g);	/* Curator counts every child */
+		for (i = 0; i < zk_req_nchildren(g); i++)
+			present |= strcmp(zk_req_children(g)[i], mine) == 0;
+		zk_req_free(g);
 		g = NULL;
 		if (!present)
 			ereport(ERROR,
@@ -308,7 +308,7 @@ zksync_semaphore_acquire(const char *name, int max_leases, bool xact,
 				int			len;
 				char	   *count = count_data(max_leases, &len);
 
-				zk_release(zk_set(dir, count, len));
+				zk_req_free(zk_set(dir, count, len));
 			}
 
 			zk_protected_create(&lease_pn, leases_dir, ZKSYNC_TAG_LEASE,
@@ -403,7 +403,7 @@ zksync_semaphore_release(const char *name)
 	return true;
 }
 
-/* ---- transaction scope (xact.c) and the session's end (connection.c) ---- */
+/* ---- transaction scope (xact.c) and the session's end (session.c) ---- */
 
 /* COMMIT, PREPARE: refuse a transaction that relied on a lost lease */
 static void
@@ -552,7 +552,7 @@ mark_lost(Lease *l, bool node_deleted)
 
 /* The session ended: every lease is gone with it */
 static void
-forget_session(void)
+lease_forget_session(void)
 {
 	int			i;
 
@@ -596,7 +596,7 @@ static const ZkScopeHooks semaphore_scope = {
 void
 zksync_semaphore_init(void)
 {
-	zk_register_session_user(lease_nodes, forget_session, lost_nodes);
+	zk_register_session_user(lease_nodes, lease_forget_session, lost_nodes);
 	zksync_register_scope(&semaphore_scope);
 	zk_register_queue_kind(&semaphore_kind);
 }
@@ -650,7 +650,7 @@ zksync_semaphore_contenders(const char *name, ZkHolderInfo **rows)
 	for (s = 0; s < 2; s++)
 	{
 		lists[s] = zk_children_retrying(sub[s]);
-		total += lists[s]->rc == ZOK ? lists[s]->nchildren : 0;
+		total += zk_req_rc(lists[s]) == ZOK ? zk_req_nchildren(lists[s]) : 0;
 	}
 	*rows = palloc0(sizeof(ZkHolderInfo) * (total + 1));
 	gets = palloc0(sizeof(ZkReq *) * (total + 1));
@@ -659,9 +659,9 @@ zksync_semaphore_contenders(const char *name, ZkHolderInfo **rows)
 		ZkContender *c;
 		int			k;
 
-		if (lists[s]->rc != ZOK)
+		if (zk_req_rc(lists[s]) != ZOK)
 			continue;
-		k = zksync_contenders(lists[s]->children, lists[s]->nchildren, &c);
+		k = zksync_contenders(zk_req_children(lists[s]), zk_req_nchildren(lists[s]), &c);
 		for (i = 0; i < k; i++)
 		{
 			ZkHolderInfo *r = &(*rows)[n];
@@ -675,13 +675,13 @@ zksync_semaphore_contenders(const char *name, ZkHolderInfo **rows)
 	for (i = 0; i < n; i++)
 	{
 		zk_call(gets[i]);
-		(*rows)[i].present = gets[i]->rc == ZOK;
-		(*rows)[i].owner = (gets[i]->rc == ZOK && gets[i]->data &&
-							strncmp(gets[i]->data, "{\"host\":", 8) == 0) ?
-			pstrdup(gets[i]->data) : "";
-		zk_release(gets[i]);
+		(*rows)[i].present = zk_req_rc(gets[i]) == ZOK;
+		(*rows)[i].owner = (zk_req_rc(gets[i]) == ZOK && zk_req_data(gets[i]) &&
+							strncmp(zk_req_data(gets[i]), "{\"host\":", 8) == 0) ?
+			pstrdup(zk_req_data(gets[i])) : "";
+		zk_req_free(gets[i]);
 	}
 	for (s = 0; s < 2; s++)
-		zk_release(lists[s]);
+		zk_req_free(lists[s]);
 	return n;
 }

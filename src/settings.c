@@ -4,7 +4,7 @@
  *
  * A bad value is refused by a check hook with a message that says why
  * (names.c checks hosts and root, as it checks names).  A change applies
- * to the next ZooKeeper session; connection.c keeps a session that holds
+ * to the next ZooKeeper session; session.c keeps a session that holds
  * anything, so a change never silently drops a lock.  zksync.auth is a
  * secret: it is never shown or quoted (see check_auth).
  *

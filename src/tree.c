@@ -6,7 +6,7 @@
  * and kazoo clients share the locks as they are, and nothing here runs.
  *
  * With zksync.auth, every node zksync makes carries its ACL: all rights for
- * its digest identity, READ for anyone (connection.c).  That protects the
+ * its digest identity, READ for anyone (session.c).  That protects the
  * tree only if the directories above our nodes are protected too: whoever
  * may CREATE in a directory can put forged contenders, wait records or
  * deadlock marks there; whoever may DELETE in it can remove our nodes
@@ -250,14 +250,14 @@ make_missing(char **paths, const bool *missing)
 		if (r[i] == NULL)
 			continue;
 		rc = zk_call(r[i]);
-		zk_release(r[i]);
+		zk_req_free(r[i]);
 		r[i] = NULL;
 		if (rc != ZOK && rc != ZNODEEXISTS && !zk_is_connection_error(rc))
 		{
 			int			bad = i;
 
 			for (i++; i < TREE_NODES; i++)
-				zk_release(r[i]);
+				zk_req_free(r[i]);
 			zk_report_error(rc, "create", paths[bad]);
 		}
 	}
@@ -306,17 +306,17 @@ check_tree(const char *auth)
 			any_missing |= missing[i];
 			if (zk_is_connection_error(rc[i]) && lost < 0)
 				lost = i;
-			nacl[i] = rc[i] == ZOK ? r[i]->nacl : 0;
+			nacl[i] = rc[i] == ZOK ? zk_req_nacl(r[i]) : 0;
 			acl[i] = palloc(sizeof(ZkAcl) * Max(nacl[i], 1));
 			for (j = 0; j < nacl[i]; j++)
 			{
-				acl[i][j].perms = r[i]->acl[j].perms;
-				acl[i][j].scheme = pstrdup(r[i]->acl[j].scheme);
-				acl[i][j].id = pstrdup(r[i]->acl[j].id);
+				acl[i][j].perms = zk_req_acl(r[i])[j].perms;
+				acl[i][j].scheme = pstrdup(zk_req_acl(r[i])[j].scheme);
+				acl[i][j].id = pstrdup(zk_req_acl(r[i])[j].id);
 			}
 		}
 		for (i = 0; i < TREE_NODES; i++)
-			zk_release(r[i]);
+			zk_req_free(r[i]);
 		if (lost >= 0)
 		{
 			zk_reconnect_or_error("get", paths[lost]);
@@ -347,7 +347,7 @@ check_tree(const char *auth)
 }
 
 /*
- * The session check (registered with connection.c, run by every
+ * The session check (registered with session.c, run by every
  * zk_connect() on a connected session): under zksync.auth, check the tree
  * once per session and root.  Costs nothing once passed.  May throw.
  */

@@ -174,7 +174,7 @@ read_targets(Target **t, int nt, ZkWaitRow **out)
 
 		if (zk_call(g) != ZOK)
 			continue;
-		t[i]->n = zksync_contenders(g->children, g->nchildren, &t[i]->c);
+		t[i]->n = zksync_contenders(zk_req_children(g), zk_req_nchildren(g), &t[i]->c);
 		t[i]->gets = palloc(sizeof(ZkReq *) * (t[i]->n + 1));
 		for (j = 0; j < t[i]->n; j++)
 			t[i]->gets[j] = zk_get(psprintf("%s/%s", t[i]->dir, t[i]->c[j].name),
@@ -190,8 +190,8 @@ read_targets(Target **t, int nt, ZkWaitRow **out)
 		if (q->room_get)
 		{
 			if (zk_call(q->room_get) == ZOK)
-				q->room = q->kind->room(q->room_get->data);
-			zk_release(q->room_get);
+				q->room = q->kind->room(zk_req_data(q->room_get));
+			zk_req_free(q->room_get);
 		}
 		for (j = 0; j < q->n; j++)
 		{
@@ -208,10 +208,10 @@ read_targets(Target **t, int nt, ZkWaitRow **out)
 				r->mode = q->kind->mode(q->queue, &q->c[j]);
 				r->what = q->kind->what(q->queue, &q->c[j]);
 				r->granted = q->kind->granted(q->queue, q->c, q->n, j, q->room);
-				r->czxid = g->stat.czxid;
-				r->ctime_ms = g->stat.ctime;
-				r->session = g->stat.ephemeralOwner;
-				r->is_backend = zksync_owner_parse(g->data, &r->owner);
+				r->czxid = zk_req_czxid(g);
+				r->ctime_ms = zk_req_ctime(g);
+				r->session = zk_req_ephemeral_owner(g);
+				r->is_backend = zksync_owner_parse(zk_req_data(g), &r->owner);
 				r->contenders = q->c;
 				r->ncontenders = q->n;
 				r->index = j;
@@ -219,9 +219,9 @@ read_targets(Target **t, int nt, ZkWaitRow **out)
 				r->first = first;
 				nrows++;
 			}
-			zk_release(g);
+			zk_req_free(g);
 		}
-		zk_release(q->listing);
+		zk_req_free(q->listing);
 	}
 	/* the queue of each row: rows[first .. first + count) */
 	for (i = 0; i < nrows; i++)
@@ -262,10 +262,10 @@ zk_read_waits(ZkWaitRow **rows)
 		if (rc != ZOK && rc != ZNONODE)
 		{
 			for (i = k; i < nkinds; i++)
-				zk_release(lists[i]);
+				zk_req_free(lists[i]);
 			zk_report_error(rc, "get_children", zksync_root);
 		}
-		for (i = 0; rc == ZOK && i < g->nchildren; i++)
+		for (i = 0; rc == ZOK && i < zk_req_nchildren(g); i++)
 			for (q = 0; q < kinds[k]->nqueues; q++)
 			{
 				if (nt == maxt)
@@ -274,9 +274,9 @@ zk_read_waits(ZkWaitRow **rows)
 					t = t ? repalloc(t, sizeof(Target *) * maxt) :
 						palloc(sizeof(Target *) * maxt);
 				}
-				t[nt++] = target_new(kinds[k], q, g->children[i]);
+				t[nt++] = target_new(kinds[k], q, zk_req_children(g)[i]);
 			}
-		zk_release(g);
+		zk_req_free(g);
 	}
 	return read_targets(t, nt, rows);
 }
@@ -518,7 +518,7 @@ put_ephemeral(const char *path, const char *data)
 		ZkReq	   *r = zk_create(path, data, len, ZOO_EPHEMERAL);
 
 		rc = zk_call(r);
-		zk_release(r);
+		zk_req_free(r);
 		if (rc == ZNONODE)
 		{
 			char	   *dir = pnstrdup(path, strrchr(path, '/') - path);
@@ -533,7 +533,7 @@ put_ephemeral(const char *path, const char *data)
 			/* a record of an earlier wait, its delete still on the way */
 			r = zk_set(path, data, len);
 			rc = zk_call(r);
-			zk_release(r);
+			zk_req_free(r);
 			if (rc == ZNONODE)
 				continue;
 		}
@@ -580,8 +580,8 @@ publish(void)
 		ZkReq	   *e = zk_exists(cur_wait.node, false);
 
 		if (zk_call(e) == ZOK)
-			cur_wait.czxid = e->stat.czxid;
-		zk_release(e);
+			cur_wait.czxid = zk_req_czxid(e);
+		zk_req_free(e);
 	}
 	initStringInfo(&extra);
 	appendStringInfoString(&extra, "\"kind\":");
@@ -892,43 +892,43 @@ build_graph(Graph *g, MarkRead *mark)
 
 	memset(g, 0, sizeof(*g));
 	memset(mark, 0, sizeof(*mark));
-	if (zk_call(markg) == ZOK && markg->data)
+	if (zk_call(markg) == ZOK && zk_req_data(markg))
 	{
-		mark->len = markg->datalen;
+		mark->len = zk_req_datalen(markg);
 		mark->data = palloc(mark->len + 1);
-		memcpy(mark->data, markg->data, mark->len);
+		memcpy(mark->data, zk_req_data(markg), mark->len);
 		mark->data[mark->len] = '\0';
-		mark->owner = markg->stat.ephemeralOwner;
+		mark->owner = zk_req_ephemeral_owner(markg);
 	}
-	zk_release(markg);
+	zk_req_free(markg);
 	if (zk_call(list) != ZOK)
 	{
-		zk_release(list);
+		zk_req_free(list);
 		return -1;
 	}
-	gets = palloc(sizeof(ZkReq *) * (list->nchildren + 1));
-	for (i = 0; i < list->nchildren; i++)
-		gets[i] = zk_get(psprintf("%s/%s", dir, list->children[i]), false);
-	g->rec = palloc0(sizeof(Record) * (list->nchildren + 1));
-	t = palloc(sizeof(Target *) * (list->nchildren + 1));
-	for (i = 0; i < list->nchildren; i++)
+	gets = palloc(sizeof(ZkReq *) * (zk_req_nchildren(list) + 1));
+	for (i = 0; i < zk_req_nchildren(list); i++)
+		gets[i] = zk_get(psprintf("%s/%s", dir, zk_req_children(list)[i]), false);
+	g->rec = palloc0(sizeof(Record) * (zk_req_nchildren(list) + 1));
+	t = palloc(sizeof(Target *) * (zk_req_nchildren(list) + 1));
+	for (i = 0; i < zk_req_nchildren(list); i++)
 	{
 		Record	   *r = &g->rec[g->nrec];
 		char	   *czxid;
 
-		if (zk_call(gets[i]) == ZOK && gets[i]->data &&
-			zksync_owner_parse(gets[i]->data, &r->owner) &&
-			(r->node = zksync_json_field(gets[i]->data, "node")) != NULL &&
-			(czxid = zksync_json_field(gets[i]->data, "czxid")) != NULL)
+		if (zk_call(gets[i]) == ZOK && zk_req_data(gets[i]) &&
+			zksync_owner_parse(zk_req_data(gets[i]), &r->owner) &&
+			(r->node = zksync_json_field(zk_req_data(gets[i]), "node")) != NULL &&
+			(czxid = zksync_json_field(zk_req_data(gets[i]), "czxid")) != NULL)
 		{
 			int			k;
 
-			r->session = gets[i]->stat.ephemeralOwner;
-			r->what = zksync_json_field(gets[i]->data, "what");
-			r->name = zksync_json_field(gets[i]->data, "name");
+			r->session = zk_req_ephemeral_owner(gets[i]);
+			r->what = zksync_json_field(zk_req_data(gets[i]), "what");
+			r->name = zksync_json_field(zk_req_data(gets[i]), "name");
 			r->czxid = strtoll(czxid, NULL, 10);
-			r->leaving = zksync_json_field(gets[i]->data, "leaving");
-			r->leaving_unknown = zksync_json_field(gets[i]->data, "leaving_unknown") != NULL;
+			r->leaving = zksync_json_field(zk_req_data(gets[i]), "leaving");
+			r->leaving_unknown = zksync_json_field(zk_req_data(gets[i]), "leaving_unknown") != NULL;
 			r->row = -1;
 			if (r->session == zk_session_id())
 				me = g->nrec;
@@ -958,9 +958,9 @@ build_graph(Graph *g, MarkRead *mark)
 			}
 			g->nrec++;
 		}
-		zk_release(gets[i]);
+		zk_req_free(gets[i]);
 	}
-	zk_release(list);
+	zk_req_free(list);
 
 	g->nrows = read_targets(t, nt, &g->rows);
 	for (i = 0; i < g->nrec; i++)
@@ -1722,7 +1722,7 @@ delete_mark(void)
 
 	snprintf(path, sizeof(path), "%s/%s/%s", zksync_root, ZKSYNC_DEADLOCKS,
 			 zksync_session_text(zk_session_id()));
-	zk_release(zk_delete(path));
+	zk_req_free(zk_delete(path));
 }
 
 static void

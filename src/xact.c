@@ -81,7 +81,7 @@ xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_ABORT:
 			for (i = 0; i < nscopes; i++)
 				scopes[i]->end_xact_level(1);
-			zk_release_all();
+			zk_req_free_all();
 			break;
 		case XACT_EVENT_PREPARE:
 			break;
@@ -100,7 +100,7 @@ subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		case SUBXACT_EVENT_ABORT_SUB:
 			for (i = 0; i < nscopes; i++)
 				scopes[i]->end_xact_level(level);
-			zk_release_all();
+			zk_req_free_all();
 			break;
 		case SUBXACT_EVENT_COMMIT_SUB:
 			for (i = 0; i < nscopes; i++)

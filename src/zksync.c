@@ -5,7 +5,7 @@
  * The functions here check their arguments (a NULL is an ERROR with
  * SQLSTATE 22004, never a silent NULL result: the SQL functions are not
  * STRICT on purpose), make one call down into a recipe (lock.c,
- * barrier.c) or the session (connection.c), and form the result rows.
+ * barrier.c) or the session (session.c), and form the result rows.
  * _PG_init calls each module's init; the settings live in settings.c.
  *-------------------------------------------------------------------------
  */
@@ -393,12 +393,12 @@ zksync_lock_holders(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	zk_connect();
 	g = zk_children_retrying(dir);	/* ZOK or ZNONODE; others throw */
-	if (g->rc == ZNONODE)
+	if (zk_req_rc(g) == ZNONODE)
 	{
-		zk_release(g);
+		zk_req_free(g);
 		return (Datum) 0;
 	}
-	n = zksync_contenders(g->children, g->nchildren, &c);
+	n = zksync_contenders(zk_req_children(g), zk_req_nchildren(g), &c);
 
 	/* every owner read in flight at once; a node gone meanwhile is skipped */
 	gets = palloc(sizeof(ZkReq *) * (n + 1));
@@ -413,22 +413,22 @@ zksync_lock_holders(PG_FUNCTION_ARGS)
 		bool		nulls[5] = {0};
 		ZkReq	   *r = gets[i];
 
-		if (r->rc != ZOK)
+		if (zk_req_rc(r) != ZOK)
 			continue;
 		values[0] = CStringGetTextDatum(c[i].reader ? "read" : "write");
 		values[1] = CStringGetTextDatum(c[i].name);
 		values[2] = Int64GetDatum(c[i].seq);
 		/* the same grant rule as the wait's, over the same listing */
 		values[3] = BoolGetDatum(zksync_rwlock_granted(c, n, i));
-		if (r->data && strncmp(r->data, "{\"host\":", 8) == 0)
-			values[4] = CStringGetTextDatum(r->data);
+		if (zk_req_data(r) && strncmp(zk_req_data(r), "{\"host\":", 8) == 0)
+			values[4] = CStringGetTextDatum(zk_req_data(r));
 		else
 			values[4] = CStringGetTextDatum("");
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	for (i = 0; i < n; i++)
-		zk_release(gets[i]);
-	zk_release(g);
+		zk_req_free(gets[i]);
+	zk_req_free(g);
 	return (Datum) 0;
 }
 

@@ -26,9 +26,16 @@
  *					per session (42501 if other clients may change them)
  *	 nodes.c		node operations that ride out connection loss: the retry
  *					helper, protected (GUID) creates, abandonment, parents
- *	 connection.c	the ZooKeeper session and the request transport, the
- *					wait, releases, background cleanup, the watchdog; the
- *					only file that talks to the client's threads
+ *	 releases.c		deletes of our nodes that survive connection loss
+ *					(hold-back, batching), hunts for abandoned creates
+ *	 held.c			watches on the nodes this backend holds
+ *	 session.c		the session: connect, replace, known alive, expiry and
+ *					the recipes registered for it, error mapping
+ *	 transport.c	requests, their completions, the wait loop
+ *	 watchdog.c		the watchdog thread (ZOOKEEPER-4537 pokes, queued
+ *					sends) and the client's log ring
+ *					(these five are the only files that share memory with
+ *					the client's threads: transport_int.h, docs/transport.md)
  *	 layout.c		where nodes live and how they are named (the grammar)
  *	 settings.c		every GUC and its check hook
  *	 names.c		validation of names, hosts and root
@@ -154,115 +161,14 @@ extern int	zksync_contenders(char **children, int nchildren,
 							  ZkContender **out);
 
 /* ---------------------------------------------------------------------
- * connection.c
+ * the connection layer: transport.c, session.c, releases.c, held.c,
+ * watchdog.c (docs/transport.md)
  * ---------------------------------------------------------------------
  */
-
-/* One entry of a node's ACL, as zk_get_acl() reads it (malloc'd strings) */
-typedef struct ZkAcl
-{
-	int			perms;			/* ZOO_PERM_* bits */
-	char	   *scheme;			/* "world", "digest", "ip", ... */
-	char	   *id;				/* "anyone", "user:hash", ... */
-} ZkAcl;
-
-/*
- * One asynchronous request to ZooKeeper.  The client's completion thread
- * fills in the result fields and then sets `done`; until zk_wait() has
- * reported the request done, the backend must not read them.  Results are
- * malloc'd (the completion thread may not palloc) and are freed with the
- * request by zk_release().
- */
-typedef struct ZkReq
-{
-	int			rc;				/* ZOK or a ZooKeeper error code */
-	struct Stat stat;			/* create2 (czxid 0 if batched), exists */
-	char	   *path;			/* create2: the path created */
-	char	   *data;			/* get: node data (NUL-terminated copy) */
-	int			datalen;
-	char	  **children;		/* get_children; a multi's created paths */
-	int			nchildren;
-	ZkAcl	   *acl;			/* get_acl: the node's ACL */
-	int			nacl;
-	void	   *priv;			/* connection.c's, freed with the request */
-	void		(*priv_free) (void *);	/* how, if not free() */
-
-	/* private to connection.c, guarded by its mutex */
-	struct ZkHunt *hunt;		/* an abandoned create's cleanup */
-	bool		done;
-	bool		abandoned;
-	int64		sent_at_us;
-	struct ZkReq *prev;
-	struct ZkReq *next;
-} ZkReq;
-
-/* What ended a zk_wait() */
-typedef enum ZkWaitResult
-{
-	ZKW_DONE,					/* the request completed */
-	ZKW_EVENT,					/* a watch fired (or the session changed) */
-	ZKW_TIMEOUT					/* the deadline passed */
-} ZkWaitResult;
-
-extern void zk_connect(void);
-extern void zk_notice_session_end(void);
-extern bool zk_session_usable(void);
-extern bool zk_is_connected(void);
-extern const char *zk_session_hosts(void);
-extern const char *zk_session_auth(void);
-extern bool zk_session_known_alive(void);
-extern bool zk_confirm_session_alive(const char *node, int timeout_ms);
-extern int64 zk_session_id(void);
-extern const char *zk_session_state_name(void);
-extern int	zk_negotiated_timeout(void);
-extern const char *zk_current_server(char *buf, int len);
-extern uint64 zk_events_seen(void);
-
-extern ZkReq *zk_create(const char *path, const char *data, int len, int flags);
-extern ZkReq *zk_delete(const char *path);
-extern ZkReq *zk_create_many(int n, char **paths, const char *data, int len);
-extern ZkReq *zk_exists(const char *path, bool watch);
-extern ZkReq *zk_get(const char *path, bool watch);
-extern ZkReq *zk_sync(const char *path);
-extern ZkReq *zk_get_children(const char *path);
-extern ZkReq *zk_get_children_watch(const char *path);
-extern ZkReq *zk_set(const char *path, const char *data, int len);
-extern ZkReq *zk_get_acl(const char *path);
-extern ZkWaitResult zk_wait(ZkReq *req, TimestampTz deadline, bool nothrow);
-extern ZkWaitResult zk_wait_event(uint64 events_seen, bool (*also) (void),
-								  TimestampTz deadline, bool nothrow);
-extern void zk_register_session_user(int (*nodes) (void),
-									 void (*forget) (void),
-									 void (*lost_nodes) (void));
-extern int	zk_session_nodes(void);
-
-/* A node this backend holds, watched until dropped (connection.c) */
-typedef struct ZkHeld ZkHeld;
-
-extern ZkHeld *zk_held_watch(const char *path);
-extern void zk_held_drop(ZkHeld *h);
-extern bool zk_held_gone(const ZkHeld *h);
-extern bool zk_held_confirm(const ZkHeld *h, int timeout_ms);
-extern bool zk_sync_held(int timeout_ms);
-extern void zk_notice_lost_nodes(void);
-extern void zk_register_session_check(void (*check) (void));
-extern void zk_release(ZkReq *req);
-extern void zk_release_all(void);
-extern void zk_release_node(const char *path, int wait_ms, bool nothrow);
-extern void zk_abandon_create(ZkReq *create, const char *dir,
-							  const char *guid, int wait_ms);
-extern int	zk_pending_releases(char ***paths);
-extern int	zk_leaving_nodes(char ***prefixes, int max);
-extern void zk_await_releases(int wait_ms, bool nothrow);
-extern void zk_release_batch_begin(void);
-extern void zk_release_batch_end(void);
-extern int	zk_await_reconnect(bool nothrow);
-extern void zk_reset_session(void);
-extern int	zk_call(ZkReq *req);
-
-extern bool zk_is_connection_error(int rc);
-extern void zk_report_error(int rc, const char *what, const char *path)
-			pg_attribute_noreturn();
+#include "transport.h"
+#include "session.h"
+#include "releases.h"
+#include "held.h"
 
 /* ---------------------------------------------------------------------
  * nodes.c

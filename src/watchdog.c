@@ -1,0 +1,298 @@
+/*-------------------------------------------------------------------------
+ * watchdog.c
+ *	  Our own thread beside the client's: pokes for stuck requests, sends
+ *	  the queued work of the connection layer; and the client's log ring.
+ *
+ * Stuck requests.  ZooKeeper 3.6.0-3.8.0 servers (Debian 12 ships 3.8.0)
+ * can leave a request unanswered until some other request from the same
+ * session reaches the server (ZOOKEEPER-4537).  The client sends no ping
+ * while a request is outstanding, so a lone session would stall for 2/3 of
+ * the session timeout and then drop its connection.  Whenever a request has
+ * been outstanding for more than ZK_OVERDUE_US, the watchdog sends one
+ * cheap read (exists on "/") on the same session, which unsticks the
+ * server.  It runs whether or not the backend waits, so a delete in flight
+ * while the backend sits idle is not stuck either.
+ *
+ * The watchdog also sends what the other files queue for "once connected"
+ * or "when the time is up": releases held back or failed on a connection
+ * error (releases.c), searches for abandoned creates (releases.c), and
+ * the getData that arms a held node's watch again (held.c).  Like the
+ * client's threads, it never calls PostgreSQL and takes no signals; it
+ * picks its work under shared_mu and sends it without.
+ *
+ * Logging.  The client would print to stderr, i.e. the server log.  Its
+ * messages go through log_to_ring() (client thread) into a small ring that
+ * the backend drains at DEBUG1, so they show up only when asked for.
+ *
+ * What can go wrong: the thread outliving the handle it sends on
+ * (close_handle() stops and joins it before closing); a PostgreSQL call
+ * in the thread; the ring filling up while the backend does not wait
+ * (lines are then counted as dropped).
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <time.h>
+
+#include "zksync.h"
+#include "transport_int.h"
+
+/* The most of each kind of work sent per tick. */
+#define PICK_RELEASES		16
+#define PICK_HELD			16
+#define PICK_HUNTS			4
+
+pthread_cond_t watchdog_cv = PTHREAD_COND_INITIALIZER;
+
+/* ---- guarded by shared_mu ---- */
+static bool watchdog_stop = false;
+static bool poke_in_flight = false;
+static int64 poke_sent_us = 0;
+
+/* ---- backend-only ---- */
+static pthread_t watchdog_thread;
+static bool watchdog_running = false;
+
+/* The client's log lines, guarded by log_mu (not shared_mu). */
+#define LOG_RING_SIZE 32
+#define LOG_LINE_MAX 300
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char log_ring[LOG_RING_SIZE][LOG_LINE_MAX];
+static int	log_head = 0;		/* next slot to write */
+static int	log_count = 0;
+static int	log_dropped = 0;
+
+/* What one tick of the watchdog sends, picked under shared_mu */
+typedef struct Picked
+{
+	bool		poke;
+	int			nreleases;
+	ZkRelease  *releases[PICK_RELEASES];
+	int			nheld;
+	ZkHeld	   *held[PICK_HELD];
+	int			nhunts;
+	ZkHunt	   *hunts[PICK_HUNTS];
+} Picked;
+
+/* ===================================================================
+ * Watchdog and client thread side.  Nothing here may call PostgreSQL.
+ * ===================================================================
+ */
+
+/* client thread: a poke's reply says only that the session is alive */
+static void
+poke_done(int rc, const struct Stat *stat, const void *data)
+{
+	pthread_mutex_lock(&shared_mu);
+	poke_in_flight = false;
+	note_answer_locked(rc, poke_sent_us);
+	pthread_mutex_unlock(&shared_mu);
+}
+
+/*
+ * shared_mu held: sleep until the next tick, or the first held-back
+ * release is due, or someone signals watchdog_cv.
+ */
+static void
+sleep_until_due_locked(void)
+{
+	struct timespec until;
+	int64		sleep_us;
+
+	sleep_us = next_held_back_due_us_locked(mono_us(), ZK_TICK_MS * 1000L);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += sleep_us * 1000L;
+	while (until.tv_nsec >= 1000000000L)
+	{
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&watchdog_cv, &shared_mu, &until);
+}
+
+/*
+ * shared_mu held, connected: poke if a request, a release or a held
+ * node's getData is overdue (ZOOKEEPER-4537), unless a poke is out.
+ */
+static void
+poke_if_overdue_locked(Picked *p, int64 now)
+{
+	if (poke_in_flight)
+		return;
+	p->poke = req_overdue_locked(now) || releases_overdue_locked(now) ||
+		held_overdue_locked(now);
+	if (p->poke)
+	{
+		poke_in_flight = true;
+		poke_sent_us = now;
+	}
+}
+
+/* shared_mu held: pick this tick's work (see the file comment) */
+static void
+pick_work_locked(zhandle_t *h, Picked *p)
+{
+	int64		now = mono_us();
+	bool		connected;
+
+	memset(p, 0, sizeof(Picked));
+	p->nreleases = pick_due_releases_locked(p->releases, 0, PICK_RELEASES, now);
+	connected = zoo_state(h) == ZOO_CONNECTED_STATE;
+	if (!connected)
+		return;
+	poke_if_overdue_locked(p, now);
+	p->nreleases = pick_retry_releases_locked(p->releases, p->nreleases,
+											  PICK_RELEASES, now);
+	p->nheld = pick_held_to_arm_locked(p->held, PICK_HELD, now);
+	p->nhunts = pick_hunts_locked(p->hunts, PICK_HUNTS);
+}
+
+/* Send what was picked, without shared_mu (the client takes its own locks) */
+static void
+send_picked(zhandle_t *h, const Picked *p)
+{
+	int			i;
+
+	if (p->poke && zoo_aexists(h, "/", 0, poke_done, NULL) != ZOK)
+	{
+		pthread_mutex_lock(&shared_mu);
+		poke_in_flight = false;
+		pthread_mutex_unlock(&shared_mu);
+	}
+	for (i = 0; i < p->nreleases; i++)
+		send_release(h, p->releases[i]);
+	for (i = 0; i < p->nheld; i++)
+		held_send(h, p->held[i]);
+	for (i = 0; i < p->nhunts; i++)
+		send_hunt(h, p->hunts[i]);
+}
+
+/*
+ * watchdog thread: every ZK_TICK_MS, whatever the backend is doing, send
+ * one cheap read if a request is overdue (ZOOKEEPER-4537), and send again
+ * the releases that failed on a connection error; and send each held-back
+ * release once its ZK_RELEASE_HOLD_US are up.  It calls only the
+ * ZooKeeper client (which is thread-safe), never PostgreSQL, and never
+ * while holding shared_mu.  It runs only while its handle is open:
+ * close_handle() stops and joins it first.
+ */
+static void *
+watchdog_main(void *arg)
+{
+	zhandle_t  *h = (zhandle_t *) arg;
+	Picked		p;
+
+	pthread_mutex_lock(&shared_mu);
+	while (!watchdog_stop)
+	{
+		sleep_until_due_locked();
+		if (watchdog_stop)
+			break;
+		pick_work_locked(h, &p);
+		pthread_mutex_unlock(&shared_mu);
+
+		send_picked(h, &p);
+
+		pthread_mutex_lock(&shared_mu);
+	}
+	pthread_mutex_unlock(&shared_mu);
+	return NULL;
+}
+
+/* client thread: keep the client's log lines for the backend to report */
+void
+log_to_ring(const char *message)
+{
+	pthread_mutex_lock(&log_mu);
+	if (log_count == LOG_RING_SIZE)
+		log_dropped++;
+	else
+	{
+		strncpy(log_ring[log_head], message, LOG_LINE_MAX - 1);
+		log_ring[log_head][LOG_LINE_MAX - 1] = '\0';
+		log_head = (log_head + 1) % LOG_RING_SIZE;
+		log_count++;
+	}
+	pthread_mutex_unlock(&log_mu);
+}
+
+/* shared_mu held, the handle closed: no poke is out any more */
+void
+forget_poke_locked(void)
+{
+	poke_in_flight = false;
+}
+
+/* ===================================================================
+ * Backend side.
+ * ===================================================================
+ */
+
+/*
+ * Start the watchdog on a new handle.  Call it with every signal blocked,
+ * so that the thread takes none.  False if the thread could not be made.
+ */
+bool
+start_watchdog(zhandle_t *h)
+{
+	watchdog_stop = false;
+	watchdog_running =
+		pthread_create(&watchdog_thread, NULL, watchdog_main, h) == 0;
+	return watchdog_running;
+}
+
+/* Stop the watchdog and wait for it to end; before its handle is closed. */
+void
+stop_watchdog(void)
+{
+	if (!watchdog_running)
+		return;
+	pthread_mutex_lock(&shared_mu);
+	watchdog_stop = true;
+	pthread_cond_signal(&watchdog_cv);
+	pthread_mutex_unlock(&shared_mu);
+	pthread_join(watchdog_thread, NULL);
+	watchdog_running = false;
+}
+
+/* Is the watchdog running (it sends held-back releases in time)? */
+bool
+watchdog_is_running(void)
+{
+	return watchdog_running;
+}
+
+/* Report the client's buffered log lines at DEBUG1. */
+void
+drain_client_log(void)
+{
+	char		lines[LOG_RING_SIZE][LOG_LINE_MAX];
+	int			n,
+				dropped,
+				i,
+				first;
+
+	pthread_mutex_lock(&log_mu);
+	n = log_count;
+	dropped = log_dropped;
+	first = (log_head - log_count + LOG_RING_SIZE) % LOG_RING_SIZE;
+	for (i = 0; i < n; i++)
+		memcpy(lines[i], log_ring[(first + i) % LOG_RING_SIZE], LOG_LINE_MAX);
+	log_count = 0;
+	log_dropped = 0;
+	pthread_mutex_unlock(&log_mu);
+
+	for (i = 0; i < n; i++)
+	{
+		size_t		len = strlen(lines[i]);
+
+		while (len > 0 && (lines[i][len - 1] == '\n' || lines[i][len - 1] == '\r'))
+			lines[i][--len] = '\0';
+		elog(DEBUG1, "zookeeper client: %s", lines[i]);
+	}
+	if (dropped > 0)
+		ereport(DEBUG1,
+				(errmsg_plural("%d log line of the ZooKeeper client was dropped",
+							   "%d log lines of the ZooKeeper client were dropped",
+							   dropped, dropped)));
+}
