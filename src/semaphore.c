@@ -87,13 +87,11 @@ sem_what(int q, const ZkContender *c)
 	return "semaphore";
 }
 
-/* The count recorded in the semaphore node's data, or 0 if none */
+/* The count recorded in the semaphore node's data, or 0 if none (or junk) */
 static int
-count_in(const char *data)
+count_in(const char *data, int len)
 {
-	const char *p = data ? strstr(data, "\"max_leases\":") : NULL;
-
-	return p ? atoi(p + strlen("\"max_leases\":")) : 0;
+	return zksync_count_parse(data, len);
 }
 
 static bool
@@ -132,7 +130,7 @@ static int
 recorded_count(const char *dir)
 {
 	ZkReq	   *g = zk_call_retrying(ZKOP_GET, dir, NULL, 0, 0, NULL);
-	int			n = g->rc == ZOK ? count_in(g->data) : 0;
+	int			n = g->rc == ZOK ? count_in(g->data, g->datalen) : 0;
 
 	zk_release(g);
 	return n;
@@ -609,7 +607,7 @@ zksync_semaphore_contenders(const char *name, ZkHolderInfo **rows)
 		(*rows)[i].present = gets[i]->rc == ZOK;
 		(*rows)[i].owner = (gets[i]->rc == ZOK && gets[i]->data &&
 							strncmp(gets[i]->data, "{\"host\":", 8) == 0) ?
-			pstrdup(gets[i]->data) : "";
+			zksync_foreign_text(gets[i]->data, gets[i]->datalen) : "";
 		zk_release(gets[i]);
 	}
 	for (s = 0; s < 2; s++)

@@ -186,7 +186,8 @@ read_targets(Target **t, int nt, ZkWaitRow **out)
 		if (q->room_get)
 		{
 			if (zk_call(q->room_get) == ZOK)
-				q->room = q->kind->room(q->room_get->data);
+				q->room = q->kind->room(q->room_get->data,
+											q->room_get->datalen);
 			zk_release(q->room_get);
 		}
 		for (j = 0; j < q->n; j++)
@@ -207,7 +208,7 @@ read_targets(Target **t, int nt, ZkWaitRow **out)
 				r->czxid = g->stat.czxid;
 				r->ctime_ms = g->stat.ctime;
 				r->session = g->stat.ephemeralOwner;
-				r->is_backend = zksync_owner_parse(g->data, &r->owner);
+				r->is_backend = zksync_owner_parse(g->data, g->datalen, &r->owner);
 				r->contenders = q->c;
 				r->ncontenders = q->n;
 				r->index = j;
@@ -826,7 +827,7 @@ build_graph(Graph *g, char **mark)
 	memset(g, 0, sizeof(*g));
 	*mark = NULL;
 	if (zk_call(markg) == ZOK && markg->data && markg->datalen > 0)
-		*mark = pstrdup(markg->data);
+		*mark = zksync_foreign_text(markg->data, markg->datalen);
 	zk_release(markg);
 	if (zk_call(list) != ZOK)
 	{
@@ -841,21 +842,19 @@ build_graph(Graph *g, char **mark)
 	for (i = 0; i < list->nchildren; i++)
 	{
 		Record	   *r = &g->rec[g->nrec];
-		char	   *czxid;
 
 		if (zk_call(gets[i]) == ZOK && gets[i]->data &&
-			zksync_owner_parse(gets[i]->data, &r->owner) &&
-			(r->node = zksync_json_field(gets[i]->data, "node")) != NULL &&
-			(czxid = zksync_json_field(gets[i]->data, "czxid")) != NULL)
+			zksync_owner_parse(gets[i]->data, gets[i]->datalen, &r->owner) &&
+			(r->node = zksync_json_field(gets[i]->data, gets[i]->datalen, "node")) != NULL &&
+			zksync_json_int(gets[i]->data, gets[i]->datalen, "czxid", 0, PG_INT64_MAX, &r->czxid))
 		{
 			int			k;
 
 			r->session = gets[i]->stat.ephemeralOwner;
-			r->what = zksync_json_field(gets[i]->data, "what");
-			r->name = zksync_json_field(gets[i]->data, "name");
-			r->czxid = strtoll(czxid, NULL, 10);
-			r->leaving = zksync_json_field(gets[i]->data, "leaving");
-			r->leaving_unknown = zksync_json_field(gets[i]->data, "leaving_unknown") != NULL;
+			r->what = zksync_json_field(gets[i]->data, gets[i]->datalen, "what");
+			r->name = zksync_json_field(gets[i]->data, gets[i]->datalen, "name");
+			r->leaving = zksync_json_field(gets[i]->data, gets[i]->datalen, "leaving");
+			r->leaving_unknown = zksync_json_field(gets[i]->data, gets[i]->datalen, "leaving_unknown") != NULL;
 			r->row = -1;
 			if (r->session == zk_session_id())
 				me = g->nrec;
@@ -913,7 +912,7 @@ build_graph(Graph *g, char **mark)
 			ZkWaitRow  *h = &g->rows[b[k]];
 			char	   *line = psprintf("Process %d on cluster %s waits for zksync %s \"%s\"; blocked by %s.",
 										r->owner.pid, r->owner.cluster ? r->owner.cluster : "?",
-										g->rows[r->row].what, r->name, who(h));
+										g->rows[r->row].what, zksync_foreign_cstring(r->name), who(h));
 			int			to = -1;
 
 			for (j = 0; j < g->nrec; j++)
