@@ -16,4 +16,4 @@ apt-get install -y -qq --no-install-recommends \
   python3 python3-kazoo python3-psycopg2 libipc-run-perl \
   iproute2 iptables procps util-linux \
   libcurator-recipes-java default-jdk-headless \
-  gnuplot-nox ruby >/dev/null
+  gnuplot-nox ruby libasan8 libubsan1 >/dev/null
