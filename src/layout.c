@@ -19,8 +19,14 @@
  * other contender as a writer (zksync_contenders).
  *
  * The data of every node we create says who made it (zksync_owner_data).
- * Nothing here talks to ZooKeeper; what can go wrong is only a name that
- * does not fit, which names.c refuses before a path is ever built.
+ * Reading data back is reading foreign bytes: any client may have written
+ * a node's data or named a child, so the readers here stay within the
+ * length ZooKeeper returned, range-check every number and hand out text
+ * only as valid UTF-8 (zksync_json_field), or as valid text in the
+ * database encoding for views and messages (zksync_foreign_text).
+ * Nothing here talks to ZooKeeper; what can go wrong is a name that does
+ * not fit, which names.c refuses before a path is ever built, and data
+ * that is not ours, which reads as "not a zksync backend" or "no count".
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
