@@ -16,5 +16,5 @@ apt-get install -y -qq --no-install-recommends \
   python3 python3-kazoo python3-psycopg2 libipc-run-perl \
   iproute2 iptables procps util-linux \
   libcurator-recipes-java default-jdk-headless \
-  golang-go golang-github-samuel-go-zookeeper-dev \
+  golang-go golang-github-samuel-go-zookeeper-dev libasan8 libubsan1 \
   gnuplot-nox ruby >/dev/null

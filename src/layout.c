@@ -33,8 +33,14 @@
  * libraries sort them (zksync_sort_by_name).
  *
  * The data of every node we create says who made it (zksync_owner_data).
- * Nothing here talks to ZooKeeper; what can go wrong is only a name that
- * does not fit, which names.c refuses before a path is ever built.
+ * Reading data back is reading foreign bytes: any client may have written
+ * a node's data or named a child, so the readers here stay within the
+ * length ZooKeeper returned, range-check every number and hand out text
+ * only as valid UTF-8 (zksync_json_field), or as valid text in the
+ * database encoding for views and messages (zksync_foreign_text).
+ * Nothing here talks to ZooKeeper; what can go wrong is a name that does
+ * not fit, which names.c refuses before a path is ever built, and data
+ * that is not ours, which reads as "not a zksync backend" or "no count".
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -43,8 +49,10 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/namespace.h"
 #include "commands/dbcommands.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "postmaster/postmaster.h"
 #include "utils/guc.h"
@@ -84,96 +92,455 @@ zksync_backend_start(void)
 	return start;
 }
 
-/*
- * The string or number value of `key` in `data`, JSON of our own making
- * (owner data and what extends it, one level), palloc'd; NULL if absent.
+/* ---------------------------------------------------------------------
+ * Foreign bytes
+ *
+ * Owner data, wait records, marks, a semaphore's count and the names of
+ * children may have been written by any client of the ensemble, so they
+ * are read as untrusted bytes: every read stays within the length
+ * ZooKeeper returned (the data may hold NUL bytes and need not end where a
+ * string would), numbers are range-checked, and text reaches a view or a
+ * message only through zksync_foreign_text().
+ * ---------------------------------------------------------------------
  */
-char *
-zksync_json_field(const char *data, const char *key)
+
+/* The conversion from UTF-8 to the database encoding, if it is neither */
+static Oid
+utf8_to_server_proc(void)
 {
-	char		pat[64];
-	const char *p;
+	static Oid	proc = InvalidOid;
+	static bool looked = false;
+
+	if (!looked && IsTransactionState())
+	{
+		proc = FindDefaultConversionProc(PG_UTF8, GetDatabaseEncoding());
+		looked = true;
+	}
+	return proc;
+}
+
+/*
+ * Append one valid UTF-8 character (clen bytes at p) in the database
+ * encoding; a character that encoding cannot hold is written \uXXXX (or
+ * \UXXXXXXXX), as is every non-ASCII one outside a transaction.
+ */
+static void
+append_char_for_server(StringInfo out, const unsigned char *p, int clen)
+{
+	int			enc = GetDatabaseEncoding();
+	Oid			proc;
+	pg_wchar	c;
+
+	if (enc == PG_UTF8 || enc == PG_SQL_ASCII || clen == 1)
+	{
+		appendBinaryStringInfo(out, (const char *) p, clen);
+		return;
+	}
+	proc = utf8_to_server_proc();
+	if (OidIsValid(proc))
+	{
+		unsigned char buf[MAX_CONVERSION_GROWTH * 4 + 1];
+
+		if (pg_do_encoding_conversion_buf(proc, PG_UTF8, enc,
+										  unconstify(unsigned char *, p), clen,
+										  buf, sizeof(buf), true) == clen)
+		{
+			appendStringInfoString(out, (const char *) buf);
+			return;
+		}
+	}
+	c = utf8_to_unicode(p);
+	if (c > 0xFFFF)
+		appendStringInfo(out, "\\U%08X", (unsigned int) c);
+	else
+		appendStringInfo(out, "\\u%04X", (unsigned int) c);
+}
+
+/*
+ * `len` bytes another client wrote as valid UTF-8 without NUL, palloc'd:
+ * a byte that is not part of a valid UTF-8 character, and a NUL, becomes
+ * \xNN.  With `for_server`, in the database encoding as well.
+ */
+static char *
+foreign_bytes(const char *bytes, int len, bool for_server)
+{
+	const unsigned char *p = (const unsigned char *) bytes;
+	const unsigned char *end = p + (bytes && len > 0 ? len : 0);
 	StringInfoData out;
 
-	snprintf(pat, sizeof(pat), "\"%s\":", key);
-	p = strstr(data, pat);
-	if (p == NULL)
-		return NULL;
-	p += strlen(pat);
 	initStringInfo(&out);
-	if (*p != '"')
+	while (p < end)
 	{
-		while (*p && *p != ',' && *p != '}')
-			appendStringInfoChar(&out, *p++);
-		return out.data;
-	}
-	for (p++; *p && *p != '"'; p++)
-	{
-		if (*p != '\\')
-		{
-			appendStringInfoChar(&out, *p);
-			continue;
-		}
-		p++;
-		switch (*p)
-		{
-			case 'b':
-				appendStringInfoChar(&out, '\b');
-				break;
-			case 'f':
-				appendStringInfoChar(&out, '\f');
-				break;
-			case 'n':
-				appendStringInfoChar(&out, '\n');
-				break;
-			case 'r':
-				appendStringInfoChar(&out, '\r');
-				break;
-			case 't':
-				appendStringInfoChar(&out, '\t');
-				break;
-			case 'u':
-				{
-					unsigned int c = 0;
+		int			clen = (*p & 0x80) ? pg_utf_mblen(p) : 1;
 
-					if (sscanf(p + 1, "%4x", &c) == 1 && c < 0x80)
-						appendStringInfoChar(&out, (char) c);
-					else
-						appendStringInfoChar(&out, '?');
-					p += 4;
-					break;
-				}
-			case '\0':
-				return out.data;
-			default:
-				appendStringInfoChar(&out, *p);
+		if (*p != '\0' && clen <= end - p && pg_utf8_islegal(p, clen))
+		{
+			if (for_server)
+				append_char_for_server(&out, p, clen);
+			else
+				appendBinaryStringInfo(&out, (const char *) p, clen);
 		}
+		else
+		{
+			appendStringInfo(&out, "\\x%02x", *p);
+			clen = 1;
+		}
+		p += clen;
 	}
 	return out.data;
 }
 
 /*
- * Who made a node, from its data: true if the data is a zksync backend's
- * owner data (else the node is another client's, and `o` is zeroed).
+ * `len` bytes another client wrote (a child name, a field of owner data, a
+ * record, a mark), as text valid in the database encoding, without NUL,
+ * palloc'd: what the views return and what a message may quote.  A byte
+ * that is not part of a valid UTF-8 character, and a NUL, is written
+ * \xNN; a character the database encoding lacks, \uXXXX.  Never throws
+ * (but for memory).
+ */
+char *
+zksync_foreign_text(const char *bytes, int len)
+{
+	return foreign_bytes(bytes, len, true);
+}
+
+/* The same for a NUL-terminated string (a child name, a parsed field) */
+char *
+zksync_foreign_cstring(const char *s)
+{
+	return s ? foreign_bytes(s, strlen(s), true) : NULL;
+}
+
+/* JSON's insignificant white space */
+static const char *
+json_skip_space(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+/* The value of 4 hex digits at p (all before end), or -1 */
+static int
+json_hex4(const char *p, const char *end)
+{
+	int			v = 0,
+				i;
+
+	if (end - p < 4)
+		return -1;
+	for (i = 0; i < 4; i++)
+	{
+		char		c = p[i];
+
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v |= c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			v |= c - 'A' + 10;
+		else
+			return -1;
+	}
+	return v;
+}
+
+/*
+ * Scan the JSON string that starts at *pp (at its opening quote), never
+ * past `end`; decode it into `out` (if not NULL) as bytes, which may be
+ * invalid UTF-8 or hold NUL (zksync_foreign_text cleans them).  Advances
+ * *pp past the closing quote; false if the string does not end before
+ * `end`.  A broken escape is kept as it was written.
+ */
+static bool
+json_scan_string(const char **pp, const char *end, StringInfo out)
+{
+	const char *p = *pp + 1;
+
+	while (p < end && *p != '"')
+	{
+		const char *esc = p;
+		int			u,
+					lo;
+		unsigned char utf8[8];
+
+		if (*p != '\\')
+		{
+			if (out)
+				appendStringInfoChar(out, *p);
+			p++;
+			continue;
+		}
+		if (++p >= end)
+			return false;
+		switch (*p++)
+		{
+			case 'b':
+				u = '\b';
+				break;
+			case 'f':
+				u = '\f';
+				break;
+			case 'n':
+				u = '\n';
+				break;
+			case 'r':
+				u = '\r';
+				break;
+			case 't':
+				u = '\t';
+				break;
+			case 'u':
+				u = json_hex4(p, end);
+				if (u < 0)
+				{
+					/* not four hex digits: keep the text, bytes as data */
+					if (out)
+						appendBinaryStringInfo(out, esc, p - esc);
+					continue;
+				}
+				p += 4;
+				if (u >= 0xD800 && u <= 0xDBFF && end - p >= 6 &&
+					p[0] == '\\' && p[1] == 'u' &&
+					(lo = json_hex4(p + 2, end)) >= 0xDC00 && lo <= 0xDFFF)
+				{
+					u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+					p += 6;
+				}
+				if (u >= 0xD800 && u <= 0xDFFF)
+				{
+					/* a lone surrogate is no character: keep its text */
+					if (out)
+						appendBinaryStringInfo(out, esc, p - esc);
+					continue;
+				}
+				if (out)
+				{
+					unicode_to_utf8((pg_wchar) u, utf8);
+					appendBinaryStringInfo(out, (const char *) utf8,
+										   pg_utf_mblen(utf8));
+				}
+				continue;
+			default:
+				u = (unsigned char) p[-1];	/* \" \\ \/ and any other */
+				break;
+		}
+		if (out)
+			appendStringInfoChar(out, (char) u);
+	}
+	if (p >= end)
+		return false;
+	*pp = p + 1;
+	return true;
+}
+
+/*
+ * Skip one JSON value at *pp, never past `end`.  Nesting is counted, not
+ * recursed into, so no depth of brackets can exhaust the stack.  False if
+ * the value does not end before `end`.
+ */
+static bool
+json_skip_value(const char **pp, const char *end)
+{
+	const char *p = *pp;
+	int64		depth = 0;
+
+	do
+	{
+		p = json_skip_space(p, end);
+		if (p >= end)
+			return false;
+		if (*p == '"')
+		{
+			if (!json_scan_string(&p, end, NULL))
+				return false;
+		}
+		else if (*p == '{' || *p == '[')
+		{
+			depth++;
+			p++;
+		}
+		else if (*p == '}' || *p == ']')
+		{
+			if (depth == 0)
+				return false;
+			depth--;
+			p++;
+		}
+		else if (*p == ',' || *p == ':')
+		{
+			if (depth == 0)
+				return false;
+			p++;
+		}
+		else
+		{
+			/* a number, a literal or junk: up to a delimiter (not NUL) */
+			do
+				p++;
+			while (p < end && (*p == '\0' || !strchr(",:{}[]\" \t\n\r", *p)));
+		}
+	} while (depth > 0);
+	*pp = p;
+	return true;
+}
+
+/*
+ * The value of member `key` of the JSON object in the `len` bytes at
+ * `data`, palloc'd, or NULL if it has no such member (or the object is
+ * broken before it).  A string comes decoded, a number or literal as
+ * written, each as valid UTF-8 without NUL (invalid bytes and NUL
+ * written \xNN; zksync_foreign_text() makes it text for a view or a
+ * message); an object or array counts as absent.  The
+ * data may be anything: it is never read past `len`, and the first member
+ * of that name counts.
+ */
+char *
+zksync_json_field(const char *data, int len, const char *key)
+{
+	const char *p = data;
+	const char *end = data + (data && len > 0 ? len : 0);
+	size_t		keylen = strlen(key);
+	StringInfoData buf;
+
+	if (data == NULL)
+		return NULL;
+	p = json_skip_space(p, end);
+	if (p >= end || *p != '{')
+		return NULL;
+	p++;
+	initStringInfo(&buf);
+	for (;;)
+	{
+		bool		match;
+
+		p = json_skip_space(p, end);
+		if (p >= end || *p != '"')
+			break;
+		resetStringInfo(&buf);
+		if (!json_scan_string(&p, end, &buf))
+			break;
+		match = (size_t) buf.len == keylen && memcmp(buf.data, key, keylen) == 0;
+		p = json_skip_space(p, end);
+		if (p >= end || *p != ':')
+			break;
+		p = json_skip_space(p + 1, end);
+		if (p >= end)
+			break;
+		if (match)
+		{
+			const char *start = p;
+
+			resetStringInfo(&buf);
+			if (*p == '"')
+			{
+				if (!json_scan_string(&p, end, &buf))
+					break;
+				return foreign_bytes(buf.data, buf.len, false);
+			}
+			if (*p == '{' || *p == '[' || !json_skip_value(&p, end) ||
+				p == start)
+				break;
+			return foreign_bytes(start, p - start, false);
+		}
+		if (!json_skip_value(&p, end))
+			break;
+		p = json_skip_space(p, end);
+		if (p >= end || *p != ',')
+			break;
+		p++;
+	}
+	pfree(buf.data);
+	return NULL;
+}
+
+/*
+ * Member `key` of the JSON object in `data` as an integer in [min, max]:
+ * true and *out set if it is one (digits only, an optional minus), false
+ * if it is absent, not an integer or out of range.
  */
 bool
-zksync_owner_parse(const char *data, ZkOwner *o)
+zksync_json_int(const char *data, int len, const char *key,
+				int64 min, int64 max, int64 *out)
 {
-	char	   *v;
+	char	   *v = zksync_json_field(data, len, key);
+	char	   *p = v;
+	bool		neg = false;
+	int64		n = 0;
+
+	if (v == NULL)
+		return false;
+	if (*p == '-')
+	{
+		neg = true;
+		p++;
+	}
+	if (*p == '\0')
+		return false;
+	for (; *p; p++)
+	{
+		if (*p < '0' || *p > '9')
+			return false;
+		/* stop well before overflow: anything this long is out of range */
+		if (n > (PG_INT64_MAX - 9) / 10)
+			return false;
+		n = n * 10 + (*p - '0');
+	}
+	if (neg)
+		n = -n;
+	pfree(v);
+	if (n < min || n > max)
+		return false;
+	*out = n;
+	return true;
+}
+
+/*
+ * Who made a node, from its `len` bytes of data: true if the data is a
+ * zksync backend's owner data (a pid and a port in range); else the node
+ * is another client's, and `o` is zeroed.  The text fields come as
+ * zksync_json_field() gives them (valid UTF-8); `cluster` only if it is a
+ * system identifier (digits).
+ */
+bool
+zksync_owner_parse(const char *data, int len, ZkOwner *o)
+{
+	int64		pid,
+				port;
+	char	   *c;
 
 	memset(o, 0, sizeof(*o));
-	if (data == NULL || strncmp(data, "{\"host\":", 8) != 0)
+	if (data == NULL || len < 8 || strncmp(data, "{\"host\":", 8) != 0)
 		return false;
-	o->host = zksync_json_field(data, "host");
-	o->database = zksync_json_field(data, "database");
-	o->application_name = zksync_json_field(data, "application_name");
-	o->cluster = zksync_json_field(data, "cluster");
-	o->backend_start = zksync_json_field(data, "backend_start");
-	if ((v = zksync_json_field(data, "port")) != NULL)
-		o->port = atoi(v);
-	if ((v = zksync_json_field(data, "pid")) != NULL)
-		o->pid = atoi(v);
-	return o->pid > 0;
+	if (!zksync_json_int(data, len, "pid", 1, PG_INT32_MAX, &pid) ||
+		!zksync_json_int(data, len, "port", 1, 65535, &port))
+		return false;
+	o->pid = (int) pid;
+	o->port = (int) port;
+	o->host = zksync_json_field(data, len, "host");
+	o->database = zksync_json_field(data, len, "database");
+	o->application_name = zksync_json_field(data, len, "application_name");
+	o->backend_start = zksync_json_field(data, len, "backend_start");
+	c = zksync_json_field(data, len, "cluster");
+	if (c && c[0] != '\0' && strlen(c) <= 20 && strspn(c, "0123456789") == strlen(c))
+		o->cluster = c;
+	return true;
+}
+
+/*
+ * The count a semaphore's node records ({"max_leases":N}, `len` bytes of
+ * data), or 0 if it records none, or anything but a count in
+ * 1..PG_INT32_MAX: unknown.
+ */
+int
+zksync_count_parse(const char *data, int len)
+{
+	int64		n;
+
+	if (!zksync_json_int(data, len, "max_leases", 1, PG_INT32_MAX, &n))
+		return 0;
+	return (int) n;
 }
 
 /* {root}/{kind}/{name}, kind one of ZKSYNC_LOCKS, ZKSYNC_BARRIERS, ... */

@@ -89,13 +89,11 @@ sem_what(int q, const ZkContender *c)
 	return "semaphore";
 }
 
-/* The count recorded in the semaphore node's data, or 0 if none */
+/* The count recorded in the semaphore node's data, or 0 if none (or junk) */
 static int
-count_in(const char *data)
+count_in(const char *data, int len)
 {
-	const char *p = data ? strstr(data, "\"max_leases\":") : NULL;
-
-	return p ? atoi(p + strlen("\"max_leases\":")) : 0;
+	return zksync_count_parse(data, len);
 }
 
 static bool
@@ -134,7 +132,7 @@ static int
 recorded_count(const char *dir)
 {
 	ZkReq	   *g = zk_call_retrying(ZKOP_GET, dir, NULL, 0, 0, NULL);
-	int			n = zk_req_rc(g) == ZOK ? count_in(zk_req_data(g)) : 0;
+	int			n = zk_req_rc(g) == ZOK ? count_in(zk_req_data(g), zk_req_datalen(g)) : 0;
 
 	zk_req_free(g);
 	return n;
@@ -678,7 +676,7 @@ zksync_semaphore_contenders(const char *name, ZkHolderInfo **rows)
 		(*rows)[i].present = zk_req_rc(gets[i]) == ZOK;
 		(*rows)[i].owner = (zk_req_rc(gets[i]) == ZOK && zk_req_data(gets[i]) &&
 							strncmp(zk_req_data(gets[i]), "{\"host\":", 8) == 0) ?
-			pstrdup(zk_req_data(gets[i])) : "";
+			zksync_foreign_text(zk_req_data(gets[i]), zk_req_datalen(gets[i])) : "";
 		zk_req_free(gets[i]);
 	}
 	for (s = 0; s < 2; s++)

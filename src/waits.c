@@ -190,7 +190,8 @@ read_targets(Target **t, int nt, ZkWaitRow **out)
 		if (q->room_get)
 		{
 			if (zk_call(q->room_get) == ZOK)
-				q->room = q->kind->room(zk_req_data(q->room_get));
+				q->room = q->kind->room(zk_req_data(q->room_get),
+										zk_req_datalen(q->room_get));
 			zk_req_free(q->room_get);
 		}
 		for (j = 0; j < q->n; j++)
@@ -211,7 +212,8 @@ read_targets(Target **t, int nt, ZkWaitRow **out)
 				r->czxid = zk_req_czxid(g);
 				r->ctime_ms = zk_req_ctime(g);
 				r->session = zk_req_ephemeral_owner(g);
-				r->is_backend = zksync_owner_parse(zk_req_data(g), &r->owner);
+				r->is_backend = zksync_owner_parse(zk_req_data(g), zk_req_datalen(g),
+												   &r->owner);
 				r->contenders = q->c;
 				r->ncontenders = q->n;
 				r->index = j;
@@ -914,21 +916,21 @@ build_graph(Graph *g, MarkRead *mark)
 	for (i = 0; i < zk_req_nchildren(list); i++)
 	{
 		Record	   *r = &g->rec[g->nrec];
-		char	   *czxid;
 
 		if (zk_call(gets[i]) == ZOK && zk_req_data(gets[i]) &&
-			zksync_owner_parse(zk_req_data(gets[i]), &r->owner) &&
-			(r->node = zksync_json_field(zk_req_data(gets[i]), "node")) != NULL &&
-			(czxid = zksync_json_field(zk_req_data(gets[i]), "czxid")) != NULL)
+			zksync_owner_parse(zk_req_data(gets[i]), zk_req_datalen(gets[i]), &r->owner) &&
+			(r->node = zksync_json_field(zk_req_data(gets[i]), zk_req_datalen(gets[i]), "node")) != NULL &&
+			zksync_json_int(zk_req_data(gets[i]), zk_req_datalen(gets[i]), "czxid", 0, PG_INT64_MAX, &r->czxid))
 		{
 			int			k;
+			const char *data = zk_req_data(gets[i]);
+			int			len = zk_req_datalen(gets[i]);
 
 			r->session = zk_req_ephemeral_owner(gets[i]);
-			r->what = zksync_json_field(zk_req_data(gets[i]), "what");
-			r->name = zksync_json_field(zk_req_data(gets[i]), "name");
-			r->czxid = strtoll(czxid, NULL, 10);
-			r->leaving = zksync_json_field(zk_req_data(gets[i]), "leaving");
-			r->leaving_unknown = zksync_json_field(zk_req_data(gets[i]), "leaving_unknown") != NULL;
+			r->what = zksync_json_field(data, len, "what");
+			r->name = zksync_json_field(data, len, "name");
+			r->leaving = zksync_json_field(data, len, "leaving");
+			r->leaving_unknown = zksync_json_field(data, len, "leaving_unknown") != NULL;
 			r->row = -1;
 			if (r->session == zk_session_id())
 				me = g->nrec;
@@ -986,7 +988,7 @@ build_graph(Graph *g, MarkRead *mark)
 			ZkWaitRow  *h = &g->rows[b[k]];
 			char	   *line = psprintf("Process %d on cluster %s waits for zksync %s \"%s\"; blocked by %s.",
 										r->owner.pid, r->owner.cluster ? r->owner.cluster : "?",
-										g->rows[r->row].what, r->name, who(h));
+										g->rows[r->row].what, zksync_foreign_cstring(r->name), who(h));
 			int			to = -1;
 
 			for (j = 0; j < g->nrec; j++)

@@ -314,6 +314,17 @@ zksync_dbarrier_exit_sql(PG_FUNCTION_ARGS)
 
 /* ---- introspection ---- */
 
+/*
+ * A text value for a view that another client may have written (a child
+ * name, a path made with one, a field of its owner data): valid in the
+ * database encoding whatever the bytes were (zksync_foreign_text).
+ */
+static Datum
+foreign_datum(const char *s)
+{
+	return CStringGetTextDatum(zksync_foreign_cstring(s));
+}
+
 PG_FUNCTION_INFO_V1(zksync_locks);
 Datum
 zksync_locks(PG_FUNCTION_ARGS)
@@ -334,13 +345,13 @@ zksync_locks(PG_FUNCTION_ARGS)
 			Datum		values[7];
 			bool		nulls[7] = {0};
 
-			values[0] = CStringGetTextDatum(rows[i].name);
+			values[0] = foreign_datum(rows[i].name);
 			values[1] = CStringGetTextDatum(rows[i].mode);
 			values[2] = Int32GetDatum(rows[i].session_count);
 			values[3] = Int32GetDatum(rows[i].xact_count);
 			values[4] = CStringGetTextDatum(rows[i].state);
 			if (rows[i].node[0])
-				values[5] = CStringGetTextDatum(rows[i].node);
+				values[5] = foreign_datum(rows[i].node);
 			else
 				nulls[5] = true;
 			if (rows[i].has_token)
@@ -416,12 +427,13 @@ zksync_lock_holders(PG_FUNCTION_ARGS)
 		if (zk_req_rc(r) != ZOK)
 			continue;
 		values[0] = CStringGetTextDatum(c[i].reader ? "read" : "write");
-		values[1] = CStringGetTextDatum(c[i].name);
+		values[1] = foreign_datum(c[i].name);
 		values[2] = Int64GetDatum(c[i].seq);
 		/* the same grant rule as the wait's, over the same listing */
 		values[3] = BoolGetDatum(zksync_rwlock_granted(c, n, i));
 		if (zk_req_data(r) && strncmp(zk_req_data(r), "{\"host\":", 8) == 0)
-			values[4] = CStringGetTextDatum(zk_req_data(r));
+			values[4] = CStringGetTextDatum(zksync_foreign_text(zk_req_data(r),
+																zk_req_datalen(r)));
 		else
 			values[4] = CStringGetTextDatum("");
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
@@ -432,12 +444,12 @@ zksync_lock_holders(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/* One zksync_waits()-style value: text or NULL */
+/* One zksync_waits()-style value another client may have written: text or NULL */
 static void
 text_or_null(const char *v, Datum *value, bool *isnull)
 {
 	if (v)
-		*value = CStringGetTextDatum(v);
+		*value = foreign_datum(v);
 	else
 		*isnull = true;
 }
@@ -460,7 +472,7 @@ zksync_waits(PG_FUNCTION_ARGS)
 		bool		nulls[13] = {0};
 
 		values[0] = CStringGetTextDatum(r->kind->kind);
-		values[1] = CStringGetTextDatum(r->name);
+		values[1] = foreign_datum(r->name);
 		values[2] = CStringGetTextDatum(r->mode);
 		values[3] = BoolGetDatum(r->granted);
 		values[4] = TimestampTzGetDatum(time_t_to_timestamptz(r->ctime_ms / 1000) +
@@ -474,7 +486,7 @@ zksync_waits(PG_FUNCTION_ARGS)
 		nulls[9] = !r->is_backend;
 		text_or_null(r->owner.application_name, &values[10], &nulls[10]);
 		values[11] = CStringGetTextDatum(zksync_session_text(r->session));
-		values[12] = CStringGetTextDatum(r->node);
+		values[12] = foreign_datum(r->node);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
@@ -503,7 +515,7 @@ zksync_blocking(PG_FUNCTION_ARGS)
 		bool		nulls[8] = {0};
 
 		values[0] = CStringGetTextDatum(r->kind->kind);
-		values[1] = CStringGetTextDatum(r->name);
+		values[1] = foreign_datum(r->name);
 		values[2] = CStringGetTextDatum(r->mode);
 		text_or_null(r->owner.cluster, &values[3], &nulls[3]);
 		text_or_null(r->owner.host, &values[4], &nulls[4]);
@@ -586,7 +598,7 @@ zksync_semaphore_leases(PG_FUNCTION_ARGS)
 
 		if (!rows[i].present)
 			continue;			/* gone meanwhile */
-		values[0] = CStringGetTextDatum(rows[i].node);
+		values[0] = foreign_datum(rows[i].node);
 		values[1] = Int64GetDatum(rows[i].sequence);
 		values[2] = BoolGetDatum(rows[i].granted);
 		values[3] = CStringGetTextDatum(rows[i].owner);

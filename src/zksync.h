@@ -147,8 +147,13 @@ typedef struct ZkOwner
 	char	   *backend_start;
 } ZkOwner;
 
-extern bool zksync_owner_parse(const char *data, ZkOwner *o);
-extern char *zksync_json_field(const char *data, const char *key);
+extern bool zksync_owner_parse(const char *data, int len, ZkOwner *o);
+extern char *zksync_json_field(const char *data, int len, const char *key);
+extern bool zksync_json_int(const char *data, int len, const char *key,
+							int64 min, int64 max, int64 *out);
+extern int	zksync_count_parse(const char *data, int len);
+extern char *zksync_foreign_text(const char *bytes, int len);
+extern char *zksync_foreign_cstring(const char *s);
 extern const char *zksync_cluster_id(void);
 extern char *zksync_session_text(int64 session);
 extern const char *zksync_backend_start(void);
@@ -239,7 +244,7 @@ typedef struct ZkQueueKind
 	 * Queue 0's room, from the data of the name's node (NULL: the kind
 	 * keeps no count); 0 if the data records none
 	 */
-	int			(*room) (const char *data);
+	int			(*room) (const char *data, int len);
 	/* contender i of queue q (n of them, in order): its mode, in the views */
 	const char *(*mode) (int q, const ZkContender *c);
 	/* and in messages ("write lock", "semaphore") */
