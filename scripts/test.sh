@@ -2,7 +2,8 @@
 # Run every zksync test against real parts, from a fresh Debian 12 machine:
 # install packages, build and install the extension, start a three-node
 # ZooKeeper ensemble and a PostgreSQL 15 cluster (as the postgres user),
-# run the pg_regress, isolation and TAP suites, stop everything.
+# run the pg_regress, isolation and TAP suites, the fault tests (with a
+# short soak), the demo and a short sanitizer run, stop everything.
 # Exits non-zero if anything fails.
 #
 # Environment: ZKSYNC_SKIP_INSTALL=1 skips apt-get; ZKSYNC_SKIP_BUILD=1
@@ -63,8 +64,19 @@ else
   rc=1
 fi
 
-passed=$(grep -cE '^(ok - (demo|Vagrantfile)$|ok [0-9]+ +- |test .* \.\.\. ok|t/.*\.pl \.+ ok)' "$log" || true)
-failed=$(grep -cE '^(not ok - (demo|Vagrantfile)$|not ok [0-9]+ +- |test .* \.\.\. FAILED|t/.*\.pl \.+ (Dubious|Failed))' "$log" || true)
+echo "== the sanitizer run, short (scripts/asan.sh --quick; its own servers, last: it installs a sanitized build while it runs)"
+if ZKSYNC_SKIP_INSTALL=1 ASAN_ZK_PORT=$((ZK_PORT + 20)) ASAN_PG_PORT=$((PGPORT + 30)) \
+   bash "$top/scripts/asan.sh" --quick > "$work/asan.log" 2>&1; then
+  tail -n 3 "$work/asan.log"
+  echo "ok - asan" >> "$log"
+else
+  tail -n 60 "$work/asan.log"
+  echo "not ok - asan" | tee -a "$log"
+  rc=1
+fi
+
+passed=$(grep -cE '^(ok - (demo|Vagrantfile|asan)$|ok [0-9]+ +- |test .* \.\.\. ok|t/.*\.pl \.+ ok)' "$log" || true)
+failed=$(grep -cE '^(not ok - (demo|Vagrantfile|asan)$|not ok [0-9]+ +- |test .* \.\.\. FAILED|t/.*\.pl \.+ (Dubious|Failed))' "$log" || true)
 if [ "$rc" != 0 ]; then
   for f in "$work/src/regression.diffs" "$work/src/output_iso/regression.diffs"; do
     [ -s "$f" ] && { echo "== $f"; head -300 "$f"; }
