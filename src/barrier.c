@@ -55,6 +55,8 @@
 #include "utils/memutils.h"
 
 #include "zksync.h"
+#include "nodes.h"
+#include "barrier.h"
 
 
 typedef struct Participant

@@ -82,6 +82,11 @@
 #include "utils/memutils.h"
 
 #include "zksync.h"
+#include "nodes.h"
+#include "queue.h"
+#include "xact.h"
+#include "handoff.h"
+#include "lock.h"
 
 typedef struct HoldKey
 {

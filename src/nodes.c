@@ -33,6 +33,7 @@
 #include "utils/memutils.h"
 
 #include "zksync.h"
+#include "nodes.h"
 
 /*
  * Create `dir` and its parents as containers; under zksync.auth, {root},

@@ -38,6 +38,9 @@
 #include "storage/proc.h"
 
 #include "zksync.h"
+#include "nodes.h"
+#include "queue.h"
+#include "handoff.h"
 
 /*
  * Ask the driver about our node in listing `g`.  Returns true if granted;
@@ -198,7 +201,7 @@ zk_queue_wait(ZkProtected *pn, const char *dir, const char *tag,
 	{
 		granted = queue_loop(pn, dir, tag, data, datalen, drv, deadline,
 							 what, name);
-		if (granted && drv->step)
+		if (granted && drv->grant_continues_wait)
 			zk_wait_watch_step();
 		else
 			zk_wait_watch_end(granted);

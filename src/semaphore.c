@@ -40,6 +40,10 @@
 #include "utils/memutils.h"
 
 #include "zksync.h"
+#include "nodes.h"
+#include "queue.h"
+#include "xact.h"
+#include "semaphore.h"
 
 typedef struct Lease
 {

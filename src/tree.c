@@ -52,6 +52,8 @@
 #include "utils/memutils.h"
 
 #include "zksync.h"
+#include "nodes.h"
+#include "tree.h"
 
 #define TREE_NODES		(1 + ZKSYNC_NFIXED_DIRS)
 

@@ -31,6 +31,7 @@
 #include "tcop/utility.h"
 
 #include "zksync.h"
+#include "xact.h"
 
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
