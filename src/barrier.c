@@ -260,10 +260,11 @@ agreed_participants(const char *dir, ZkReq *children)
 		g = zk_get(path, false);
 		if (zk_call(g) == ZOK && zk_req_data(g))
 		{
-			const char *p = strstr(zk_req_data(g), "\"participants\":");
+			int64		v;
 
-			if (p)
-				n = atoi(p + strlen("\"participants\":"));
+			if (zksync_json_int(zk_req_data(g), zk_req_datalen(g),
+								"participants", 1, PG_INT32_MAX, &v))
+				n = (int) v;
 		}
 		zk_req_free(g);
 		if (n > 0)
@@ -330,8 +331,9 @@ zksync_dbarrier_enter(const char *name, int participants, int timeout_ms)
 	if (agreed > 0 && agreed != participants)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("double barrier \"%s\" was entered with %d participants, not %d",
-						name, agreed, participants)));
+				 errmsg_plural("double barrier \"%s\" was entered with %d participant, not %d",
+							   "double barrier \"%s\" was entered with %d participants, not %d",
+							   agreed, name, agreed, participants)));
 
 	snprintf(extra, sizeof(extra), "\"participants\":%d", participants);
 	data = zksync_owner_data(extra, &len);
@@ -563,9 +565,9 @@ dbarrier_lost_nodes(void)
 		{
 			ereport(WARNING,
 					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg("this backend's place in double barrier \"%s\" is lost: another client deleted its node",
+					 errmsg("this backend's place in double barrier \"%s\" is lost",
 							strrchr(p->dir, '/') + 1),
-					 errdetail("Node \"%s\" was deleted while this backend was inside the barrier; the others no longer count it.",
+					 errdetail("Another client deleted node \"%s\" while this backend was inside the barrier; the others no longer count it.",
 							   p->node)));
 			zk_held_drop(p->watch);
 			p->watch = NULL;

@@ -75,7 +75,6 @@
 
 #include "access/xact.h"
 #include "miscadmin.h"
-#include "storage/proc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 
@@ -102,19 +101,11 @@ static void drop_hold(Hold *hold, bool nothrow);
  * order, `mine` our index.
  *
  *	 writer: granted when no contender is ahead; else it waits for its
- *			 immediate predecessor.
+ *			 immediate predecessor (the queue's first-in-queue rule,
+ *			 zk_queue_first_granted).
  *	 reader: granted when no writer is ahead; else it waits for the
  *			 nearest writer ahead.
  */
-static bool
-writer_granted(const ZkContender *c, int n, int mine, int *watch)
-{
-	if (mine == 0)
-		return true;
-	*watch = mine - 1;
-	return false;
-}
-
 static bool
 reader_granted(const ZkContender *c, int n, int mine, int *watch)
 {
@@ -163,8 +154,14 @@ static const ZkQueueKind lock_kind = {
 };
 
 /* A blocker that is a write node may be handed to us (handoff.c). */
-static const ZkQueueDriver write_driver = {writer_granted, true, &lock_kind, 0};
-static const ZkQueueDriver read_driver = {reader_granted, true, &lock_kind, 0};
+static const ZkQueueDriver write_driver = {
+	zk_queue_first_granted, true, &lock_kind, 0, false, ZKQ_WRITE_LOCK
+};
+static const ZkQueueDriver read_driver = {
+	reader_granted, true, &lock_kind, 0, false, ZKQ_READ_LOCK
+};
+
+#define MODE_DRIVER(c)	((c) == 'w' ? &write_driver : &read_driver)
 
 /* Is contender i of `c` granted? */
 bool
@@ -173,7 +170,7 @@ zksync_rwlock_granted(const ZkContender *c, int n, int i)
 	int			watch;
 
 	return c[i].reader ? reader_granted(c, n, i, &watch) :
-		writer_granted(c, n, i, &watch);
+		zk_queue_first_granted(c, n, i, &watch);
 }
 
 /*
@@ -196,35 +193,13 @@ acquire_node(Hold *hold, char mode, bool downgrade, TimestampTz deadline)
 		zk_queue_join(&acq, hold->key.dir, tag, data, datalen);
 	else
 		granted = zk_queue_wait(&acq, hold->key.dir, tag, data, datalen,
-								mode == 'w' ? &write_driver : &read_driver,
-								deadline,
-								mode == 'w' ? "write lock" : "read lock",
-								hold->name);
+								MODE_DRIVER(mode), deadline, hold->name);
 	if (granted)
 	{
 		strlcpy(hold->node, acq.node, sizeof(hold->node));
 		hold->token = acq.czxid;
 	}
 	return granted;
-}
-
-/*
- * A new hold would be one too many (SPEC point 18): the ensemble is shared
- * by every cluster, so one backend may not fill it, as advisory locks may
- * not fill the lock table.  Stacking is free; lost holds have no node.
- */
-static void
-check_max_holds(const char *name, int more)
-{
-	int			n = zk_session_nodes();
-
-	if (n + more > zksync_max_holds)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("too many zksync locks held by this backend"),
-				 errdetail("Taking \"%s\" would make %d nodes in ZooKeeper; zksync.max_holds is %d.",
-						   name, n + more, zksync_max_holds),
-				 errhint("Take one coarse lock for many items, use the array form, or raise zksync.max_holds.")));
 }
 
 /*
@@ -292,9 +267,8 @@ static bool
 acquire_nodes(Want *w, ZkProtected *pns, int k, char mode,
 			  TimestampTz deadline)
 {
-	const ZkQueueDriver *drv = mode == 'w' ? &write_driver : &read_driver;
+	const ZkQueueDriver *drv = MODE_DRIVER(mode);
 	const char *tag = zksync_lock_tag(mode);
-	const char *what = mode == 'w' ? "write lock" : "read lock";
 	char	   *data;
 	int			datalen;
 	volatile bool ok = true;
@@ -336,7 +310,7 @@ acquire_nodes(Want *w, ZkProtected *pns, int k, char mode,
 				pns[j].active = false;
 				zk_release_node(pns[j].node, 0, true);
 			}
-			ok = zk_queue_wait_node(&pns[first], drv, deadline, what,
+			ok = zk_queue_wait_node(&pns[first], drv, deadline,
 									w[first].name);
 			w[first].owned = ok;
 			for (j = first + 1; ok && j < k; j++)
@@ -345,7 +319,7 @@ acquire_nodes(Want *w, ZkProtected *pns, int k, char mode,
 					zk_queue_join(&pns[j], w[j].dir, tag, data, datalen);
 				else
 					ok = zk_queue_wait(&pns[j], w[j].dir, tag, data, datalen,
-									   drv, deadline, what, w[j].name);
+									   drv, deadline, w[j].name);
 				w[j].owned = ok;
 			}
 		}
@@ -435,7 +409,7 @@ zksync_lock_acquire_many(const char **names, int n, ZkLockMode mode,
 		for (i = 0; i < n; i++)
 			if (!w[i].stacked)
 			{
-				check_max_holds(names[i], k);
+				zk_queue_check_max_holds(MODE_DRIVER(m)->what, names[i], k);
 				break;
 			}
 		zk_connect();
@@ -481,8 +455,7 @@ zksync_lock_acquire_many(const char **names, int n, ZkLockMode mode,
 			for (i = 0; i < n; i++)
 				if (!w[i].stacked)
 					hold_remove(w[i].hold);
-			zk_queue_check_lock_timeout(lock_deadline,
-										m == 'w' ? "write lock" : "read lock",
+			zk_queue_check_lock_timeout(lock_deadline, MODE_DRIVER(m)->what,
 										names[0]);
 			return false;
 		}
@@ -594,9 +567,14 @@ release_one(const char *name, char m)
 
 	if (hold == NULL || hold->session_count == 0)
 	{
-		ereport(WARNING,
-				(errcode(ERRCODE_WARNING),
-				 errmsg("you don't own a zksync %s lock on \"%s\"", MODE_NAME(m), name)));
+		if (m == 'w')
+			ereport(WARNING,
+					(errcode(ERRCODE_WARNING),
+					 errmsg("you don't own a zksync write lock on \"%s\"", name)));
+		else
+			ereport(WARNING,
+					(errcode(ERRCODE_WARNING),
+					 errmsg("you don't own a zksync read lock on \"%s\"", name)));
 		return false;
 	}
 	if (hold->state == HOLD_LOST)
@@ -661,6 +639,22 @@ zksync_lock_release_many(const char **names, int n, ZkLockMode mode)
 	return all;
 }
 
+/* A lost session hold is dropped (zksync_unlock_all, DISCARD ALL): say so. */
+static void
+warn_dropping_lost(Hold *hold)
+{
+	if (hold->key.mode == 'w')
+		ereport(WARNING,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("zksync write lock \"%s\" had been lost", hold->name),
+				 errdetail("It was lost with its ZooKeeper session, or another client deleted its node.")));
+	else
+		ereport(WARNING,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("zksync read lock \"%s\" had been lost", hold->name),
+				 errdetail("It was lost with its ZooKeeper session, or another client deleted its node.")));
+}
+
 /*
  * End every session-level hold (zksync_unlock_all, DISCARD ALL).  Lost
  * holds are dropped with a WARNING each.
@@ -691,10 +685,7 @@ zksync_release_session_holds(bool nothrow)
 		if (hold == NULL)
 			continue;
 		if (hold->state == HOLD_LOST)
-			ereport(WARNING,
-					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg("zksync %s lock \"%s\" had been lost with its ZooKeeper session",
-							MODE_NAME(hold->key.mode), hold->name)));
+			warn_dropping_lost(hold);
 		hold->session_count = 0;
 		if (hold->xact_count == 0)
 		{

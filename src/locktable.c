@@ -24,7 +24,6 @@
 
 #include "access/xact.h"
 #include "miscadmin.h"
-#include "storage/proc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 
@@ -118,18 +117,28 @@ hold_add_count(Hold *hold, bool xact)
 void
 hold_report_lost(char mode, const char *name, bool node_deleted)
 {
+	if (node_deleted && mode == 'w')
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("zksync write lock \"%s\" was lost", name),
+				 errdetail("Another client deleted its node while this backend held the lock; another client may have taken the lock."),
+				 errhint("Release it with zksync_unlock_all() or by ending the transaction.")));
 	if (node_deleted)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("zksync %s lock \"%s\" was lost: another client deleted its node",
-						MODE_NAME(mode), name),
-				 errdetail("The node was deleted while this backend held the lock; another client may have taken the lock."),
+				 errmsg("zksync read lock \"%s\" was lost", name),
+				 errdetail("Another client deleted its node while this backend held the lock; another client may have taken the lock."),
+				 errhint("Release it with zksync_unlock_all() or by ending the transaction.")));
+	if (mode == 'w')
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("zksync write lock \"%s\" was lost", name),
+				 errdetail("Its ZooKeeper session expired, or could not be confirmed alive and was closed; another client may have taken the lock."),
 				 errhint("Release it with zksync_unlock_all() or by ending the transaction.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_CONNECTION_FAILURE),
-			 errmsg("zksync %s lock \"%s\" was lost with its ZooKeeper session",
-					MODE_NAME(mode), name),
-			 errdetail("The session expired, or could not be confirmed alive and was closed; another client may have taken the lock."),
+			 errmsg("zksync read lock \"%s\" was lost", name),
+			 errdetail("Its ZooKeeper session expired, or could not be confirmed alive and was closed; another client may have taken the lock."),
 			 errhint("Release it with zksync_unlock_all() or by ending the transaction.")));
 }
 
@@ -229,7 +238,7 @@ mark_lost(Hold *hold, bool node_deleted)
 {
 	hold->state = HOLD_LOST;
 	hold->node_deleted = node_deleted;
-	hold->lost_lxid = MyProc ? MyProc->lxid : InvalidLocalTransactionId;
+	hold->lost_lxid = zksync_current_lxid();
 	zk_held_drop(hold->watch);
 	hold->watch = NULL;
 }
@@ -256,6 +265,26 @@ hold_forget_session(void)
 	}
 }
 
+/* Another client deleted the node of a held hold: say so (WARNING). */
+static void
+warn_node_deleted(Hold *hold)
+{
+	if (hold->key.mode == 'w')
+		ereport(WARNING,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("zksync write lock \"%s\" is lost", hold->name),
+				 errdetail("Another client deleted node \"%s\" while this backend held the lock; another client may hold it now.",
+						   hold->node),
+				 errhint("A transaction that relied on the lock cannot commit. Release it with zksync_unlock_all() or by ending the transaction.")));
+	else
+		ereport(WARNING,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("zksync read lock \"%s\" is lost", hold->name),
+				 errdetail("Another client deleted node \"%s\" while this backend held the lock; another client may hold it now.",
+						   hold->node),
+				 errhint("A transaction that relied on the lock cannot commit. Release it with zksync_unlock_all() or by ending the transaction.")));
+}
+
 /*
  * Some held nodes were found gone: each hold whose node another client
  * deleted is lost, exactly as after an expiry, and the backend hears of it
@@ -273,59 +302,51 @@ lost_nodes(void)
 	while ((hold = hash_seq_search(&seq)) != NULL)
 		if (hold->state == HOLD_HELD && zk_held_gone(hold->watch))
 		{
-			ereport(WARNING,
-					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg("zksync %s lock \"%s\" is lost: another client deleted its node",
-							MODE_NAME(hold->key.mode), hold->name),
-					 errdetail("Node \"%s\" was deleted while this backend held the lock; another client may hold it now.",
-							   hold->node),
-					 errhint("A transaction that relied on the lock cannot commit. Release it with zksync_unlock_all() or by ending the transaction.")));
+			warn_node_deleted(hold);
 			mark_lost(hold, true);
 		}
 }
 
-/*
- * The commit check looks at the nodes too, not only at the session: every
- * held node must be known present and ours (its watch set by a getData
- * that found it, and not fired since).  One whose getData is still out is
- * waited for, up to the session timeout; one that was deleted is lost; one
- * that cannot be confirmed in time closes the session, so that its holds
- * are lost rather than trusted.  May throw on interrupts.
- */
+/* Refuse COMMIT: `bad` is a lost hold the transaction relied on. */
 static void
-verify_nodes(void)
+refuse_commit(Hold *bad)
 {
-	HASH_SEQ_STATUS seq;
-	Hold	   *hold;
-
-	hash_seq_init(&seq, holds);
-	while ((hold = hash_seq_search(&seq)) != NULL)
-	{
-		if (hold->state != HOLD_HELD ||
-			zk_held_confirm(hold->watch, zksync_session_timeout))
-			continue;
-		if (!zk_held_gone(hold->watch))
-		{
-			hash_seq_term(&seq);
-			zk_reset_session(); /* marks every hold lost, now */
-			break;
-		}
-	}
-	zk_notice_lost_nodes();
+	if (bad->node_deleted && bad->key.mode == 'w')
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("cannot commit: zksync write lock \"%s\" was lost during the transaction",
+						bad->name),
+				 errdetail("Another client deleted the lock's node while this backend held it; another client may have taken the lock."),
+				 errhint("The transaction is rolled back. Release the lost lock with zksync_unlock_all() or take it again.")));
+	if (bad->node_deleted)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("cannot commit: zksync read lock \"%s\" was lost during the transaction",
+						bad->name),
+				 errdetail("Another client deleted the lock's node while this backend held it; another client may have taken the lock."),
+				 errhint("The transaction is rolled back. Release the lost lock with zksync_unlock_all() or take it again.")));
+	if (bad->key.mode == 'w')
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("cannot commit: zksync write lock \"%s\" was lost during the transaction",
+						bad->name),
+				 errdetail("The ZooKeeper session that held it expired or could not be confirmed alive; another client may have taken the lock."),
+				 errhint("The transaction is rolled back. Release the lost lock with zksync_unlock_all() or take it again.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("cannot commit: zksync read lock \"%s\" was lost during the transaction",
+					bad->name),
+			 errdetail("The ZooKeeper session that held it expired or could not be confirmed alive; another client may have taken the lock."),
+			 errhint("The transaction is rolled back. Release the lost lock with zksync_unlock_all() or take it again.")));
 }
 
 /*
  * Pre-commit: refuse to commit a transaction that relied on a lock that is
- * lost: any transaction hold, or a session hold held during it.  It asks
- * the server, with a sync (zk_sync_held): its answer proves the session
- * alive now, and comes after the news of any held node that another client
- * deleted before the COMMIT; then each node must be known present
- * (verify_nodes).  If the backend is cut off it cannot know whether its
- * session still lives, so it waits up to the session timeout for the
- * client to find out.  If nothing can be confirmed, the session is closed
- * and its locks count as lost.  A read-only transaction under session
- * locks only is not made to wait (below), but a hold already known lost
- * refuses it too.  Also run before PREPARE TRANSACTION.
+ * lost: any transaction hold, or a session hold held during it.  When the
+ * transaction relied on holds that are held, the server confirms them
+ * first (xact.c's zksync_confirm_held_nodes; docs/design.md, "The commit
+ * check asks the server"); a hold already known lost refuses the commit
+ * in any case.  Also run before PREPARE TRANSACTION.
  */
 void
 holds_check_commit(void)
@@ -333,55 +354,30 @@ holds_check_commit(void)
 	HASH_SEQ_STATUS seq;
 	Hold	   *hold;
 	Hold	   *bad = NULL;
-	bool		relied = false;
+	ZkHeld	  **watches;
+	int			nheld = 0;
 
 	if (holds == NULL || hash_get_num_entries(holds) == 0)
 		return;
 	zk_notice_session_end();	/* an expiry the client knows of: lost */
+	watches = palloc(sizeof(ZkHeld *) * hash_get_num_entries(holds));
 	hash_seq_init(&seq, holds);
 	while ((hold = hash_seq_search(&seq)) != NULL)
 		if (hold->state == HOLD_HELD)
-			relied = true;
-	/*
-	 * Ask the server when the transaction holds a transaction lock, or
-	 * wrote something under a session lock.  A read-only transaction that
-	 * only ran under session locks makes nothing durable that they could
-	 * have protected, and must not wait for a cut-off ensemble: an
-	 * autocommit statement that stacks or unlocks a held session lock
-	 * works at once during an outage (point 15).
-	 */
-	if (relied && (n_xact_holds > 0 ||
-				   GetTopTransactionIdIfAny() != InvalidTransactionId))
-	{
-		if (!zk_sync_held(zksync_session_timeout))
-			zk_reset_session();	/* marks every hold lost, now */
-		else
-			verify_nodes();
-	}
+			watches[nheld++] = hold->watch;
+	if (zksync_commit_must_confirm(nheld > 0, n_xact_holds > 0))
+		zksync_confirm_held_nodes(watches, nheld);
+	pfree(watches);
 
 	hash_seq_init(&seq, holds);
 	while ((hold = hash_seq_search(&seq)) != NULL)
 	{
 		if (hold->state == HOLD_LOST && bad == NULL &&
-			(hold->xact_count > 0 ||
-			 (hold->lost_lxid != InvalidLocalTransactionId &&
-			  MyProc && hold->lost_lxid == MyProc->lxid)))
+			zksync_lost_during_xact(hold->xact_count > 0, hold->lost_lxid))
 			bad = hold;
 	}
-	if (bad && bad->node_deleted)
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("cannot commit: zksync %s lock \"%s\" was lost during the transaction",
-						MODE_NAME(bad->key.mode), bad->name),
-				 errdetail("Another client deleted the lock's node while this backend held it; another client may have taken the lock."),
-				 errhint("The transaction is rolled back. Release the lost lock with zksync_unlock_all() or take it again.")));
 	if (bad)
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("cannot commit: zksync %s lock \"%s\" was lost during the transaction",
-						MODE_NAME(bad->key.mode), bad->name),
-				 errdetail("The ZooKeeper session that held it expired or could not be confirmed alive; another client may have taken the lock."),
-				 errhint("The transaction is rolled back. Release the lost lock with zksync_unlock_all() or take it again.")));
+		refuse_commit(bad);
 }
 
 /*

@@ -350,8 +350,9 @@ create_each(ZkProtected *pns, int k, char **prefixes, char **dirs,
 		if (++rounds > 20)
 			ereport(ERROR,
 					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-					 errmsg("could not create the nodes of %d locks after %d rounds",
-							k, rounds - 1)));
+					 errmsg_plural("could not create the node of %d lock after %d rounds",
+								   "could not create the nodes of %d locks after %d rounds",
+								   k, k, rounds - 1)));
 		for (i = 0; i < k; i++)
 			if (pns[i].node[0] == '\0')
 				cr[i] = zk_create(prefixes[i], data, datalen,
@@ -495,8 +496,9 @@ zk_protected_create_many(ZkProtected *pns, int n, char **dirs,
 			if (++attempts > 10)
 				ereport(ERROR,
 						(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-						 errmsg("could not create the nodes of %d locks after %d attempts",
-								k, attempts - 1)));
+						 errmsg_plural("could not create the node of %d lock after %d attempts",
+									   "could not create the nodes of %d locks after %d attempts",
+									   k, k, attempts - 1)));
 			m = zk_create_many(k, prefixes, data, datalen);
 			for (i = 0; i < k; i++)
 				children[start + i] = zk_get_children(dirs[start + i]);

@@ -17,6 +17,17 @@
 
 #include "nodes.h"
 
+/*
+ * What a contender waits for, in messages (each message is written out
+ * for each, so that it can be translated)
+ */
+typedef enum ZkQueueWhat
+{
+	ZKQ_WRITE_LOCK,
+	ZKQ_READ_LOCK,
+	ZKQ_SEMAPHORE
+} ZkQueueWhat;
+
 /* A recipe's grant rule, for the queue */
 typedef struct ZkQueueDriver
 {
@@ -36,6 +47,8 @@ typedef struct ZkQueueDriver
 	 * semaphore's mutex): the views keep showing one wait.
 	 */
 	bool		grant_continues_wait;
+	/* what its contenders wait for, in messages */
+	ZkQueueWhat what;
 } ZkQueueDriver;
 
 /* The first-in-queue rule: granted when first, else wait for the one ahead */
@@ -45,16 +58,17 @@ extern bool zk_queue_first_granted(const struct ZkContender *c, int n,
 extern bool zk_queue_wait(ZkProtected *pn, const char *dir, const char *tag,
 						  const char *data, int datalen,
 						  const ZkQueueDriver *drv, TimestampTz deadline,
-						  const char *what, const char *name);
+						  const char *name);
 extern bool zk_queue_wait_node(ZkProtected *pn, const ZkQueueDriver *drv,
-							   TimestampTz deadline, const char *what,
-							   const char *name);
+							   TimestampTz deadline, const char *name);
 extern void zk_queue_join(ZkProtected *pn, const char *dir, const char *tag,
 						  const char *data, int datalen);
 extern bool zk_queue_granted(const ZkQueueDriver *drv, ZkProtected *pn,
 							 ZkReq *listing);
 extern TimestampTz zk_queue_deadline(int timeout_ms, TimestampTz *lock_deadline);
 extern void zk_queue_check_lock_timeout(TimestampTz lock_deadline,
-										const char *what, const char *name);
+										ZkQueueWhat what, const char *name);
+extern void zk_queue_check_max_holds(ZkQueueWhat what, const char *name,
+									 int more);
 
 #endif							/* ZKSYNC_QUEUE_H */

@@ -36,7 +36,6 @@
 
 #include "access/xact.h"
 #include "miscadmin.h"
-#include "storage/proc.h"
 #include "utils/memutils.h"
 
 #include "zksync.h"
@@ -66,16 +65,6 @@ static int	maxleases = 0;
 static ZkProtected mutex_pn;
 static ZkProtected lease_pn;
 
-/* The mutex: the first contender holds it; the others wait in turn. */
-static bool
-mutex_granted(const ZkContender *c, int n, int mine, int *watch)
-{
-	if (mine == 0)
-		return true;
-	*watch = mine - 1;
-	return false;
-}
-
 /*
  * The semaphore's two queues, for the views and the deadlock scan: 0 the
  * leases (the first max_leases are granted; a lease beyond them waits for
@@ -101,15 +90,15 @@ count_in(const char *data, int len)
 }
 
 static bool
-sem_granted(int q, const ZkContender *c, int n, int i, int room)
+sem_granted(int q, const ZkContender *c, int n, int i, int max_leases)
 {
 	if (q == 0)
-		return room == 0 || i < room;
+		return max_leases == 0 || i < max_leases;
 	return i == 0;
 }
 
 static bool
-sem_blocks(int q, const ZkContender *c, int n, int i, int j, int room)
+sem_blocks(int q, const ZkContender *c, int n, int i, int j, int max_leases)
 {
 	return j < i;
 }
@@ -119,8 +108,14 @@ static const ZkQueueKind semaphore_kind = {
 	sem_mode, sem_what, sem_granted, sem_blocks
 };
 
-/* holding the mutex, we go on to wait for room: one wait, in the log too */
-static const ZkQueueDriver mutex_driver = {mutex_granted, false, &semaphore_kind, 1, true};
+/*
+ * The mutex: the first contender holds it, the others wait in turn (the
+ * queue's first-in-queue rule).  Holding it, we go on to wait for a lease:
+ * one wait, in the views and the log too.
+ */
+static const ZkQueueDriver mutex_driver = {
+	zk_queue_first_granted, false, &semaphore_kind, 1, true, ZKQ_SEMAPHORE
+};
 
 static char *
 count_data(int max_leases, int *len)
@@ -150,8 +145,8 @@ recorded_count(const char *dir)
  * leases are listed again with a watch.
  */
 static bool
-wait_for_room(const char *leases_dir, int max_leases, TimestampTz deadline,
-			  const char *name, ZkReq *first)
+await_lease_grant(const char *leases_dir, int max_leases,
+				  TimestampTz deadline, const char *name, ZkReq *first)
 {
 	const char *mine = strrchr(lease_pn.node, '/') + 1;
 	ZkReq	   *g = first;
@@ -216,7 +211,7 @@ abandon_acquisition(bool mutex_owned)
 		zk_release_node(mutex_pn.node, 0, true);
 }
 
-/* Room for one more lease: the only step that can fail, so it goes first */
+/* An entry for one more lease: the only step that can fail, so it goes first */
 static void
 reserve_lease(void)
 {
@@ -231,7 +226,7 @@ reserve_lease(void)
 	}
 }
 
-/* Record the lease just granted (room reserved) */
+/* Record the lease just granted (its entry reserved) */
 static void
 add_lease(const char *name, bool xact)
 {
@@ -268,13 +263,7 @@ zksync_semaphore_acquire(const char *name, int max_leases, bool xact,
 
 	zk_notice_session_end();
 	/* the lease counts (its mutex node lasts only while we acquire) */
-	if (zk_session_nodes() + 1 > zksync_max_holds)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("too many zksync locks held by this backend"),
-				 errdetail("A lease of \"%s\" would make %d nodes in ZooKeeper; zksync.max_holds is %d.",
-						   name, zk_session_nodes() + 1, zksync_max_holds),
-				 errhint("Release leases or locks first, or raise zksync.max_holds.")));
+	zk_queue_check_max_holds(ZKQ_SEMAPHORE, name, 1);
 	reserve_lease();
 	zk_connect();
 
@@ -294,7 +283,7 @@ zksync_semaphore_acquire(const char *name, int max_leases, bool xact,
 	{
 		mutex_owned = zk_queue_wait(&mutex_pn, locks_dir, ZKSYNC_TAG_MUTEX,
 									data, datalen, &mutex_driver, deadline,
-									"semaphore", name);
+									name);
 		if (mutex_owned)
 		{
 			ZkReq	   *listing;
@@ -315,7 +304,7 @@ zksync_semaphore_acquire(const char *name, int max_leases, bool xact,
 
 			zk_protected_create(&lease_pn, leases_dir, ZKSYNC_TAG_LEASE,
 								data, datalen, &listing);
-			granted = wait_for_room(leases_dir, max_leases, deadline, name,
+			granted = await_lease_grant(leases_dir, max_leases, deadline, name,
 									listing);
 		}
 	}
@@ -333,7 +322,7 @@ zksync_semaphore_acquire(const char *name, int max_leases, bool xact,
 	{
 		abandon_acquisition(mutex_owned);
 		zk_await_releases(ZKSYNC_RELEASE_WAIT_MS, false);
-		zk_queue_check_lock_timeout(lock_deadline, "semaphore", name);
+		zk_queue_check_lock_timeout(lock_deadline, ZKQ_SEMAPHORE, name);
 		return false;
 	}
 
@@ -345,7 +334,7 @@ zksync_semaphore_acquire(const char *name, int max_leases, bool xact,
 	return true;
 }
 
-/* Forget lease i and release its node (the caller waits: finish) */
+/* Forget lease i and release its node (the caller waits for it) */
 static void
 drop_lease(int i)
 {
@@ -356,8 +345,14 @@ drop_lease(int i)
 	nleases--;
 }
 
+/*
+ * With zksync.synchronous_release on, wait until ZooKeeper has applied the
+ * releases just sent (at most ZKSYNC_RELEASE_WAIT_MS, not at all while
+ * disconnected).  Without `nothrow`, an interrupt ends the wait with an
+ * ERROR; the releases go on.
+ */
 static void
-finish(bool nothrow)
+await_synchronous_releases(bool nothrow)
 {
 	if (zksync_synchronous_release)
 		zk_await_releases(ZKSYNC_RELEASE_WAIT_MS, nothrow);
@@ -366,7 +361,8 @@ finish(bool nothrow)
 /*
  * Release one session lease of `name` (the newest).  False with a WARNING
  * if this backend holds none; a lost one is dropped and reported with an
- * ERROR.  Needs no connection; waits as releases do (SPEC point 13).
+ * ERROR.  Needs no connection; with zksync.synchronous_release on, it
+ * returns once ZooKeeper applied the delete (as a lock's unlock does).
  */
 bool
 zksync_semaphore_release(const char *name)
@@ -389,60 +385,52 @@ zksync_semaphore_release(const char *name)
 		drop_lease(i);
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("lease of zksync semaphore \"%s\" was lost: another client deleted its node", name),
-				 errdetail("Another client may have taken the lease.")));
+				 errmsg("a lease of zksync semaphore \"%s\" was lost", name),
+				 errdetail("Another client deleted its node while this backend held the lease; another client may have taken the lease.")));
 	}
 	if (leases[i].lost)
 	{
 		drop_lease(i);
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("lease of zksync semaphore \"%s\" was lost with its ZooKeeper session", name),
-				 errdetail("The session expired, or could not be confirmed alive and was closed; another client may have taken the lease.")));
+				 errmsg("a lease of zksync semaphore \"%s\" was lost", name),
+				 errdetail("Its ZooKeeper session expired, or could not be confirmed alive and was closed; another client may have taken the lease.")));
 	}
 	drop_lease(i);
-	finish(false);
+	await_synchronous_releases(false);
 	return true;
 }
 
 /* ---- transaction scope (xact.c) and the session's end (session.c) ---- */
 
-/* COMMIT, PREPARE: refuse a transaction that relied on a lost lease */
+/*
+ * COMMIT, PREPARE: refuse a transaction that relied on a lost lease, as
+ * the lock's check does (locktable.c); the server confirms the leases held
+ * first when the transaction relied on them (xact.c).
+ */
 static void
 check_commit(void)
 {
-	int			i;
-	bool		relied = false;
+	ZkHeld	  **watches;
+	int			nheld = 0;
 	bool		xact = false;
+	int			i;
 
 	zk_notice_session_end();	/* an expiry or a deleted node already known */
+	watches = palloc(sizeof(ZkHeld *) * (nleases + 1));
 	for (i = 0; i < nleases; i++)
 	{
-		relied |= !leases[i].lost;
+		if (!leases[i].lost)
+			watches[nheld++] = leases[i].watch;
 		xact |= leases[i].xact;
 	}
-	if (relied && (xact || GetTopTransactionIdIfAny() != InvalidTransactionId))
-	{
-		if (!zk_sync_held(zksync_session_timeout))
-			zk_reset_session(); /* marks every lease lost, now */
-		else
-		{
-			/* the nodes too: each present, ours and watched (lock.c) */
-			for (i = 0; i < nleases; i++)
-				if (!leases[i].lost &&
-					!zk_held_confirm(leases[i].watch, zksync_session_timeout) &&
-					!zk_held_gone(leases[i].watch))
-				{
-					zk_reset_session();
-					break;
-				}
-			zk_notice_lost_nodes();
-		}
-	}
+	if (zksync_commit_must_confirm(nheld > 0, xact))
+		zksync_confirm_held_nodes(watches, nheld);
+	pfree(watches);
+
 	for (i = 0; i < nleases; i++)
 		if (leases[i].lost && leases[i].node_deleted &&
-			(leases[i].xact ||
-			 (MyProc && leases[i].lost_lxid == MyProc->lxid)))
+			zksync_lost_during_xact(leases[i].xact, leases[i].lost_lxid))
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 					 errmsg("cannot commit: a lease of zksync semaphore \"%s\" was lost during the transaction",
@@ -451,8 +439,7 @@ check_commit(void)
 					 errhint("The transaction is rolled back.")));
 	for (i = 0; i < nleases; i++)
 		if (leases[i].lost &&
-			(leases[i].xact ||
-			 (MyProc && leases[i].lost_lxid == MyProc->lxid)))
+			zksync_lost_during_xact(leases[i].xact, leases[i].lost_lxid))
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 					 errmsg("cannot commit: a lease of zksync semaphore \"%s\" was lost during the transaction",
@@ -486,7 +473,7 @@ end_xact_level(int level)
 			drop_lease(i);
 		}
 	if (released)
-		finish(true);
+		await_synchronous_releases(true);
 }
 
 /* RELEASE SAVEPOINT: the leases pass to the parent */
@@ -514,13 +501,14 @@ end_session_leases(void)
 			if (leases[i].lost)
 				ereport(WARNING,
 						(errcode(ERRCODE_CONNECTION_FAILURE),
-						 errmsg("a lease of zksync semaphore \"%s\" had been lost with its ZooKeeper session",
-								leases[i].name)));
+						 errmsg("a lease of zksync semaphore \"%s\" had been lost",
+								leases[i].name),
+						 errdetail("It was lost with its ZooKeeper session, or another client deleted its node.")));
 			released = true;
 			drop_lease(i);
 		}
 	if (released)
-		finish(true);
+		await_synchronous_releases(true);
 }
 
 /* zksync_unlock_all() ends session leases too, as DISCARD ALL does */
@@ -547,7 +535,7 @@ mark_lost(Lease *l, bool node_deleted)
 {
 	l->lost = true;
 	l->node_deleted = node_deleted;
-	l->lost_lxid = MyProc ? MyProc->lxid : InvalidLocalTransactionId;
+	l->lost_lxid = zksync_current_lxid();
 	zk_held_drop(l->watch);
 	l->watch = NULL;
 }
@@ -577,9 +565,9 @@ lost_nodes(void)
 		{
 			ereport(WARNING,
 					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg("a lease of zksync semaphore \"%s\" is lost: another client deleted its node",
+					 errmsg("a lease of zksync semaphore \"%s\" is lost",
 							leases[i].name),
-					 errdetail("Node \"%s\" was deleted while this backend held the lease; another client may hold it now.",
+					 errdetail("Another client deleted node \"%s\" while this backend held the lease; another client may hold it now.",
 							   leases[i].node),
 					 errhint("A transaction that relied on the lease cannot commit. Release it with zksync_semaphore_release() or by ending the transaction.")));
 			mark_lost(&leases[i], true);

@@ -10,6 +10,8 @@
 #ifndef ZKSYNC_XACT_H
 #define ZKSYNC_XACT_H
 
+#include "held.h"
+
 /* What a recipe's holds need from transaction scope */
 typedef struct ZkScopeHooks
 {
@@ -24,5 +26,15 @@ typedef struct ZkScopeHooks
 
 extern void zksync_xact_init(void);
 extern void zksync_register_scope(const ZkScopeHooks *hooks);
+
+/*
+ * The parts of a recipe's commit check (check_commit) that every recipe
+ * shares; docs/design.md, "The commit check asks the server".
+ */
+extern bool zksync_commit_must_confirm(bool any_held, bool any_xact_holds);
+extern void zksync_confirm_held_nodes(ZkHeld *const *watches, int n);
+extern LocalTransactionId zksync_current_lxid(void);
+extern bool zksync_lost_during_xact(bool xact_level,
+									LocalTransactionId lost_lxid);
 
 #endif							/* ZKSYNC_XACT_H */
