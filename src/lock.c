@@ -350,26 +350,18 @@ acquire_nodes(Want *w, ZkProtected *pns, int k, char mode,
 }
 
 /*
- * Acquire every one of `names` (n of them, valid, sorted, without
- * duplicates) in `mode`, at session or transaction level, all or nothing.
- * Blocking unless `try_only`, in which case it waits up to `timeout_ms`
- * and returns false, having taken nothing, if not every lock was granted.
- * lock_timeout applies to every wait, and to the whole call.
+ * The first step of an acquisition: fill w[] for `names` (n of them) and
+ * return how many need a new node.  A name held in `m` already is stacked
+ * (only counted: it works during an outage too); a read asked beside our
+ * write lock is a downgrade.  ERROR on a lost hold, and on an upgrade
+ * (read held, write asked), which would wait for itself.
  */
-bool
-zksync_lock_acquire_many(const char **names, int n, ZkLockMode mode,
-						 bool xact, bool try_only, int timeout_ms)
+static int
+plan_wants(Want *w, const char **names, int n, char m)
 {
-	char		m = MODE_CHAR(mode);
-	Want	   *w = palloc0(sizeof(Want) * n);
-	Want	   *fresh = palloc0(sizeof(Want) * n);
-	int			k = 0;
+	int			fresh = 0;
 	int			i;
-	volatile bool granted = true;
-	TimestampTz deadline;
-	TimestampTz lock_deadline;
 
-	zk_notice_session_end();
 	for (i = 0; i < n; i++)
 	{
 		Hold	   *hold;
@@ -377,8 +369,6 @@ zksync_lock_acquire_many(const char **names, int n, ZkLockMode mode,
 
 		w[i].name = names[i];
 		w[i].dir = zksync_recipe_dir(ZKSYNC_LOCKS, names[i]);
-
-		/* stacking: no network needed (SPEC point 15) */
 		hold = hold_find(w[i].dir, m);
 		if (hold && hold->state != HOLD_WAITING)
 		{
@@ -399,73 +389,135 @@ zksync_lock_acquire_many(const char **names, int n, ZkLockMode mode,
 						 errhint("Release the read lock first.")));
 			w[i].downgrade = true;
 		}
-		k++;
+		fresh++;
 	}
+	return fresh;
+}
 
-	if (k > 0)
+/*
+ * Make a waiting hold for each name of w[] that is not stacked, and copy
+ * those wants, in name order, to fresh[]; returns how many.
+ */
+static int
+start_new_holds(Want *w, int n, char m, Want *fresh)
+{
+	int			k = 0;
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (!w[i].stacked)
+		{
+			w[i].hold = hold_new(w[i].dir, m, w[i].name);
+			fresh[k++] = w[i];
+		}
+	return k;
+}
+
+/* Forget the holds start_new_holds() made (their nodes are gone). */
+static void
+forget_new_holds(Want *w, int n, char m)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
 	{
-		ZkProtected *pns;
+		Hold	   *gone = w[i].stacked ? NULL : hold_find(w[i].dir, m);
 
-		for (i = 0; i < n; i++)
-			if (!w[i].stacked)
-			{
-				zk_queue_check_max_holds(MODE_DRIVER(m)->what, names[i], k);
-				break;
-			}
-		zk_connect();
-
-		deadline = zk_queue_deadline(try_only ? timeout_ms : -1, &lock_deadline);
-
-		/* the new holds, waiting; the fresh ones in name order */
-		k = 0;
-		for (i = 0; i < n; i++)
-			if (!w[i].stacked)
-			{
-				w[i].hold = hold_new(w[i].dir, m, names[i]);
-				fresh[k++] = w[i];
-			}
-		pns = palloc0(sizeof(ZkProtected) * k);
-
-		PG_TRY();
-		{
-			if (k == 1)
-			{
-				granted = acquire_node(fresh[0].hold, m, fresh[0].downgrade,
-									   deadline);
-			}
-			else
-				granted = acquire_nodes(fresh, pns, k, m, deadline);
-		}
-		PG_CATCH();
-		{
-			/* our nodes are gone; so are the holds that were to be */
-			for (i = 0; i < n; i++)
-			{
-				Hold	   *gone = w[i].stacked ? NULL : hold_find(w[i].dir, m);
-
-				if (gone)
-					hold_remove(gone);
-			}
-			PG_RE_THROW();
-		}
-		PG_END_TRY();
-
-		if (!granted)
-		{
-			for (i = 0; i < n; i++)
-				if (!w[i].stacked)
-					hold_remove(w[i].hold);
-			zk_queue_check_lock_timeout(lock_deadline, MODE_DRIVER(m)->what,
-										names[0]);
-			return false;
-		}
-		for (i = 0; i < n; i++)
-			if (!w[i].stacked)
-			{
-				w[i].hold->state = HOLD_HELD;
-				w[i].hold->watch = zk_held_watch(w[i].hold->node);
-			}
+		if (gone)
+			hold_remove(gone);
 	}
+}
+
+/*
+ * Take the nodes of the `k` fresh wants: one by the queue's wait, several
+ * all or nothing (acquire_nodes).  True when granted; false at
+ * `deadline`.  On an ERROR the holds that were to be are forgotten (the
+ * queue has removed their nodes) before it propagates.
+ */
+static bool
+wait_for_new_holds(Want *w, int n, Want *fresh, int k, char m,
+				   TimestampTz deadline)
+{
+	ZkProtected *pns = palloc0(sizeof(ZkProtected) * k);
+	volatile bool granted = true;
+
+	PG_TRY();
+	{
+		if (k == 1)
+			granted = acquire_node(fresh[0].hold, m, fresh[0].downgrade,
+								   deadline);
+		else
+			granted = acquire_nodes(fresh, pns, k, m, deadline);
+	}
+	PG_CATCH();
+	{
+		forget_new_holds(w, n, m);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return granted;
+}
+
+/*
+ * The names of w[] that are not stacked (k of them) get their nodes:
+ * check max_holds, connect, wait until `timeout_ms` (negative: none) or
+ * lock_timeout, then mark them held and watch their nodes.  False on
+ * timeout, with nothing left (an ERROR if lock_timeout ended it).
+ */
+static bool
+take_new_holds(Want *w, int n, int k, char m, int timeout_ms)
+{
+	const ZkQueueDriver *drv = MODE_DRIVER(m);
+	Want	   *fresh = palloc0(sizeof(Want) * n);
+	TimestampTz deadline;
+	TimestampTz lock_deadline;
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (!w[i].stacked)
+		{
+			zk_queue_check_max_holds(drv->what, w[i].name, k);
+			break;
+		}
+	zk_connect();
+	deadline = zk_queue_deadline(timeout_ms, &lock_deadline);
+	k = start_new_holds(w, n, m, fresh);
+	if (!wait_for_new_holds(w, n, fresh, k, m, deadline))
+	{
+		forget_new_holds(w, n, m);
+		zk_queue_check_lock_timeout(lock_deadline, drv->what, w[0].name);
+		return false;
+	}
+	for (i = 0; i < n; i++)
+		if (!w[i].stacked)
+		{
+			w[i].hold->state = HOLD_HELD;
+			w[i].hold->watch = zk_held_watch(w[i].hold->node);
+		}
+	return true;
+}
+
+/*
+ * Acquire every one of `names` (n of them, valid, sorted, without
+ * duplicates) in `mode`, at session or transaction level, all or nothing.
+ * Blocking unless `try_only`, in which case it waits up to `timeout_ms`
+ * and returns false, having taken nothing, if not every lock was granted.
+ * lock_timeout applies to every wait, and to the whole call.
+ */
+bool
+zksync_lock_acquire_many(const char **names, int n, ZkLockMode mode,
+						 bool xact, bool try_only, int timeout_ms)
+{
+	char		m = MODE_CHAR(mode);
+	Want	   *w = palloc0(sizeof(Want) * n);
+	int			fresh;
+	int			i;
+
+	zk_notice_session_end();
+	fresh = plan_wants(w, names, n, m);
+	if (fresh > 0 &&
+		!take_new_holds(w, n, fresh, m, try_only ? timeout_ms : -1))
+		return false;
 	for (i = 0; i < n; i++)
 		hold_add_count(w[i].hold, xact);
 	return true;
@@ -610,8 +662,9 @@ release_one(const char *name, char m)
 /*
  * Release one session-level hold of each of `names` (zksync_*_unlock).
  * Returns true if every name had one; for each that had none, a WARNING.
- * Needs no connection (SPEC point 15); with synchronous_release it returns
- * once ZooKeeper applied the deletes (point 13).
+ * Needs no connection (during an outage the deletes go on in the
+ * background); with zksync.synchronous_release on it returns once
+ * ZooKeeper applied the deletes, so that every client sees the locks free.
  */
 bool
 zksync_lock_release_many(const char **names, int n, ZkLockMode mode)
