@@ -241,6 +241,81 @@ add_lease(const char *name, bool xact)
 }
 
 /*
+ * Every zksync caller of one semaphore must state the same count: ERROR
+ * if the count recorded in its node is another.  Returns the recorded
+ * count, 0 if none.
+ */
+static int
+check_recorded_count(const char *dir, const char *name, int max_leases)
+{
+	int			recorded = recorded_count(dir);
+
+	if (recorded > 0 && recorded != max_leases)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("zksync semaphore \"%s\" is in use with max_leases %d, not %d",
+						name, recorded, max_leases),
+				 errhint("Every zksync caller of one semaphore must state the same count.")));
+	return recorded;
+}
+
+/*
+ * Record the count before our lease exists, so that whoever reads the
+ * leases (zksync_waits, the deadlock scan) knows which are granted.  Best
+ * effort: not awaited; it goes ahead of our create on the session.
+ */
+static void
+record_count(const char *dir, int max_leases)
+{
+	int			len;
+	char	   *count = count_data(max_leases, &len);
+
+	zk_req_free(zk_set(dir, count, len));
+}
+
+/*
+ * Curator's protocol: take the mutex, make our lease node, wait until it
+ * counts among the first max_leases.  True with the lease (the mutex still
+ * ours, *mutex_owned set); false at `deadline`.  May throw: the caller
+ * removes what was made (abandon_acquisition).
+ */
+static bool
+take_lease(const char *dir, const char *name, int max_leases, int recorded,
+		   TimestampTz deadline, volatile bool *mutex_owned)
+{
+	char	   *locks_dir = psprintf("%s/locks", dir);
+	char	   *leases_dir = psprintf("%s/leases", dir);
+	char	   *data;
+	int			datalen;
+	ZkReq	   *listing;
+
+	data = zksync_owner_data(NULL, &datalen);
+	*mutex_owned = zk_queue_wait(&mutex_pn, locks_dir, ZKSYNC_TAG_MUTEX,
+								 data, datalen, &mutex_driver, deadline,
+								 name);
+	if (!*mutex_owned)
+		return false;
+	if (recorded == 0)
+		record_count(dir, max_leases);
+	zk_protected_create(&lease_pn, leases_dir, ZKSYNC_TAG_LEASE,
+						data, datalen, &listing);
+	return await_lease_grant(leases_dir, max_leases, deadline, name, listing);
+}
+
+/*
+ * The lease is ours: the wait is over, the next acquirer may take the
+ * mutex, and the lease is recorded (its entry reserved).
+ */
+static void
+keep_lease(const char *name, bool xact)
+{
+	zk_wait_watch_end(true);
+	lease_pn.active = false;
+	zk_release_node(mutex_pn.node, 0, true);
+	add_lease(name, xact);
+}
+
+/*
  * Acquire one more lease of semaphore `name` (at most `max_leases` at
  * once), at session or transaction level, waiting up to `timeout_ms`
  * (negative: no limit).  True with the lease; false on timeout, with
@@ -251,62 +326,25 @@ zksync_semaphore_acquire(const char *name, int max_leases, bool xact,
 						 int timeout_ms)
 {
 	char	   *dir = zksync_recipe_dir(ZKSYNC_SEMAPHORES, name);
-	char	   *locks_dir = psprintf("%s/locks", dir);
-	char	   *leases_dir = psprintf("%s/leases", dir);
 	TimestampTz deadline;
 	TimestampTz lock_deadline;
 	volatile bool mutex_owned = false;
 	volatile bool granted = false;
 	int			recorded;
-	char	   *data;
-	int			datalen;
 
 	zk_notice_session_end();
 	/* the lease counts (its mutex node lasts only while we acquire) */
 	zk_queue_check_max_holds(ZKQ_SEMAPHORE, name, 1);
 	reserve_lease();
 	zk_connect();
-
-	recorded = recorded_count(dir);
-	if (recorded > 0 && recorded != max_leases)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("zksync semaphore \"%s\" is in use with max_leases %d, not %d",
-						name, recorded, max_leases),
-				 errhint("Every zksync caller of one semaphore must state the same count.")));
-
+	recorded = check_recorded_count(dir, name, max_leases);
 	deadline = zk_queue_deadline(timeout_ms, &lock_deadline);
 
-	data = zksync_owner_data(NULL, &datalen);
 	memset(&lease_pn, 0, sizeof(lease_pn));
 	PG_TRY();
 	{
-		mutex_owned = zk_queue_wait(&mutex_pn, locks_dir, ZKSYNC_TAG_MUTEX,
-									data, datalen, &mutex_driver, deadline,
-									name);
-		if (mutex_owned)
-		{
-			ZkReq	   *listing;
-
-			if (recorded == 0)
-			{
-				/*
-				 * Record the count before our lease exists, so that whoever
-				 * reads the leases (zksync_waits, the deadlock scan) knows
-				 * which are granted.  Best effort: not awaited; it goes
-				 * ahead of our create on the session.
-				 */
-				int			len;
-				char	   *count = count_data(max_leases, &len);
-
-				zk_req_free(zk_set(dir, count, len));
-			}
-
-			zk_protected_create(&lease_pn, leases_dir, ZKSYNC_TAG_LEASE,
-								data, datalen, &listing);
-			granted = await_lease_grant(leases_dir, max_leases, deadline, name,
-									listing);
-		}
+		granted = take_lease(dir, name, max_leases, recorded, deadline,
+							 &mutex_owned);
 	}
 	PG_CATCH();
 	{
@@ -325,12 +363,7 @@ zksync_semaphore_acquire(const char *name, int max_leases, bool xact,
 		zk_queue_check_lock_timeout(lock_deadline, ZKQ_SEMAPHORE, name);
 		return false;
 	}
-
-	/* the lease is ours; the next acquirer may go */
-	zk_wait_watch_end(true);
-	lease_pn.active = false;
-	zk_release_node(mutex_pn.node, 0, true);
-	add_lease(name, xact);
+	keep_lease(name, xact);
 	return true;
 }
 
