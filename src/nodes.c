@@ -1,6 +1,7 @@
 /*-------------------------------------------------------------------------
  * nodes.c
- *	  ZooKeeper node operations shared by the recipes (locks, barriers).
+ *	  ZooKeeper node operations shared by the recipes (locks, semaphores,
+ *	  barriers): they ride out connection loss.
  *
  * Protected create.  A recipe node is created EPHEMERAL_SEQUENTIAL under a
  * name that carries a fresh GUID: {dir}/_c_{guid}-{suffix}{seq}, the
@@ -24,6 +25,12 @@
  * Parents are container nodes (ZOO_CONTAINER): the server removes them once
  * they are empty, so lock and barrier directories do not pile up.  Under
  * zksync.auth, {root} and its fixed directories are persistent (tree.c).
+ *
+ * What can go wrong: a connection lost mid-call is waited out on the same
+ * session (zk_call_retrying) or, past zksync.connect_timeout or with the
+ * session gone, an ERROR; a create whose directory keeps being reaped is
+ * tried a bounded number of times.  docs/recipes.md, "Protected creates
+ * and abandonment", tells why.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

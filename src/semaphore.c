@@ -30,6 +30,7 @@
  * max_leases.  zksync records its count in the data of the semaphore's
  * node while anyone uses it (the node is a container, gone when unused),
  * and a zksync caller that states another count gets an ERROR naming both.
+ * docs/recipes.md, "Semaphores", tells the whole recipe.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

@@ -8,24 +8,32 @@
  *
  *	 zksync.c		_PG_init and every SQL-callable function: check the
  *					arguments, make one call down, form the result rows
- *	 lock.c			the read-write lock recipe: its grant rule, the hold
- *					table, multi-locks, downgrade, lost holds, the commit check
- *	 barrier.c		barriers and double barriers
+ *	 lock.c			the read-write lock recipe: its grant rule, waits,
+ *					multi-locks, releases, downgrade (lock.h)
+ *	 locktable.c	the lock's hold table: counts by scope and savepoint
+ *					level, lost holds, the commit check, zksync_locks()
+ *					(shared with lock.c through lock_int.h)
+ *	 semaphore.c	counting semaphores in Curator's layout (semaphore.h)
+ *	 barrier.c		barriers and double barriers (barrier.h)
  *	 queue.c		the contender queue every waiting recipe shares: create,
  *					list, ask the recipe's grant rule, watch one node, wait,
- *					hand-off, remove on any failed wait
+ *					hand-off, remove on any failed wait; the first-in-queue
+ *					rule, the max_holds and lock_timeout checks (queue.h)
  *	 handoff.c		passing a released write lock to a waiting backend of
- *					this cluster through shared memory
+ *					this cluster through shared memory (handoff.h)
  *	 xact.c			transaction/subtransaction callbacks and DISCARD ALL, for
- *					the recipes that register (ZkScopeHooks)
+ *					the recipes that register (ZkScopeHooks), and the commit
+ *					check's common part (xact.h)
  *	 waits.c		every wait in view (zksync_waits, zksync_blocking),
  *					log_lock_waits and deadlock detection, for the queues
  *					the recipes register (ZkQueueKind)
  *	 tree.c			under zksync.auth: {root} and its fixed directories
  *					made persistent with our ACL, their ACLs checked once
  *					per session (42501 if other clients may change them)
+ *					(tree.h)
  *	 nodes.c		node operations that ride out connection loss: the retry
  *					helper, protected (GUID) creates, abandonment, parents
+ *					(nodes.h)
  *	 releases.c		deletes of our nodes that survive connection loss
  *					(hold-back, batching), hunts for abandoned creates
  *	 held.c			watches on the nodes this backend holds
