@@ -46,6 +46,7 @@
  * create's reply was lost).  An exit that times out or is interrupted also
  * deletes our node: the backend has left, it only did not see everyone
  * else leave.  The participant table is per backend and not transactional.
+ * docs/recipes.md, "Barriers and double barriers", tells why.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

@@ -33,7 +33,7 @@
  * The slots live in shared memory, one per backend, so this works only
  * when zksync is in shared_preload_libraries; otherwise every grant comes
  * from ZooKeeper.  zksync.local_handoff = off makes a backend's waits take
- * grants from ZooKeeper only.
+ * grants from ZooKeeper only.  docs/recipes.md, "Hand-off".
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

@@ -41,6 +41,7 @@
  * next session only (and only our identity may change one that passed);
  * per-name directories made before the fixed directories were protected
  * keep their own ACLs (the README says how to replace them).
+ * docs/recipes.md, "The tree under zksync.auth".
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

@@ -20,6 +20,10 @@
  * the connection layer whether another client deleted a node this backend
  * holds; the recipes then mark those holds lost and warn, so a backend
  * hears of it at its next statement and not only at its next zksync call.
+ *
+ * The commit check's common part lives here too (zksync_confirm_held_nodes
+ * and its helpers): each recipe lists its held nodes and names its own
+ * lost hold; docs/design.md, "The commit check asks the server".
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
