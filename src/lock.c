@@ -133,7 +133,7 @@ lock_what(int q, const ZkContender *c)
 }
 
 static bool
-lock_granted(int q, const ZkContender *c, int n, int i, int room)
+lock_granted(int q, const ZkContender *c, int n, int i, int count)
 {
 	return zksync_rwlock_granted(c, n, i);
 }
@@ -143,7 +143,7 @@ lock_granted(int q, const ZkContender *c, int n, int i, int room)
  * a writer waits for everyone ahead of it, a reader for the writers ahead.
  */
 static bool
-lock_blocks(int q, const ZkContender *c, int n, int i, int j, int room)
+lock_blocks(int q, const ZkContender *c, int n, int i, int j, int count)
 {
 	return j < i && (!c[i].reader || !c[j].reader);
 }

@@ -12,9 +12,10 @@
  * prepared transaction outlives the backend, its ZooKeeper session does
  * not).  The COMMIT and ABORT events run after the point of no return or
  * during error recovery, so the work there (releasing nodes) uses the
- * no-throw paths the recipes register (ZkScopeHooks): the deletes are queued until applied, the wait
- * for them is bounded (ZKSYNC_RELEASE_WAIT_MS), and if memory runs out
- * the session is closed rather than a node left behind.
+ * no-throw paths the recipes register (ZkScopeHooks): the deletes are
+ * queued until applied, the wait for them is bounded
+ * (ZKSYNC_RELEASE_WAIT_MS), and if memory runs out the session is closed
+ * rather than a node left behind.
  *
  * Statements.  Every statement (ExecutorStart, ProcessUtility) first asks
  * the connection layer whether another client deleted a node this backend
