@@ -266,9 +266,9 @@ queue_loop(ZkProtected *pn, const char *dir, const char *tag,
 /*
  * Join the queue of `dir` with a node tagged `tag` carrying `data` (NULL
  * `tag`: pn is in the queue already), and wait until the driver grants it,
- * or `deadline` (0: none) passes.  Returns true when granted: pn->node and pn->czxid name our node, which
- * the caller now owns (and releases with zk_release_node).  Returns false
- * on timeout, our node removed.  On any ERROR our node is abandoned
+ * or `deadline` (0: none) passes.  Returns true when granted: pn->node
+ * and pn->czxid name our node, which the caller now owns (and releases
+ * with zk_release_node).  Returns false on timeout, our node removed.  On any ERROR our node is abandoned
  * (removed, in the background if need be) before the error propagates.
  * `name` is the recipe's name, in messages (drv->what says what it is).
  * pn must stay valid until this returns.
