@@ -46,6 +46,7 @@
  * create's reply was lost).  An exit that times out or is interrupted also
  * deletes our node: the backend has left, it only did not see everyone
  * else leave.  The participant table is per backend and not transactional.
+ * docs/recipes.md, "Barriers and double barriers", tells why.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -55,6 +56,8 @@
 #include "utils/memutils.h"
 
 #include "zksync.h"
+#include "nodes.h"
+#include "barrier.h"
 
 
 typedef struct Participant
@@ -258,10 +261,11 @@ agreed_participants(const char *dir, ZkReq *children)
 		g = zk_get(path, false);
 		if (zk_call(g) == ZOK && zk_req_data(g))
 		{
-			const char *p = strstr(zk_req_data(g), "\"participants\":");
+			int64		v;
 
-			if (p)
-				n = atoi(p + strlen("\"participants\":"));
+			if (zksync_json_int(zk_req_data(g), zk_req_datalen(g),
+								"participants", 1, PG_INT32_MAX, &v))
+				n = (int) v;
 		}
 		zk_req_free(g);
 		if (n > 0)
@@ -296,6 +300,85 @@ make_ready(const char *dir)
 		zk_report_error(rc, "create", path);
 }
 
+/* ERROR if this backend is inside double barrier `name` (directory `dir`) */
+static void
+check_not_entered(const char *dir, const char *name)
+{
+	init_entered();
+	if (hash_search(entered, dir, HASH_FIND, NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this backend has already entered double barrier \"%s\"", name),
+				 errhint("Call zksync_dbarrier_exit('%s') first.", name)));
+}
+
+/* ERROR if those inside agreed on another count of participants */
+static void
+check_agreed_count(const char *dir, const char *name, int participants)
+{
+	ZkReq	   *g = zk_children_retrying(dir);
+	int			agreed = zk_req_rc(g) == ZOK ? agreed_participants(dir, g) : -1;
+
+	zk_req_free(g);
+	if (agreed > 0 && agreed != participants)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg_plural("double barrier \"%s\" was entered with %d participant, not %d",
+							   "double barrier \"%s\" was entered with %d participants, not %d",
+							   agreed, name, agreed, participants)));
+}
+
+/*
+ * With our node made: wait until "ready" exists, or until `participants`
+ * are in (then make "ready").  True once passed; false at `deadline`.
+ */
+static bool
+await_ready(const char *dir, const char *name, int participants,
+			TimestampTz deadline)
+{
+	char	   *ready = psprintf("%s/%s", dir, ZKSYNC_READY_NODE);
+
+	for (;;)
+	{
+		uint64		seen = zk_events_seen();
+		ZkReq	   *g;
+		bool		enough;
+
+		if (node_exists(ready, WATCH_MADE))
+			return true;
+		g = zk_children_retrying(dir);
+		enough = zk_req_rc(g) == ZOK && count_participants(g) >= participants;
+		zk_req_free(g);
+		if (enough)
+		{
+			make_ready(dir);
+			return true;
+		}
+		if (deadline != 0 && GetCurrentTimestamp() >= deadline)
+			return false;
+		if (zk_wait_event(seen, NULL, deadline, false) == ZKW_TIMEOUT)
+			continue;			/* look once more, then give up */
+		if (!zk_session_usable())
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("ZooKeeper session expired while entering double barrier \"%s\"",
+							name)));
+	}
+}
+
+/* We are inside: remember our node, and watch it. */
+static void
+remember_entered(const char *dir, int participants)
+{
+	Participant *p;
+
+	entering.active = false;
+	p = (Participant *) hash_search(entered, dir, HASH_ENTER, NULL);
+	strlcpy(p->node, entering.node, sizeof(p->node));
+	p->participants = participants;
+	p->watch = zk_held_watch(p->node);
+}
+
 /*
  * Enter: true once `participants` have entered; false if `timeout_ms`
  * (negative: no limit) runs out first, having left again.
@@ -304,67 +387,22 @@ bool
 zksync_dbarrier_enter(const char *name, int participants, int timeout_ms)
 {
 	char	   *dir = zksync_recipe_dir(ZKSYNC_DBARRIERS, name);
-	char	   *ready = psprintf("%s/%s", dir, ZKSYNC_READY_NODE);
 	TimestampTz deadline = deadline_after(timeout_ms);
-	ZkReq	   *g;
-	int			agreed;
 	char		extra[64];
 	char	   *data;
 	int			len;
-	bool		passed = false;
-	Participant *p;
+	volatile bool passed = false;
 
-	init_entered();
-	if (hash_search(entered, dir, HASH_FIND, NULL))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("this backend has already entered double barrier \"%s\"", name),
-				 errhint("Call zksync_dbarrier_exit('%s') first.", name)));
+	check_not_entered(dir, name);
 	zk_connect();
-
-	g = zk_children_retrying(dir);
-	agreed = zk_req_rc(g) == ZOK ? agreed_participants(dir, g) : -1;
-	zk_req_free(g);
-	if (agreed > 0 && agreed != participants)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("double barrier \"%s\" was entered with %d participants, not %d",
-						name, agreed, participants)));
-
+	check_agreed_count(dir, name, participants);
 	snprintf(extra, sizeof(extra), "\"participants\":%d", participants);
 	data = zksync_owner_data(extra, &len);
 
 	PG_TRY();
 	{
 		zk_protected_create(&entering, dir, ZKSYNC_TAG_PART, data, len, NULL);
-		for (;;)
-		{
-			uint64		seen = zk_events_seen();
-
-			if (node_exists(ready, WATCH_MADE))
-			{
-				passed = true;
-				break;
-			}
-			g = zk_children_retrying(dir);
-			if (zk_req_rc(g) == ZOK && count_participants(g) >= participants)
-			{
-				zk_req_free(g);
-				make_ready(dir);
-				passed = true;
-				break;
-			}
-			zk_req_free(g);
-			if (deadline != 0 && GetCurrentTimestamp() >= deadline)
-				break;
-			if (zk_wait_event(seen, NULL, deadline, false) == ZKW_TIMEOUT)
-				continue;		/* look once more, then give up */
-			if (!zk_session_usable())
-				ereport(ERROR,
-						(errcode(ERRCODE_CONNECTION_FAILURE),
-						 errmsg("ZooKeeper session expired while entering double barrier \"%s\"",
-								name)));
-		}
+		passed = await_ready(dir, name, participants, deadline);
 		if (!passed)
 		{
 			entering.active = false;
@@ -382,11 +420,7 @@ zksync_dbarrier_enter(const char *name, int participants, int timeout_ms)
 
 	if (!passed)
 		return false;
-	entering.active = false;
-	p = (Participant *) hash_search(entered, dir, HASH_ENTER, NULL);
-	strlcpy(p->node, entering.node, sizeof(p->node));
-	p->participants = participants;
-	p->watch = zk_held_watch(p->node);
+	remember_entered(dir, participants);
 	return true;
 }
 
@@ -417,6 +451,94 @@ await_ready_gone(const char *dir)
 }
 
 /*
+ * The participants of `dir`, sorted by name (byte order, as the other
+ * libraries sort): *n of them, *me_in if `mine` is among them.
+ */
+static char **
+list_participants(const char *dir, const char *mine, int *n, bool *me_in)
+{
+	ZkReq	   *g = zk_children_retrying(dir);
+	char	  **parts;
+	int			i;
+
+	*n = 0;
+	*me_in = false;
+	parts = palloc(sizeof(char *) * (zk_req_nchildren(g) + 1));
+	for (i = 0; zk_req_rc(g) == ZOK && i < zk_req_nchildren(g); i++)
+		if (zksync_dbarrier_is_participant(zk_req_children(g)[i]))
+		{
+			parts[*n] = pstrdup(zk_req_children(g)[i]);
+			*me_in |= strcmp(parts[*n], mine) == 0;
+			(*n)++;
+		}
+	zk_req_free(g);
+	zksync_sort_by_name(parts, *n);
+	return parts;
+}
+
+/*
+ * One look at the barrier while leaving (our node is `node`, named
+ * `mine`).  Nobody left but us: remove our node and "ready", and return
+ * NULL (done).  Else return the node to wait for: the highest if we are
+ * the lowest (our node stays), else the lowest (our node goes first).
+ */
+static char *
+leave_step(const char *dir, const char *node, const char *mine)
+{
+	int			n;
+	bool		me_in;
+	char	  **parts = list_participants(dir, mine, &n, &me_in);
+
+	if (n == 0 || (n == 1 && me_in))
+	{
+		/* the last one out leaves nothing behind */
+		zk_release_node(node, ZKSYNC_RELEASE_WAIT_MS, false);
+		if (n == 0)
+			await_ready_gone(dir);
+		else
+			zk_release_node(psprintf("%s/%s", dir, ZKSYNC_READY_NODE),
+							ZKSYNC_RELEASE_WAIT_MS, false);
+		return NULL;
+	}
+	if (me_in && strcmp(parts[0], mine) == 0)
+		return zksync_child_path(dir, parts[n - 1]);
+	if (me_in)
+		zk_release_node(node, ZKSYNC_RELEASE_WAIT_MS, false);
+	return zksync_child_path(dir, parts[0]);
+}
+
+/*
+ * Leave, looking again after every wake-up, until everyone is out (true)
+ * or `deadline` passes (false).
+ */
+static bool
+await_all_out(const char *dir, const char *node, const char *name,
+			  TimestampTz deadline)
+{
+	const char *mine = strrchr(node, '/') + 1;
+
+	for (;;)
+	{
+		char	   *watch = leave_step(dir, node, mine);
+		uint64		seen;
+
+		if (watch == NULL)
+			return true;
+		if (deadline != 0 && GetCurrentTimestamp() >= deadline)
+			return false;
+		seen = zk_events_seen();
+		if (!node_exists(watch, WATCH_GONE))
+			continue;
+		zk_wait_event(seen, NULL, deadline, false);
+		if (!zk_session_usable())
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("ZooKeeper session expired while leaving double barrier \"%s\"",
+							name)));
+	}
+}
+
+/*
  * Exit: true once every participant has exited or disconnected; false if
  * `timeout_ms` (negative: no limit) runs out first.  Either way this
  * backend has left the barrier when it returns.
@@ -428,8 +550,7 @@ zksync_dbarrier_exit(const char *name, int timeout_ms)
 	TimestampTz deadline = deadline_after(timeout_ms);
 	Participant *p;
 	char		node[ZKSYNC_PATH_MAX];
-	const char *mine;
-	bool		done = false;
+	volatile bool done = false;
 
 	init_entered();
 	p = (Participant *) hash_search(entered, dir, HASH_FIND, NULL);
@@ -438,7 +559,6 @@ zksync_dbarrier_exit(const char *name, int timeout_ms)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("this backend has not entered double barrier \"%s\"", name)));
 	strlcpy(node, p->node, sizeof(node));
-	mine = strrchr(node, '/') + 1;
 	zk_connect();
 	/* leaving: our own delete of the node is not a loss */
 	zk_held_drop(p->watch);
@@ -446,59 +566,7 @@ zksync_dbarrier_exit(const char *name, int timeout_ms)
 
 	PG_TRY();
 	{
-		for (;;)
-		{
-			ZkReq	   *g = zk_children_retrying(dir);
-			char	  **parts;
-			int			n = 0,
-						i;
-			bool		me_in = false;
-			char	   *watch;
-			uint64		seen;
-
-			parts = palloc(sizeof(char *) * (zk_req_nchildren(g) + 1));
-			for (i = 0; zk_req_rc(g) == ZOK && i < zk_req_nchildren(g); i++)
-				if (zksync_dbarrier_is_participant(zk_req_children(g)[i]))
-				{
-					parts[n] = pstrdup(zk_req_children(g)[i]);
-					me_in |= strcmp(parts[n], mine) == 0;
-					n++;
-				}
-			zk_req_free(g);
-			zksync_sort_by_name(parts, n);
-
-			if (n == 0 || (n == 1 && me_in))
-			{
-				/* the last one out leaves nothing behind */
-				zk_release_node(node, ZKSYNC_RELEASE_WAIT_MS, false);
-				if (n == 0)
-					await_ready_gone(dir);
-				else
-					zk_release_node(psprintf("%s/%s", dir, ZKSYNC_READY_NODE),
-									ZKSYNC_RELEASE_WAIT_MS, false);
-				done = true;
-				break;
-			}
-			if (me_in && strcmp(parts[0], mine) == 0)
-				watch = zksync_child_path(dir, parts[n - 1]);
-			else
-			{
-				if (me_in)
-					zk_release_node(node, ZKSYNC_RELEASE_WAIT_MS, false);
-				watch = zksync_child_path(dir, parts[0]);
-			}
-			if (deadline != 0 && GetCurrentTimestamp() >= deadline)
-				break;
-			seen = zk_events_seen();
-			if (!node_exists(watch, WATCH_GONE))
-				continue;
-			zk_wait_event(seen, NULL, deadline, false);
-			if (!zk_session_usable())
-				ereport(ERROR,
-						(errcode(ERRCODE_CONNECTION_FAILURE),
-						 errmsg("ZooKeeper session expired while leaving double barrier \"%s\"",
-								name)));
-		}
+		done = await_all_out(dir, node, name, deadline);
 		if (!done)
 			zk_release_node(node, ZKSYNC_RELEASE_WAIT_MS, false);
 	}
@@ -561,9 +629,9 @@ dbarrier_lost_nodes(void)
 		{
 			ereport(WARNING,
 					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg("this backend's place in double barrier \"%s\" is lost: another client deleted its node",
+					 errmsg("this backend's place in double barrier \"%s\" is lost",
 							strrchr(p->dir, '/') + 1),
-					 errdetail("Node \"%s\" was deleted while this backend was inside the barrier; the others no longer count it.",
+					 errdetail("Another client deleted node \"%s\" while this backend was inside the barrier; the others no longer count it.",
 							   p->node)));
 			zk_held_drop(p->watch);
 			p->watch = NULL;

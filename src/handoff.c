@@ -33,7 +33,7 @@
  * The slots live in shared memory, one per backend, so this works only
  * when zksync is in shared_preload_libraries; otherwise every grant comes
  * from ZooKeeper.  zksync.local_handoff = off makes a backend's waits take
- * grants from ZooKeeper only.
+ * grants from ZooKeeper only.  docs/recipes.md, "Hand-off".
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -48,6 +48,10 @@
 #include "storage/spin.h"
 
 #include "zksync.h"
+#include "handoff.h"
+
+/* Longest zksync.hosts for which backends hand locks to each other (bytes) */
+#define ZKSYNC_HOSTS_MAX	256
 
 bool		zksync_local_handoff = true;
 
@@ -65,11 +69,11 @@ typedef struct HandoffSlot
 	SlotState	state;
 	uint32		hash;			/* of node and ensemble */
 	Latch	   *latch;
-	char		ensemble[ZKSYNC_HOSTS_KEY];	/* zksync.hosts of the session */
+	char		ensemble[ZKSYNC_HOSTS_MAX];	/* zksync.hosts of the session */
 	char		node[ZKSYNC_PATH_MAX];	/* full path of the watched node */
 	/* the granted write node this backend released last */
 	uint32		released_hash;
-	char		released_ensemble[ZKSYNC_HOSTS_KEY];
+	char		released_ensemble[ZKSYNC_HOSTS_MAX];
 	char		released[ZKSYNC_PATH_MAX];
 } HandoffSlot;
 
@@ -138,7 +142,7 @@ key_hash(const char *node, const char *ensemble)
 static bool
 key_fits(const char *node, const char *ensemble)
 {
-	return strlen(node) < ZKSYNC_PATH_MAX && strlen(ensemble) < ZKSYNC_HOSTS_KEY;
+	return strlen(node) < ZKSYNC_PATH_MAX && strlen(ensemble) < ZKSYNC_HOSTS_MAX;
 }
 
 static bool

@@ -1,6 +1,7 @@
 /*-------------------------------------------------------------------------
  * nodes.c
- *	  ZooKeeper node operations shared by the recipes (locks, barriers).
+ *	  ZooKeeper node operations shared by the recipes (locks, semaphores,
+ *	  barriers): they ride out connection loss.
  *
  * Protected create.  A recipe node is created EPHEMERAL_SEQUENTIAL under a
  * name that carries a fresh GUID: {dir}/_c_{guid}-{suffix}{seq}, the
@@ -24,6 +25,12 @@
  * Parents are container nodes (ZOO_CONTAINER): the server removes them once
  * they are empty, so lock and barrier directories do not pile up.  Under
  * zksync.auth, {root} and its fixed directories are persistent (tree.c).
+ *
+ * What can go wrong: a connection lost mid-call is waited out on the same
+ * session (zk_call_retrying) or, past zksync.connect_timeout or with the
+ * session gone, an ERROR; a create whose directory keeps being reaped is
+ * tried a bounded number of times.  docs/recipes.md, "Protected creates
+ * and abandonment", tells why.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -33,6 +40,7 @@
 #include "utils/memutils.h"
 
 #include "zksync.h"
+#include "nodes.h"
 
 /*
  * Create `dir` and its parents as containers; under zksync.auth, {root},
@@ -326,6 +334,70 @@ zk_protected_create(ZkProtected *pn, const char *dir, const char *suffix,
 #define CREATES_PER_MULTI	500
 
 /*
+ * One round of create_each(): wait for the creates sent (cr[i]), keep the
+ * nodes made (each with a listing sent behind), and for a create that met
+ * its directory missing, send that directory's create in its place.
+ * Returns how many met their directory missing; *lost is set if a reply
+ * was lost to a connection error.  May throw on other errors.
+ */
+static int
+collect_creates(ZkProtected *pns, int k, ZkReq **cr, char **prefixes,
+				char **dirs, ZkReq **children, bool *lost)
+{
+	int			missing = 0;
+	int			i;
+
+	for (i = 0; i < k; i++)
+	{
+		int			rc;
+
+		if (cr[i] == NULL)
+			continue;
+		rc = zk_call(cr[i]);
+		if (rc == ZOK)
+		{
+			strlcpy(pns[i].node, zk_req_path(cr[i]), ZKSYNC_PATH_MAX);
+			children[i] = zk_get_children(dirs[i]);
+		}
+		else if (rc == ZNONODE)
+		{
+			missing++;
+			zk_req_free(cr[i]);
+			cr[i] = zk_create(dirs[i], "", 0, ZOO_CONTAINER);	/* again */
+			continue;
+		}
+		else if (zk_is_connection_error(rc))
+			*lost = true;
+		else
+			zk_report_error(rc, "create", prefixes[i]);
+		zk_req_free(cr[i]);
+		cr[i] = NULL;
+	}
+	return missing;
+}
+
+/*
+ * Wait for the directories create_each() made again (or found made by
+ * others); one whose parent went too has its parents made again.
+ */
+static void
+collect_remade_dirs(int k, ZkReq **cr, char **dirs)
+{
+	int			i;
+
+	for (i = 0; i < k; i++)
+		if (cr[i])
+		{
+			int			rc = zk_call(cr[i]);
+
+			zk_req_free(cr[i]);
+			cr[i] = NULL;
+			if (rc == ZNONODE)
+				zk_ensure_parents(dirs[i]);
+		}
+}
+
+/*
  * Create the nodes of pns (k of them, made from `prefixes` under `dirs`)
  * one by one, all sent at once, each with a listing of its directory sent
  * behind it (children[i]).  A create that meets its directory missing
@@ -342,56 +414,22 @@ create_each(ZkProtected *pns, int k, char **prefixes, char **dirs,
 
 	for (;;)
 	{
-		int			missing = 0;
+		int			missing;
 		bool		lost = false;
 		int			i;
 
 		if (++rounds > 20)
 			ereport(ERROR,
 					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-					 errmsg("could not create the nodes of %d locks after %d rounds",
-							k, rounds - 1)));
+					 errmsg_plural("could not create the node of %d lock after %d rounds",
+								   "could not create the nodes of %d locks after %d rounds",
+								   k, k, rounds - 1)));
 		for (i = 0; i < k; i++)
 			if (pns[i].node[0] == '\0')
 				cr[i] = zk_create(prefixes[i], data, datalen,
 								  ZOO_EPHEMERAL_SEQUENTIAL);
-		for (i = 0; i < k; i++)
-		{
-			int			rc;
-
-			if (cr[i] == NULL)
-				continue;
-			rc = zk_call(cr[i]);
-			if (rc == ZOK)
-			{
-				strlcpy(pns[i].node, zk_req_path(cr[i]), ZKSYNC_PATH_MAX);
-				children[i] = zk_get_children(dirs[i]);
-			}
-			else if (rc == ZNONODE)
-			{
-				missing++;
-				zk_req_free(cr[i]);
-				cr[i] = zk_create(dirs[i], "", 0, ZOO_CONTAINER);	/* again */
-				continue;
-			}
-			else if (zk_is_connection_error(rc))
-				lost = true;
-			else
-				zk_report_error(rc, "create", prefixes[i]);
-			zk_req_free(cr[i]);
-			cr[i] = NULL;
-		}
-		/* the directories made again (or found made by others) */
-		for (i = 0; i < k; i++)
-			if (cr[i])
-			{
-				int			rc = zk_call(cr[i]);
-
-				zk_req_free(cr[i]);
-				cr[i] = NULL;
-				if (rc == ZNONODE)
-					zk_ensure_parents(dirs[i]);	/* its parents went too */
-			}
+		missing = collect_creates(pns, k, cr, prefixes, dirs, children, &lost);
+		collect_remade_dirs(k, cr, dirs);
 		if (lost)
 		{
 			/* did the creates happen?  The GUIDs tell. */
@@ -444,6 +482,103 @@ make_missing_dirs(char **dirs, int k)
 }
 
 /*
+ * After a multi's reply was lost: all or none of its k creates happened,
+ * and the first directory tells which.  True if they did (every pns[i]
+ * found by its GUID); false if none did.  ERROR if only some are found.
+ */
+static bool
+settle_lost_multi(ZkProtected *pns, int k, char **dirs)
+{
+	int			i;
+
+	if (!find_own_node(&pns[0]))
+		return false;
+	for (i = 1; i < k; i++)
+		if (!find_own_node(&pns[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+					 errmsg("could not find the node of \"%s\" made by an interrupted multi",
+							dirs[i])));
+	return true;
+}
+
+/*
+ * Create the k nodes of one chunk (pns, from `prefixes` under `dirs`) in
+ * one multi, with the listings pipelined behind (children[i], or NULL if
+ * the chunk had to be made again).  Missing directories are made and the
+ * multi sent again, at most three times; then the nodes are made one by
+ * one (create_each).  May throw.
+ */
+static void
+create_chunk(ZkProtected *pns, int k, char **prefixes, char **dirs,
+			 const char *data, int datalen, ZkReq **children)
+{
+	int			dir_tries = 0;
+	int			attempts = 0;
+	int			i;
+
+	for (;;)
+	{
+		ZkReq	   *m;
+		int			rc;
+
+		if (++attempts > 10)
+			ereport(ERROR,
+					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+					 errmsg_plural("could not create the node of %d lock after %d attempts",
+								   "could not create the nodes of %d locks after %d attempts",
+								   k, k, attempts - 1)));
+		m = zk_create_many(k, prefixes, data, datalen);
+		for (i = 0; i < k; i++)
+			children[i] = zk_get_children(dirs[i]);
+		rc = zk_call(m);
+		if (rc == ZOK)
+		{
+			for (i = 0; i < k; i++)
+				strlcpy(pns[i].node, zk_req_children(m)[i], ZKSYNC_PATH_MAX);
+			zk_req_free(m);
+			return;
+		}
+		zk_req_free(m);
+		for (i = 0; i < k; i++)
+		{
+			zk_req_free(children[i]);
+			children[i] = NULL;
+		}
+		if (rc == ZNONODE && dir_tries < 3)
+		{
+			/*
+			 * Directories are missing (names never used, or reaped): find
+			 * which, make them, all at once, and try the multi again.  (The
+			 * C client cannot read the reply of a multi that makes
+			 * containers, so they are made apart.)
+			 */
+			dir_tries++;
+			make_missing_dirs(dirs, k);
+		}
+		else if (rc == ZNONODE)
+		{
+			/*
+			 * A directory is missing: containers go once emptied, and the
+			 * server reaps them one by one, so a multi may keep meeting
+			 * another.  Make these nodes one by one instead, each
+			 * directory again where needed.
+			 */
+			create_each(pns, k, prefixes, dirs, data, datalen, children);
+			return;
+		}
+		else if (zk_is_connection_error(rc))
+		{
+			zk_reconnect_or_error("create", prefixes[0]);
+			if (settle_lost_multi(pns, k, dirs))
+				return;
+		}
+		else
+			zk_report_error(rc, "create", prefixes[0]);
+	}
+}
+
+/*
  * Create one node {dirs[i]}/_c_{guid}-{suffix}{seq} in each of `n`
  * directories, under one GUID, in as few requests as can be: multis of up
  * to CREATES_PER_MULTI creates, each all or none, with a listing of each
@@ -460,25 +595,21 @@ zk_protected_create_many(ZkProtected *pns, int n, char **dirs,
 {
 	char		guid[40];
 	int			start;
+	int			i;
 
 	zksync_make_guid(guid, sizeof(guid));
 	memset(pns, 0, sizeof(ZkProtected) * n);
-	for (start = 0; start < n; start++)
+	for (i = 0; i < n; i++)
 	{
-		ZkProtected *pn = &pns[start];
-
-		strlcpy(pn->guid, guid, sizeof(pn->guid));
-		strlcpy(pn->dir, dirs[start], sizeof(pn->dir));
-		pn->active = true;
-		children[start] = NULL;
+		strlcpy(pns[i].guid, guid, sizeof(pns[i].guid));
+		strlcpy(pns[i].dir, dirs[i], sizeof(pns[i].dir));
+		pns[i].active = true;
+		children[i] = NULL;
 	}
 	for (start = 0; start < n; start += CREATES_PER_MULTI)
 	{
 		int			k = Min(n - start, CREATES_PER_MULTI);
 		char	  **prefixes = palloc(sizeof(char *) * k);
-		int			dir_tries = 0;
-		int			attempts = 0;
-		int			i;
 
 		for (i = 0; i < k; i++)
 		{
@@ -486,75 +617,8 @@ zk_protected_create_many(ZkProtected *pns, int n, char **dirs,
 			zksync_protected_prefix(prefixes[i], ZKSYNC_PATH_MAX,
 									dirs[start + i], guid, suffix);
 		}
-		for (;;)
-		{
-			ZkReq	   *m;
-			int			rc;
-
-			if (++attempts > 10)
-				ereport(ERROR,
-						(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-						 errmsg("could not create the nodes of %d locks after %d attempts",
-								k, attempts - 1)));
-			m = zk_create_many(k, prefixes, data, datalen);
-			for (i = 0; i < k; i++)
-				children[start + i] = zk_get_children(dirs[start + i]);
-			rc = zk_call(m);
-			if (rc == ZOK)
-			{
-				for (i = 0; i < k; i++)
-					strlcpy(pns[start + i].node, zk_req_children(m)[i], ZKSYNC_PATH_MAX);
-				zk_req_free(m);
-				break;
-			}
-			zk_req_free(m);
-			for (i = 0; i < k; i++)
-			{
-				zk_req_free(children[start + i]);
-				children[start + i] = NULL;
-			}
-			if (rc == ZNONODE && dir_tries < 3)
-			{
-				/*
-				 * Directories are missing (names never used, or reaped):
-				 * find which, make them, all at once, and try the multi
-				 * again.  (The C client cannot read the reply of a multi
-				 * that makes containers, so they are made apart.)
-				 */
-				dir_tries++;
-				make_missing_dirs(&dirs[start], k);
-				continue;
-			}
-			if (rc == ZNONODE)
-			{
-				/*
-				 * A directory is missing: containers go once emptied, and
-				 * the server reaps them one by one, so a multi may keep
-				 * meeting another.  Make these nodes one by one instead,
-				 * each directory again where needed.
-				 */
-				create_each(&pns[start], k, prefixes, &dirs[start], data,
-							datalen, &children[start]);
-				break;
-			}
-			else if (zk_is_connection_error(rc))
-			{
-				/* all or none: the first directory tells which */
-				zk_reconnect_or_error("create", prefixes[0]);
-				if (find_own_node(&pns[start]))
-				{
-					for (i = 1; i < k; i++)
-						if (!find_own_node(&pns[start + i]))
-							ereport(ERROR,
-									(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-									 errmsg("could not find the node of \"%s\" made by an interrupted multi",
-											dirs[start + i])));
-					break;
-				}
-			}
-			else
-				zk_report_error(rc, "create", prefixes[0]);
-		}
+		create_chunk(&pns[start], k, prefixes, &dirs[start], data, datalen,
+					 &children[start]);
 	}
 }
 

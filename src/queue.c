@@ -1,6 +1,7 @@
 /*-------------------------------------------------------------------------
  * queue.c
- *	  The contender queue that every waiting recipe shares.
+ *	  The contender queue that every waiting recipe shares, and the checks
+ *	  every recipe makes around it (max_holds, lock_timeout).
  *
  * ZooKeeper's lock recipes all wait the same way; only the answer to "is
  * my node granted, and if not, which node must go first?" differs from one
@@ -28,8 +29,9 @@
  * through shared memory (handoff.c explains why that grants nothing the
  * recipe would not).  Such a grant is taken only on a session known alive,
  * or confirmed alive by the server with our node still ours: a process
- * stopped past its session timeout must not wake up as a holder (SPEC
- * point 14).
+ * stopped past its session timeout must not wake up as a holder: its
+ * session may have expired, and another client may hold the lock now
+ * (docs/recipes.md, "Hand-off").
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -38,16 +40,113 @@
 #include "storage/proc.h"
 
 #include "zksync.h"
+#include "nodes.h"
+#include "queue.h"
+#include "handoff.h"
 
 /*
- * Ask the driver about our node in listing `g`.  Returns true if granted;
- * else sets `*watch` (a full path, palloc'd: another client's name may be
- * of any length) to the node to wait for and `*handed` to whether that
- * node may be handed to us.  ERROR if our node is gone.
+ * The first-in-queue rule, its one home: the contender with the lowest
+ * sequence is granted; any other waits for its immediate predecessor.  A
+ * write lock and a semaphore's mutex use it (lock.c, semaphore.c).
+ */
+bool
+zk_queue_first_granted(const ZkContender *c, int n, int mine, int *watch)
+{
+	if (mine == 0)
+		return true;
+	*watch = mine - 1;
+	return false;
+}
+
+/* Our node is not in its queue any more: ERROR (08006). */
+static void
+report_node_gone(ZkQueueWhat what, const char *name, const char *node)
+{
+	switch (what)
+	{
+		case ZKQ_WRITE_LOCK:
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("the node of zksync write lock \"%s\" disappeared while waiting",
+							name),
+					 errdetail("The ZooKeeper session expired, or another client deleted node \"%s\".",
+							   node)));
+			break;
+		case ZKQ_READ_LOCK:
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("the node of zksync read lock \"%s\" disappeared while waiting",
+							name),
+					 errdetail("The ZooKeeper session expired, or another client deleted node \"%s\".",
+							   node)));
+			break;
+		case ZKQ_SEMAPHORE:
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("the node of zksync semaphore \"%s\" disappeared while waiting",
+							name),
+					 errdetail("The ZooKeeper session expired, or another client deleted node \"%s\".",
+							   node)));
+			break;
+	}
+	pg_unreachable();
+}
+
+/*
+ * The session expired during a wait: ERROR (08006).  `handed`: the lock
+ * had been handed to us by a backend of this cluster meanwhile (only a
+ * lock's waits take hand-offs).
+ */
+static void
+report_session_expired(ZkQueueWhat what, const char *name, bool handed)
+{
+	if (handed && what == ZKQ_READ_LOCK)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("ZooKeeper session expired while waiting for zksync read lock \"%s\"",
+						name),
+				 errdetail("The lock was released to this backend, but its session had expired meanwhile (was the process stopped?); another client may hold it now."),
+				 errhint("Every zksync lock this backend held is lost. The next call opens a new session.")));
+	if (handed)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("ZooKeeper session expired while waiting for zksync write lock \"%s\"",
+						name),
+				 errdetail("The lock was released to this backend, but its session had expired meanwhile (was the process stopped?); another client may hold it now."),
+				 errhint("Every zksync lock this backend held is lost. The next call opens a new session.")));
+	switch (what)
+	{
+		case ZKQ_WRITE_LOCK:
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("ZooKeeper session expired while waiting for zksync write lock \"%s\"",
+							name)));
+			break;
+		case ZKQ_READ_LOCK:
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("ZooKeeper session expired while waiting for zksync read lock \"%s\"",
+							name)));
+			break;
+		case ZKQ_SEMAPHORE:
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("ZooKeeper session expired while waiting for zksync semaphore \"%s\"",
+							name)));
+			break;
+	}
+	pg_unreachable();
+}
+
+/*
+ * Ask the driver whether our node is granted in listing `g`.  Returns true
+ * if so; else sets `*watch` (a full path, palloc'd: another client's name
+ * may be of any length) to the node to wait for and `*handed` to whether
+ * that node may be handed to us.  ERROR if our node is gone.
  */
 static bool
-decide(const ZkQueueDriver *drv, ZkProtected *pn, ZkReq *g,
-	   const char *what, const char *name, char **watch, bool *handed)
+ask_driver(const ZkQueueDriver *drv, ZkProtected *pn, ZkReq *g,
+		   const char *name, char **watch, bool *handed)
 {
 	ZkContender *c;
 	const char *mine = strrchr(pn->node, '/') + 1;
@@ -63,12 +162,7 @@ decide(const ZkQueueDriver *drv, ZkProtected *pn, ZkReq *g,
 		if (strcmp(c[i].name, mine) == 0)
 			me = i;
 	if (me < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("the node of zksync %s \"%s\" disappeared while waiting",
-						what, name),
-				 errdetail("The ZooKeeper session expired, or another client deleted node \"%s\".",
-						   pn->node)));
+		report_node_gone(drv->what, name, pn->node);
 	granted = drv->granted(c, n, me, &blocker);
 	if (!granted)
 	{
@@ -88,7 +182,7 @@ decide(const ZkQueueDriver *drv, ZkProtected *pn, ZkReq *g,
 static bool
 queue_loop(ZkProtected *pn, const char *dir, const char *tag,
 		   const char *data, int datalen, const ZkQueueDriver *drv,
-		   TimestampTz deadline, const char *what, const char *name)
+		   TimestampTz deadline, const char *name)
 {
 	ZkReq	   *g = NULL;
 
@@ -114,7 +208,7 @@ queue_loop(ZkProtected *pn, const char *dir, const char *tag,
 			zk_req_free(g);
 			g = zk_children_retrying(dir);
 		}
-		granted = decide(drv, pn, g, what, name, &path, &may_handoff);
+		granted = ask_driver(drv, pn, g, name, &path, &may_handoff);
 		zk_req_free(g);
 		g = NULL;
 		if (granted)
@@ -150,12 +244,7 @@ queue_loop(ZkProtected *pn, const char *dir, const char *tag,
 				zk_confirm_session_alive(pn->node, zksync_session_timeout))
 				return true;
 			if (!zk_session_usable())
-				ereport(ERROR,
-						(errcode(ERRCODE_CONNECTION_FAILURE),
-						 errmsg("ZooKeeper session expired while waiting for zksync %s \"%s\"",
-								what, name),
-						 errdetail("The lock was released to this backend, but its session had expired meanwhile (was the process stopped?); another client may hold it now."),
-						 errhint("Every zksync lock this backend held is lost. The next call opens a new session.")));
+				report_session_expired(drv->what, name, true);
 			continue;			/* not confirmed: let ZooKeeper decide */
 		}
 		if (rc == ZNONODE)
@@ -165,10 +254,7 @@ queue_loop(ZkProtected *pn, const char *dir, const char *tag,
 		if (result == ZKW_TIMEOUT)
 			break;
 		if (!zk_session_usable())
-			ereport(ERROR,
-					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg("ZooKeeper session expired while waiting for zksync %s \"%s\"",
-							what, name)));
+			report_session_expired(drv->what, name, false);
 	}
 
 	/* timed out: our node must not stay behind to block others */
@@ -179,26 +265,26 @@ queue_loop(ZkProtected *pn, const char *dir, const char *tag,
 
 /*
  * Join the queue of `dir` with a node tagged `tag` carrying `data` (NULL
- * `tag`: pn is in the queue already), and wait until the driver grants it, or `deadline` (0: none) passes.
- * Returns true when granted: pn->node and pn->czxid name our node, which
- * the caller now owns (and releases with zk_release_node).  Returns false
- * on timeout, our node removed.  On any ERROR our node is abandoned
+ * `tag`: pn is in the queue already), and wait until the driver grants it,
+ * or `deadline` (0: none) passes.  Returns true when granted: pn->node
+ * and pn->czxid name our node, which the caller now owns (and releases
+ * with zk_release_node).  Returns false on timeout, our node removed.  On any ERROR our node is abandoned
  * (removed, in the background if need be) before the error propagates.
- * `what` and `name` say what is waited for, in messages ("write lock",
- * "x").  pn must stay valid until this returns.
+ * `name` is the recipe's name, in messages (drv->what says what it is).
+ * pn must stay valid until this returns.
  */
 bool
 zk_queue_wait(ZkProtected *pn, const char *dir, const char *tag,
 			  const char *data, int datalen, const ZkQueueDriver *drv,
-			  TimestampTz deadline, const char *what, const char *name)
+			  TimestampTz deadline, const char *name)
 {
 	bool		granted = false;
 
 	PG_TRY();
 	{
 		granted = queue_loop(pn, dir, tag, data, datalen, drv, deadline,
-							 what, name);
-		if (granted && drv->step)
+							 name);
+		if (granted && drv->grant_continues_wait)
 			zk_wait_watch_step();
 		else
 			zk_wait_watch_end(granted);
@@ -223,9 +309,9 @@ zk_queue_wait(ZkProtected *pn, const char *dir, const char *tag,
  */
 bool
 zk_queue_wait_node(ZkProtected *pn, const ZkQueueDriver *drv,
-				   TimestampTz deadline, const char *what, const char *name)
+				   TimestampTz deadline, const char *name)
 {
-	return zk_queue_wait(pn, pn->dir, NULL, NULL, 0, drv, deadline, what, name);
+	return zk_queue_wait(pn, pn->dir, NULL, NULL, 0, drv, deadline, name);
 }
 
 /*
@@ -270,7 +356,7 @@ zk_queue_granted(const ZkQueueDriver *drv, ZkProtected *pn, ZkReq *listing)
 		zk_req_free(g);
 		g = zk_children_retrying(pn->dir);
 	}
-	granted = decide(drv, pn, g, "lock", strrchr(pn->dir, '/') + 1, &watch, &handed);
+	granted = ask_driver(drv, pn, g, strrchr(pn->dir, '/') + 1, &watch, &handed);
 	zk_req_free(g);
 	return granted;
 }
@@ -305,13 +391,64 @@ zk_queue_deadline(int timeout_ms, TimestampTz *lock_deadline)
  * that is an ERROR (55P03), as PostgreSQL reports for its own locks.
  */
 void
-zk_queue_check_lock_timeout(TimestampTz lock_deadline, const char *what,
+zk_queue_check_lock_timeout(TimestampTz lock_deadline, ZkQueueWhat what,
 							const char *name)
 {
-	if (lock_deadline != 0 && GetCurrentTimestamp() >= lock_deadline)
+	if (lock_deadline == 0 || GetCurrentTimestamp() < lock_deadline)
+		return;
+	switch (what)
+	{
+		case ZKQ_WRITE_LOCK:
+			ereport(ERROR,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("canceling statement due to lock timeout"),
+					 errdetail("Waited %d ms for zksync write lock \"%s\".",
+							   LockTimeout, name)));
+			break;
+		case ZKQ_READ_LOCK:
+			ereport(ERROR,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("canceling statement due to lock timeout"),
+					 errdetail("Waited %d ms for zksync read lock \"%s\".",
+							   LockTimeout, name)));
+			break;
+		case ZKQ_SEMAPHORE:
+			ereport(ERROR,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("canceling statement due to lock timeout"),
+					 errdetail("Waited %d ms for zksync semaphore \"%s\".",
+							   LockTimeout, name)));
+			break;
+	}
+}
+
+/*
+ * Before a recipe makes `more` nodes that it keeps on the session: one too
+ * many (zksync.max_holds) is an ERROR (53400).  The ensemble is shared by
+ * every cluster, so one backend may not fill it, as advisory locks may not
+ * fill the lock table.  Stacking makes no node and is free; lost holds
+ * have no node.
+ */
+void
+zk_queue_check_max_holds(ZkQueueWhat what, const char *name, int more)
+{
+	int			n = zk_session_nodes() + more;
+
+	if (n <= zksync_max_holds)
+		return;
+	if (what == ZKQ_SEMAPHORE)
 		ereport(ERROR,
-				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-				 errmsg("canceling statement due to lock timeout"),
-				 errdetail("Waited %d ms for zksync %s \"%s\".",
-						   LockTimeout, what, name)));
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("too many zksync locks held by this backend"),
+				 errdetail_plural("A lease of \"%s\" would make %d node in ZooKeeper; zksync.max_holds is %d.",
+								  "A lease of \"%s\" would make %d nodes in ZooKeeper; zksync.max_holds is %d.",
+								  n, name, n, zksync_max_holds),
+				 errhint("Release leases or locks first, or raise zksync.max_holds.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			 errmsg("too many zksync locks held by this backend"),
+			 errdetail_plural("Taking \"%s\" would make %d node in ZooKeeper; zksync.max_holds is %d.",
+							  "Taking \"%s\" would make %d nodes in ZooKeeper; zksync.max_holds is %d.",
+							  n, name, n, zksync_max_holds),
+			 errhint("Take one coarse lock for many items, use the array form, or raise zksync.max_holds.")));
 }

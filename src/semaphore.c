@@ -30,16 +30,20 @@
  * max_leases.  zksync records its count in the data of the semaphore's
  * node while anyone uses it (the node is a container, gone when unused),
  * and a zksync caller that states another count gets an ERROR naming both.
+ * docs/recipes.md, "Semaphores", tells the whole recipe.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/xact.h"
 #include "miscadmin.h"
-#include "storage/proc.h"
 #include "utils/memutils.h"
 
 #include "zksync.h"
+#include "nodes.h"
+#include "queue.h"
+#include "xact.h"
+#include "semaphore.h"
 
 typedef struct Lease
 {
@@ -61,16 +65,6 @@ static int	maxleases = 0;
 /* The acquisition in progress, for its cleanup */
 static ZkProtected mutex_pn;
 static ZkProtected lease_pn;
-
-/* The mutex: the first contender holds it; the others wait in turn. */
-static bool
-mutex_granted(const ZkContender *c, int n, int mine, int *watch)
-{
-	if (mine == 0)
-		return true;
-	*watch = mine - 1;
-	return false;
-}
 
 /*
  * The semaphore's two queues, for the views and the deadlock scan: 0 the
@@ -97,15 +91,15 @@ count_in(const char *data, int len)
 }
 
 static bool
-sem_granted(int q, const ZkContender *c, int n, int i, int room)
+sem_granted(int q, const ZkContender *c, int n, int i, int max_leases)
 {
 	if (q == 0)
-		return room == 0 || i < room;
+		return max_leases == 0 || i < max_leases;
 	return i == 0;
 }
 
 static bool
-sem_blocks(int q, const ZkContender *c, int n, int i, int j, int room)
+sem_blocks(int q, const ZkContender *c, int n, int i, int j, int max_leases)
 {
 	return j < i;
 }
@@ -115,8 +109,14 @@ static const ZkQueueKind semaphore_kind = {
 	sem_mode, sem_what, sem_granted, sem_blocks
 };
 
-/* holding the mutex, we go on to wait for room: one wait, in the log too */
-static const ZkQueueDriver mutex_driver = {mutex_granted, false, &semaphore_kind, 1, true};
+/*
+ * The mutex: the first contender holds it, the others wait in turn (the
+ * queue's first-in-queue rule).  Holding it, we go on to wait for a lease:
+ * one wait, in the views and the log too.
+ */
+static const ZkQueueDriver mutex_driver = {
+	zk_queue_first_granted, false, &semaphore_kind, 1, true, ZKQ_SEMAPHORE
+};
 
 static char *
 count_data(int max_leases, int *len)
@@ -146,8 +146,8 @@ recorded_count(const char *dir)
  * leases are listed again with a watch.
  */
 static bool
-wait_for_room(const char *leases_dir, int max_leases, TimestampTz deadline,
-			  const char *name, ZkReq *first)
+await_lease_grant(const char *leases_dir, int max_leases,
+				  TimestampTz deadline, const char *name, ZkReq *first)
 {
 	const char *mine = strrchr(lease_pn.node, '/') + 1;
 	ZkReq	   *g = first;
@@ -212,7 +212,7 @@ abandon_acquisition(bool mutex_owned)
 		zk_release_node(mutex_pn.node, 0, true);
 }
 
-/* Room for one more lease: the only step that can fail, so it goes first */
+/* An entry for one more lease: the only step that can fail, so it goes first */
 static void
 reserve_lease(void)
 {
@@ -227,7 +227,7 @@ reserve_lease(void)
 	}
 }
 
-/* Record the lease just granted (room reserved) */
+/* Record the lease just granted (its entry reserved) */
 static void
 add_lease(const char *name, bool xact)
 {
@@ -242,6 +242,81 @@ add_lease(const char *name, bool xact)
 }
 
 /*
+ * Every zksync caller of one semaphore must state the same count: ERROR
+ * if the count recorded in its node is another.  Returns the recorded
+ * count, 0 if none.
+ */
+static int
+check_recorded_count(const char *dir, const char *name, int max_leases)
+{
+	int			recorded = recorded_count(dir);
+
+	if (recorded > 0 && recorded != max_leases)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("zksync semaphore \"%s\" is in use with max_leases %d, not %d",
+						name, recorded, max_leases),
+				 errhint("Every zksync caller of one semaphore must state the same count.")));
+	return recorded;
+}
+
+/*
+ * Record the count before our lease exists, so that whoever reads the
+ * leases (zksync_waits, the deadlock scan) knows which are granted.  Best
+ * effort: not awaited; it goes ahead of our create on the session.
+ */
+static void
+record_count(const char *dir, int max_leases)
+{
+	int			len;
+	char	   *count = count_data(max_leases, &len);
+
+	zk_req_free(zk_set(dir, count, len));
+}
+
+/*
+ * Curator's protocol: take the mutex, make our lease node, wait until it
+ * counts among the first max_leases.  True with the lease (the mutex still
+ * ours, *mutex_owned set); false at `deadline`.  May throw: the caller
+ * removes what was made (abandon_acquisition).
+ */
+static bool
+take_lease(const char *dir, const char *name, int max_leases, int recorded,
+		   TimestampTz deadline, volatile bool *mutex_owned)
+{
+	char	   *locks_dir = psprintf("%s/locks", dir);
+	char	   *leases_dir = psprintf("%s/leases", dir);
+	char	   *data;
+	int			datalen;
+	ZkReq	   *listing;
+
+	data = zksync_owner_data(NULL, &datalen);
+	*mutex_owned = zk_queue_wait(&mutex_pn, locks_dir, ZKSYNC_TAG_MUTEX,
+								 data, datalen, &mutex_driver, deadline,
+								 name);
+	if (!*mutex_owned)
+		return false;
+	if (recorded == 0)
+		record_count(dir, max_leases);
+	zk_protected_create(&lease_pn, leases_dir, ZKSYNC_TAG_LEASE,
+						data, datalen, &listing);
+	return await_lease_grant(leases_dir, max_leases, deadline, name, listing);
+}
+
+/*
+ * The lease is ours: the wait is over, the next acquirer may take the
+ * mutex, and the lease is recorded (its entry reserved).
+ */
+static void
+keep_lease(const char *name, bool xact)
+{
+	zk_wait_watch_end(true);
+	lease_pn.active = false;
+	zk_release_node(mutex_pn.node, 0, true);
+	add_lease(name, xact);
+}
+
+/*
  * Acquire one more lease of semaphore `name` (at most `max_leases` at
  * once), at session or transaction level, waiting up to `timeout_ms`
  * (negative: no limit).  True with the lease; false on timeout, with
@@ -252,68 +327,25 @@ zksync_semaphore_acquire(const char *name, int max_leases, bool xact,
 						 int timeout_ms)
 {
 	char	   *dir = zksync_recipe_dir(ZKSYNC_SEMAPHORES, name);
-	char	   *locks_dir = psprintf("%s/locks", dir);
-	char	   *leases_dir = psprintf("%s/leases", dir);
 	TimestampTz deadline;
 	TimestampTz lock_deadline;
 	volatile bool mutex_owned = false;
 	volatile bool granted = false;
 	int			recorded;
-	char	   *data;
-	int			datalen;
 
 	zk_notice_session_end();
 	/* the lease counts (its mutex node lasts only while we acquire) */
-	if (zk_session_nodes() + 1 > zksync_max_holds)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("too many zksync locks held by this backend"),
-				 errdetail("A lease of \"%s\" would make %d nodes in ZooKeeper; zksync.max_holds is %d.",
-						   name, zk_session_nodes() + 1, zksync_max_holds),
-				 errhint("Release leases or locks first, or raise zksync.max_holds.")));
+	zk_queue_check_max_holds(ZKQ_SEMAPHORE, name, 1);
 	reserve_lease();
 	zk_connect();
-
-	recorded = recorded_count(dir);
-	if (recorded > 0 && recorded != max_leases)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("zksync semaphore \"%s\" is in use with max_leases %d, not %d",
-						name, recorded, max_leases),
-				 errhint("Every zksync caller of one semaphore must state the same count.")));
-
+	recorded = check_recorded_count(dir, name, max_leases);
 	deadline = zk_queue_deadline(timeout_ms, &lock_deadline);
 
-	data = zksync_owner_data(NULL, &datalen);
 	memset(&lease_pn, 0, sizeof(lease_pn));
 	PG_TRY();
 	{
-		mutex_owned = zk_queue_wait(&mutex_pn, locks_dir, ZKSYNC_TAG_MUTEX,
-									data, datalen, &mutex_driver, deadline,
-									"semaphore", name);
-		if (mutex_owned)
-		{
-			ZkReq	   *listing;
-
-			if (recorded == 0)
-			{
-				/*
-				 * Record the count before our lease exists, so that whoever
-				 * reads the leases (zksync_waits, the deadlock scan) knows
-				 * which are granted.  Best effort: not awaited; it goes
-				 * ahead of our create on the session.
-				 */
-				int			len;
-				char	   *count = count_data(max_leases, &len);
-
-				zk_req_free(zk_set(dir, count, len));
-			}
-
-			zk_protected_create(&lease_pn, leases_dir, ZKSYNC_TAG_LEASE,
-								data, datalen, &listing);
-			granted = wait_for_room(leases_dir, max_leases, deadline, name,
-									listing);
-		}
+		granted = take_lease(dir, name, max_leases, recorded, deadline,
+							 &mutex_owned);
 	}
 	PG_CATCH();
 	{
@@ -329,19 +361,14 @@ zksync_semaphore_acquire(const char *name, int max_leases, bool xact,
 	{
 		abandon_acquisition(mutex_owned);
 		zk_await_releases(ZKSYNC_RELEASE_WAIT_MS, false);
-		zk_queue_check_lock_timeout(lock_deadline, "semaphore", name);
+		zk_queue_check_lock_timeout(lock_deadline, ZKQ_SEMAPHORE, name);
 		return false;
 	}
-
-	/* the lease is ours; the next acquirer may go */
-	zk_wait_watch_end(true);
-	lease_pn.active = false;
-	zk_release_node(mutex_pn.node, 0, true);
-	add_lease(name, xact);
+	keep_lease(name, xact);
 	return true;
 }
 
-/* Forget lease i and release its node (the caller waits: finish) */
+/* Forget lease i and release its node (the caller waits for it) */
 static void
 drop_lease(int i)
 {
@@ -352,8 +379,14 @@ drop_lease(int i)
 	nleases--;
 }
 
+/*
+ * With zksync.synchronous_release on, wait until ZooKeeper has applied the
+ * releases just sent (at most ZKSYNC_RELEASE_WAIT_MS, not at all while
+ * disconnected).  Without `nothrow`, an interrupt ends the wait with an
+ * ERROR; the releases go on.
+ */
 static void
-finish(bool nothrow)
+await_synchronous_releases(bool nothrow)
 {
 	if (zksync_synchronous_release)
 		zk_await_releases(ZKSYNC_RELEASE_WAIT_MS, nothrow);
@@ -362,7 +395,8 @@ finish(bool nothrow)
 /*
  * Release one session lease of `name` (the newest).  False with a WARNING
  * if this backend holds none; a lost one is dropped and reported with an
- * ERROR.  Needs no connection; waits as releases do (SPEC point 13).
+ * ERROR.  Needs no connection; with zksync.synchronous_release on, it
+ * returns once ZooKeeper applied the delete (as a lock's unlock does).
  */
 bool
 zksync_semaphore_release(const char *name)
@@ -385,60 +419,52 @@ zksync_semaphore_release(const char *name)
 		drop_lease(i);
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("lease of zksync semaphore \"%s\" was lost: another client deleted its node", name),
-				 errdetail("Another client may have taken the lease.")));
+				 errmsg("a lease of zksync semaphore \"%s\" was lost", name),
+				 errdetail("Another client deleted its node while this backend held the lease; another client may have taken the lease.")));
 	}
 	if (leases[i].lost)
 	{
 		drop_lease(i);
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("lease of zksync semaphore \"%s\" was lost with its ZooKeeper session", name),
-				 errdetail("The session expired, or could not be confirmed alive and was closed; another client may have taken the lease.")));
+				 errmsg("a lease of zksync semaphore \"%s\" was lost", name),
+				 errdetail("Its ZooKeeper session expired, or could not be confirmed alive and was closed; another client may have taken the lease.")));
 	}
 	drop_lease(i);
-	finish(false);
+	await_synchronous_releases(false);
 	return true;
 }
 
 /* ---- transaction scope (xact.c) and the session's end (session.c) ---- */
 
-/* COMMIT, PREPARE: refuse a transaction that relied on a lost lease */
+/*
+ * COMMIT, PREPARE: refuse a transaction that relied on a lost lease, as
+ * the lock's check does (locktable.c); the server confirms the leases held
+ * first when the transaction relied on them (xact.c).
+ */
 static void
 check_commit(void)
 {
-	int			i;
-	bool		relied = false;
+	ZkHeld	  **watches;
+	int			nheld = 0;
 	bool		xact = false;
+	int			i;
 
 	zk_notice_session_end();	/* an expiry or a deleted node already known */
+	watches = palloc(sizeof(ZkHeld *) * (nleases + 1));
 	for (i = 0; i < nleases; i++)
 	{
-		relied |= !leases[i].lost;
+		if (!leases[i].lost)
+			watches[nheld++] = leases[i].watch;
 		xact |= leases[i].xact;
 	}
-	if (relied && (xact || GetTopTransactionIdIfAny() != InvalidTransactionId))
-	{
-		if (!zk_sync_held(zksync_session_timeout))
-			zk_reset_session(); /* marks every lease lost, now */
-		else
-		{
-			/* the nodes too: each present, ours and watched (lock.c) */
-			for (i = 0; i < nleases; i++)
-				if (!leases[i].lost &&
-					!zk_held_confirm(leases[i].watch, zksync_session_timeout) &&
-					!zk_held_gone(leases[i].watch))
-				{
-					zk_reset_session();
-					break;
-				}
-			zk_notice_lost_nodes();
-		}
-	}
+	if (zksync_commit_must_confirm(nheld > 0, xact))
+		zksync_confirm_held_nodes(watches, nheld);
+	pfree(watches);
+
 	for (i = 0; i < nleases; i++)
 		if (leases[i].lost && leases[i].node_deleted &&
-			(leases[i].xact ||
-			 (MyProc && leases[i].lost_lxid == MyProc->lxid)))
+			zksync_lost_during_xact(leases[i].xact, leases[i].lost_lxid))
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 					 errmsg("cannot commit: a lease of zksync semaphore \"%s\" was lost during the transaction",
@@ -447,8 +473,7 @@ check_commit(void)
 					 errhint("The transaction is rolled back.")));
 	for (i = 0; i < nleases; i++)
 		if (leases[i].lost &&
-			(leases[i].xact ||
-			 (MyProc && leases[i].lost_lxid == MyProc->lxid)))
+			zksync_lost_during_xact(leases[i].xact, leases[i].lost_lxid))
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 					 errmsg("cannot commit: a lease of zksync semaphore \"%s\" was lost during the transaction",
@@ -482,7 +507,7 @@ end_xact_level(int level)
 			drop_lease(i);
 		}
 	if (released)
-		finish(true);
+		await_synchronous_releases(true);
 }
 
 /* RELEASE SAVEPOINT: the leases pass to the parent */
@@ -510,13 +535,14 @@ end_session_leases(void)
 			if (leases[i].lost)
 				ereport(WARNING,
 						(errcode(ERRCODE_CONNECTION_FAILURE),
-						 errmsg("a lease of zksync semaphore \"%s\" had been lost with its ZooKeeper session",
-								leases[i].name)));
+						 errmsg("a lease of zksync semaphore \"%s\" had been lost",
+								leases[i].name),
+						 errdetail("It was lost with its ZooKeeper session, or another client deleted its node.")));
 			released = true;
 			drop_lease(i);
 		}
 	if (released)
-		finish(true);
+		await_synchronous_releases(true);
 }
 
 /* zksync_unlock_all() ends session leases too, as DISCARD ALL does */
@@ -543,7 +569,7 @@ mark_lost(Lease *l, bool node_deleted)
 {
 	l->lost = true;
 	l->node_deleted = node_deleted;
-	l->lost_lxid = MyProc ? MyProc->lxid : InvalidLocalTransactionId;
+	l->lost_lxid = zksync_current_lxid();
 	zk_held_drop(l->watch);
 	l->watch = NULL;
 }
@@ -573,9 +599,9 @@ lost_nodes(void)
 		{
 			ereport(WARNING,
 					(errcode(ERRCODE_CONNECTION_FAILURE),
-					 errmsg("a lease of zksync semaphore \"%s\" is lost: another client deleted its node",
+					 errmsg("a lease of zksync semaphore \"%s\" is lost",
 							leases[i].name),
-					 errdetail("Node \"%s\" was deleted while this backend held the lease; another client may hold it now.",
+					 errdetail("Another client deleted node \"%s\" while this backend held the lease; another client may hold it now.",
 							   leases[i].node),
 					 errhint("A transaction that relied on the lease cannot commit. Release it with zksync_semaphore_release() or by ending the transaction.")));
 			mark_lost(&leases[i], true);

@@ -41,6 +41,7 @@
  * next session only (and only our identity may change one that passed);
  * per-name directories made before the fixed directories were protected
  * keep their own ACLs (the README says how to replace them).
+ * docs/recipes.md, "The tree under zksync.auth".
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -52,6 +53,8 @@
 #include "utils/memutils.h"
 
 #include "zksync.h"
+#include "nodes.h"
+#include "tree.h"
 
 #define TREE_NODES		(1 + ZKSYNC_NFIXED_DIRS)
 
@@ -88,8 +91,8 @@ digest_id(const char *auth)
 		pg_cryptohash_free(ctx);
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not compute the digest identity of zksync.auth: %s",
-						why)));
+				 errmsg("could not compute the digest identity of zksync.auth"),
+				 errdetail_internal("%s", why)));
 	}
 	pg_cryptohash_free(ctx);
 	len = pg_b64_encode((const char *) hash, sizeof(hash), b64, sizeof(b64));
@@ -166,16 +169,12 @@ auth_user(const char *auth)
 }
 
 /*
- * The 42501 ERRORs share their hint: the commands that give the node (and
- * what is under it) zksync's ACL.  zkCli.sh's "auth" scheme stands for the
- * identity added with addauth, so the hint never shows the digest, which
- * ZooKeeper itself hides from everyone without ADMIN.
- */
-#define TREE_HINT "Give it zksync's ACL: in zkCli.sh, run \"addauth digest %s:PASSWORD\" with the password of zksync.auth, then \"setAcl -R %s auth::cdrwa,world:anyone:r\"."
-
-/*
  * Check the ACL of `path`, one of the nodes zksync works in (see the file
- * header).  Throws 42501 if it is not ours.
+ * header).  Throws 42501 if it is not ours.  The 42501 ERRORs share their
+ * hint (written out at each, for gettext): the commands that give the node
+ * (and what is under it) zksync's ACL.  zkCli.sh's "auth" scheme stands for
+ * the identity added with addauth, so the hint never shows the digest,
+ * which ZooKeeper itself hides from everyone without ADMIN.
  */
 static void
 check_acl(const char *path, const ZkAcl *acl, int n, const char *ours,
@@ -208,7 +207,8 @@ check_acl(const char *path, const ZkAcl *acl, int n, const char *ours,
 						path),
 				 errdetail("Its ACL grants %s; with zksync.auth set, no identity but zksync's (digest user \"%s\") may create, delete or administer there.",
 						   others.data, auth_user(auth)),
-				 errhint(TREE_HINT, auth_user(auth), path)));
+				 errhint("Give it zksync's ACL: in zkCli.sh, run \"addauth digest %s:PASSWORD\" with the password of zksync.auth, then \"setAcl -R %s auth::cdrwa,world:anyone:r\".",
+						 auth_user(auth), path)));
 	if ((mine & NEEDED_PERMS) != NEEDED_PERMS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -217,7 +217,8 @@ check_acl(const char *path, const ZkAcl *acl, int n, const char *ours,
 				 errdetail("Its ACL is %s, which gives zksync's identity (digest user \"%s\") the rights \"%s\"; zksync needs read, create and delete (\"cdr\").",
 						   all.len > 0 ? all.data : "empty",
 						   auth_user(auth), perms_text(mine)),
-				 errhint(TREE_HINT, auth_user(auth), path)));
+				 errhint("Give it zksync's ACL: in zkCli.sh, run \"addauth digest %s:PASSWORD\" with the password of zksync.auth, then \"setAcl -R %s auth::cdrwa,world:anyone:r\".",
+						 auth_user(auth), path)));
 }
 
 /*
@@ -334,7 +335,8 @@ check_tree(const char *auth)
 								paths[i]),
 						 errdetail("Its ACL gives zksync's identity (digest user \"%s\") neither read nor administer rights.",
 								   auth_user(auth)),
-						 errhint(TREE_HINT, auth_user(auth), paths[i])));
+						 errhint("Give it zksync's ACL: in zkCli.sh, run \"addauth digest %s:PASSWORD\" with the password of zksync.auth, then \"setAcl -R %s auth::cdrwa,world:anyone:r\".",
+								 auth_user(auth), paths[i])));
 			else if (rc[i] != ZNONODE)
 				zk_report_error(rc[i], "get", paths[i]);
 		}

@@ -12,14 +12,19 @@
  * prepared transaction outlives the backend, its ZooKeeper session does
  * not).  The COMMIT and ABORT events run after the point of no return or
  * during error recovery, so the work there (releasing nodes) uses the
- * no-throw paths the recipes register (ZkScopeHooks): the deletes are queued until applied, the wait
- * for them is bounded (ZKSYNC_RELEASE_WAIT_MS), and if memory runs out
- * the session is closed rather than a node left behind.
+ * no-throw paths the recipes register (ZkScopeHooks): the deletes are
+ * queued until applied, the wait for them is bounded
+ * (ZKSYNC_RELEASE_WAIT_MS), and if memory runs out the session is closed
+ * rather than a node left behind.
  *
  * Statements.  Every statement (ExecutorStart, ProcessUtility) first asks
  * the connection layer whether another client deleted a node this backend
  * holds; the recipes then mark those holds lost and warn, so a backend
  * hears of it at its next statement and not only at its next zksync call.
+ *
+ * The commit check's common part lives here too (zksync_confirm_held_nodes
+ * and its helpers): each recipe lists its held nodes and names its own
+ * lost hold; docs/design.md, "The commit check asks the server".
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -28,9 +33,11 @@
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "storage/proc.h"
 #include "tcop/utility.h"
 
 #include "zksync.h"
+#include "xact.h"
 
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
@@ -50,6 +57,73 @@ zksync_register_scope(const ZkScopeHooks *hooks)
 	if (nscopes == MAX_SCOPES)
 		elog(ERROR, "too many zksync scope registrations");
 	scopes[nscopes++] = hooks;
+}
+
+/*
+ * Must a recipe's commit check ask the server?  Yes when the transaction
+ * relied on a hold that is held now (`any_held`): any transaction-level
+ * hold (`any_xact_holds`, lost or not), or a session hold while the
+ * transaction wrote something.  A read-only transaction that only ran
+ * under session holds makes nothing durable that they could have
+ * protected, and must not wait for a cut-off ensemble: an autocommit
+ * statement that stacks or unlocks a held session lock works at once
+ * during an outage.
+ */
+bool
+zksync_commit_must_confirm(bool any_held, bool any_xact_holds)
+{
+	return any_held &&
+		(any_xact_holds || GetTopTransactionIdIfAny() != InvalidTransactionId);
+}
+
+/*
+ * Confirm the recipe's held nodes (`watches`, n of them) for COMMIT: a
+ * sync proves the session alive now and brings the news of any held node
+ * that another client deleted before the COMMIT; then each node must be
+ * known present, ours and watched (a getData still out is waited for, up
+ * to the session timeout).  If the session or a node cannot be confirmed
+ * in time, the session is closed, so that every hold is lost rather than
+ * trusted; a deleted node makes its hold lost (zk_notice_lost_nodes).
+ * Either way the recipe then finds its lost holds marked.  May throw on
+ * interrupts.
+ */
+void
+zksync_confirm_held_nodes(ZkHeld *const *watches, int n)
+{
+	int			i;
+
+	if (!zk_sync_held(zksync_session_timeout))
+	{
+		zk_reset_session();		/* marks every hold lost, now */
+		return;
+	}
+	for (i = 0; i < n; i++)
+		if (!zk_held_confirm(watches[i], zksync_session_timeout) &&
+			!zk_held_gone(watches[i]))
+		{
+			zk_reset_session(); /* marks every hold lost, now */
+			break;
+		}
+	zk_notice_lost_nodes();
+}
+
+/* The running transaction, as a lost hold records it */
+LocalTransactionId
+zksync_current_lxid(void)
+{
+	return MyProc ? MyProc->lxid : InvalidLocalTransactionId;
+}
+
+/*
+ * Does a lost hold refuse COMMIT?  A transaction-level one always; a
+ * session-level one if it was lost during this transaction.
+ */
+bool
+zksync_lost_during_xact(bool xact_level, LocalTransactionId lost_lxid)
+{
+	return xact_level ||
+		(lost_lxid != InvalidLocalTransactionId && MyProc &&
+		 lost_lxid == MyProc->lxid);
 }
 
 static void

@@ -8,24 +8,32 @@
  *
  *	 zksync.c		_PG_init and every SQL-callable function: check the
  *					arguments, make one call down, form the result rows
- *	 lock.c			the read-write lock recipe: its grant rule, the hold
- *					table, multi-locks, downgrade, lost holds, the commit check
- *	 barrier.c		barriers and double barriers
+ *	 lock.c			the read-write lock recipe: its grant rule, waits,
+ *					multi-locks, releases, downgrade (lock.h)
+ *	 locktable.c	the lock's hold table: counts by scope and savepoint
+ *					level, lost holds, the commit check, zksync_locks()
+ *					(shared with lock.c through lock_int.h)
+ *	 semaphore.c	counting semaphores in Curator's layout (semaphore.h)
+ *	 barrier.c		barriers and double barriers (barrier.h)
  *	 queue.c		the contender queue every waiting recipe shares: create,
  *					list, ask the recipe's grant rule, watch one node, wait,
- *					hand-off, remove on any failed wait
+ *					hand-off, remove on any failed wait; the first-in-queue
+ *					rule, the max_holds and lock_timeout checks (queue.h)
  *	 handoff.c		passing a released write lock to a waiting backend of
- *					this cluster through shared memory
+ *					this cluster through shared memory (handoff.h)
  *	 xact.c			transaction/subtransaction callbacks and DISCARD ALL, for
- *					the recipes that register (ZkScopeHooks)
+ *					the recipes that register (ZkScopeHooks), and the commit
+ *					check's common part (xact.h)
  *	 waits.c		every wait in view (zksync_waits, zksync_blocking),
  *					log_lock_waits and deadlock detection, for the queues
  *					the recipes register (ZkQueueKind)
  *	 tree.c			under zksync.auth: {root} and its fixed directories
  *					made persistent with our ACL, their ACLs checked once
  *					per session (42501 if other clients may change them)
+ *					(tree.h)
  *	 nodes.c		node operations that ride out connection loss: the retry
  *					helper, protected (GUID) creates, abandonment, parents
+ *					(nodes.h)
  *	 releases.c		deletes of our nodes that survive connection loss
  *					(hold-back, batching), hunts for abandoned creates
  *	 held.c			watches on the nodes this backend holds
@@ -55,35 +63,18 @@
 #define ZKSYNC_ROOT_MAX		256
 /* Longest path we ever build: root + "/locks/" + name + "/" + node name. */
 #define ZKSYNC_PATH_MAX		(ZKSYNC_ROOT_MAX + ZKSYNC_NAME_MAX + 128)
-/* Longest zksync.hosts for which backends hand locks to each other. */
-#define ZKSYNC_HOSTS_KEY	256
 
-/* GUCs, defined in settings.c (zksync_local_handoff in handoff.c) */
+/* GUCs, defined in settings.c (zksync.local_handoff: handoff.h) */
 extern char *zksync_hosts;
 extern char *zksync_root;
 extern int	zksync_session_timeout;
 extern int	zksync_connect_timeout;
 extern char *zksync_auth;
-extern bool zksync_local_handoff;
 extern bool zksync_synchronous_release;
 extern int	zksync_max_holds;
 extern char *zksync_lock_layout;
 
 extern void zksync_settings_init(void);
-
-/*
- * How long a release waits for ZooKeeper to apply its delete before it
- * goes on in the background (ms): long against a healthy round trip (the
- * ZOOKEEPER-4537 read goes out after 100 ms), short enough for COMMIT.
- */
-#define ZKSYNC_RELEASE_WAIT_MS	1000
-/*
- * How long the cleanup after an interrupted wait may hold interrupts
- * (ms): a cancel is answered within a second even while the ensemble is
- * unreachable (SPEC point 15); what is not done by then goes on in the
- * background.
- */
-#define ZKSYNC_ABANDON_WAIT_MS	500
 
 /* ---------------------------------------------------------------------
  * names.c
@@ -175,54 +166,9 @@ extern int	zksync_contenders(char **children, int nchildren,
 #include "releases.h"
 #include "held.h"
 
-/* ---------------------------------------------------------------------
- * nodes.c
- * ---------------------------------------------------------------------
- */
+#include "nodes.h"
 
-/* A node created under a GUID, findable again if the reply is lost. */
-typedef struct ZkProtected
-{
-	bool		active;			/* may exist in ZooKeeper and is ours */
-	char		dir[ZKSYNC_PATH_MAX];
-	char		guid[40];
-	char		node[ZKSYNC_PATH_MAX];	/* full path, "" until known */
-	int64		czxid;
-	ZkReq	   *create;			/* the create in flight, if any */
-} ZkProtected;
-
-extern int	zk_ensure_parents(const char *dir);
-extern void zk_reconnect_or_error(const char *doing, const char *path);
-/* What zk_call_retrying() does */
-typedef enum ZkOp
-{
-	ZKOP_EXISTS,
-	ZKOP_EXISTS_WATCH,			/* and watch for the node to be made */
-	ZKOP_GET,
-	ZKOP_GET_WATCH,				/* and watch for the node to go */
-	ZKOP_CHILDREN,
-	ZKOP_CHILDREN_WATCH,		/* and watch for a change to them */
-	ZKOP_SYNCED_CHILDREN,		/* a sync first: see every applied create */
-	ZKOP_CREATE,
-	ZKOP_DELETE
-} ZkOp;
-
-extern ZkReq *zk_call_retrying(ZkOp op, const char *path, const char *data,
-							   int len, int flags, bool *resent);
-extern ZkReq *zk_children_retrying(const char *dir);
-extern void zk_protected_create(ZkProtected *pn, const char *dir,
-								const char *suffix, const char *data,
-								int datalen, ZkReq **children);
-extern void zk_protected_create_many(ZkProtected *pns, int n, char **dirs,
-									 const char *suffix, const char *data,
-									 int datalen, ZkReq **children);
-extern void zk_protected_abandon(ZkProtected *pn, int wait_ms);
-
-/* ---------------------------------------------------------------------
- * tree.c: the tree under zksync.root is ours under zksync.auth
- * ---------------------------------------------------------------------
- */
-extern void zksync_tree_init(void);
+#include "tree.h"
 
 /* ---------------------------------------------------------------------
  * waits.c: every wait in view, and deadlocks through ZooKeeper
@@ -292,137 +238,11 @@ extern ZkWaitResult zk_wait_watched(uint64 seen, bool (*also) (void),
 extern void zk_wait_watch_step(void);
 extern void zk_wait_watch_end(bool granted);
 
-/* ---------------------------------------------------------------------
- * queue.c: the contender queue every waiting recipe shares
- * ---------------------------------------------------------------------
- */
-
-/* A recipe's grant rule, for the queue */
-typedef struct ZkQueueDriver
-{
-	/*
-	 * Is contender `mine` of `c` (n of them, in sequence order) granted?  If
-	 * not, set *watch to the index of the one contender to wait for.
-	 */
-	bool		(*granted) (const ZkContender *c, int n, int mine, int *watch);
-	/* may a write node we wait for be handed to us by its holder? */
-	bool		handoff;
-	/* the queue, for the views and the deadlock scan (waits.c) */
-	const ZkQueueKind *kind;
-	int			queue;
-	/* a grant here is a step of the recipe's wait, which goes on */
-	bool		step;
-} ZkQueueDriver;
-
-extern bool zk_queue_wait(ZkProtected *pn, const char *dir, const char *tag,
-						  const char *data, int datalen,
-						  const ZkQueueDriver *drv, TimestampTz deadline,
-						  const char *what, const char *name);
-extern bool zk_queue_wait_node(ZkProtected *pn, const ZkQueueDriver *drv,
-							   TimestampTz deadline, const char *what,
-							   const char *name);
-extern void zk_queue_join(ZkProtected *pn, const char *dir, const char *tag,
-						  const char *data, int datalen);
-extern bool zk_queue_granted(const ZkQueueDriver *drv, ZkProtected *pn,
-							 ZkReq *listing);
-extern TimestampTz zk_queue_deadline(int timeout_ms, TimestampTz *lock_deadline);
-extern void zk_queue_check_lock_timeout(TimestampTz lock_deadline,
-										const char *what, const char *name);
-
-/* ---------------------------------------------------------------------
- * lock.c
- * ---------------------------------------------------------------------
- */
-typedef enum ZkLockMode
-{
-	ZKLOCK_WRITE,
-	ZKLOCK_READ
-} ZkLockMode;
-
-extern bool zksync_lock_acquire_many(const char **names, int n, ZkLockMode mode,
-									 bool xact, bool try_only, int timeout_ms);
-extern bool zksync_lock_release_many(const char **names, int n, ZkLockMode mode);
-extern void zksync_release_session_holds(bool nothrow);
-extern void zksync_lock_init(void);
-
-/* Row of zksync_locks() */
-typedef struct ZkLockInfo
-{
-	char		name[ZKSYNC_NAME_MAX + 1];
-	const char *mode;
-	int			session_count;
-	int			xact_count;
-	const char *state;
-	char		node[ZKSYNC_PATH_MAX];
-	int64		token;
-	bool		has_token;
-} ZkLockInfo;
-extern int	zksync_lock_snapshot(ZkLockInfo **rows);
-extern bool zksync_rwlock_granted(const ZkContender *c, int n, int i);
-
-/* ---------------------------------------------------------------------
- * semaphore.c
- * ---------------------------------------------------------------------
- */
-
-/* A row of zksync_semaphore_leases() */
-typedef struct ZkHolderInfo
-{
-	char	   *node;			/* leases/... or locks/... */
-	int64		sequence;
-	bool		granted;
-	bool		present;		/* still there when its owner was read */
-	char	   *owner;
-} ZkHolderInfo;
-
-extern void zksync_semaphore_init(void);
-extern bool zksync_semaphore_acquire(const char *name, int max_leases,
-									 bool xact, int timeout_ms);
-extern bool zksync_semaphore_release(const char *name);
-extern void zksync_semaphore_release_all(void);
-extern int	zksync_semaphore_snapshot(ZkLockInfo **rows);
-extern int	zksync_semaphore_contenders(const char *name, ZkHolderInfo **rows);
-
-/* ---------------------------------------------------------------------
- * barrier.c
- * ---------------------------------------------------------------------
- */
-extern bool zksync_barrier_set(const char *name);
-extern bool zksync_barrier_unset(const char *name);
-extern bool zksync_barrier_is_set(const char *name);
-extern bool zksync_barrier_wait(const char *name, int timeout_ms);
-extern bool zksync_dbarrier_enter(const char *name, int participants,
-								  int timeout_ms);
-extern bool zksync_dbarrier_exit(const char *name, int timeout_ms);
-extern void zksync_barrier_init(void);
-
-/* ---------------------------------------------------------------------
- * xact.c
- * ---------------------------------------------------------------------
- */
-/* What a recipe's holds need from transaction scope */
-typedef struct ZkScopeHooks
-{
-	void		(*check_commit) (void); /* PRE_COMMIT, PRE_PREPARE; may throw */
-	bool		(*has_xact_holds) (void);	/* PREPARE is refused if so */
-	void		(*end_xact_level) (int level);	/* holds of this savepoint
-												 * level and deeper end;
-												 * never throws */
-	void		(*pass_up) (int level); /* RELEASE SAVEPOINT */
-	void		(*end_session_holds) (void);	/* DISCARD ALL; never throws */
-} ZkScopeHooks;
-
-extern void zksync_xact_init(void);
-extern void zksync_register_scope(const ZkScopeHooks *hooks);
-
-/* ---------------------------------------------------------------------
- * handoff.c
- * ---------------------------------------------------------------------
- */
-extern void zksync_handoff_init(void);
-extern bool zksync_handoff_register(const char *node, const char *ensemble);
-extern bool zksync_handoff_received(void);
-extern bool zksync_handoff_unregister(void);
-extern void zksync_handoff_release(const char *node, const char *ensemble);
+#include "queue.h"
+#include "lock.h"
+#include "semaphore.h"
+#include "barrier.h"
+#include "xact.h"
+#include "handoff.h"
 
 #endif							/* ZKSYNC_H */

@@ -79,7 +79,7 @@ my $s2 = $node->background_psql('postgres', on_error_stop => 0);
 	is($got, 't', 'another backend is granted the lock at once');
 	my ($out, $err) = qe($s1, 'INSERT INTO t VALUES (1)');
 	$err .= warned_soon($s1, qr/WARNING:  zksync write lock "x1" is lost/);
-	like($err, qr/WARNING:  zksync write lock "x1" is lost: another client deleted its node/,
+	like($err, qr/WARNING:  zksync write lock "x1" is lost\nDETAIL:  Another client deleted node /,
 		'the holder hears a WARNING at a statement');
 	is(() = $err =~ /is lost/g, 1, 'once');
 	($out) = qe($s1, "SELECT state FROM zksync_locks() WHERE name = 'x1'");
@@ -103,7 +103,7 @@ my $s2 = $node->background_psql('postgres', on_error_stop => 0);
 		'COMMIT of a transaction that wrote under it is refused, naming it');
 	is($node->safe_psql('postgres', 'SELECT count(*) FROM t'), '0', 'nothing was committed');
 	($out, $err) = qe($s1, "SELECT zksync_write_unlock('x2')");
-	like($err, qr/ERROR:  zksync write lock "x2" was lost: another client deleted its node/,
+	like($err, qr/ERROR:  zksync write lock "x2" was lost\nDETAIL:  Another client deleted its node /,
 		'unlocking it raises an ERROR naming it');
 
 	qe($s1, "SELECT zksync_write_lock('x3')");
@@ -131,7 +131,7 @@ my $s2 = $node->background_psql('postgres', on_error_stop => 0);
 	($out) = qe($s2, "SELECT zksync_semaphore_acquire('sem', 1, 5000)");
 	is($out, 't', 'another backend gets the only lease');
 	my $err = warned_soon($s1, qr/semaphore "sem" is lost/);
-	like($err, qr/WARNING:  a lease of zksync semaphore "sem" is lost: another client deleted its node/,
+	like($err, qr/WARNING:  a lease of zksync semaphore "sem" is lost\nDETAIL:  Another client deleted node /,
 		'the lease holder hears a WARNING at a statement');
 	($out) = qe($s1, "SELECT state FROM zksync_locks() WHERE mode = 'lease'");
 	is($out, 'lost', 'zksync_locks() shows the lease lost');
@@ -139,7 +139,7 @@ my $s2 = $node->background_psql('postgres', on_error_stop => 0);
 	like($err, qr/ERROR:  cannot commit: a lease of zksync semaphore "sem" was lost during the transaction/,
 		'COMMIT under the lost lease is refused');
 	($out, $err) = qe($s1, "SELECT zksync_semaphore_release('sem')");
-	like($err, qr/ERROR:  lease of zksync semaphore "sem" was lost: another client deleted its node/,
+	like($err, qr/ERROR:  a lease of zksync semaphore "sem" was lost\nDETAIL:  Another client deleted its node /,
 		'releasing it raises an ERROR naming it');
 	qe($s2, "SELECT zksync_semaphore_release('sem')");
 }
@@ -152,7 +152,7 @@ my $s2 = $node->background_psql('postgres', on_error_stop => 0);
 	ok(defined $part, 'its participant node exists');
 	kazoo("delete $part", qr/^(deleted|nonode)\n/);
 	like(warned_soon($s1, qr/double barrier "db" is lost/),
-		qr/WARNING:  this backend's place in double barrier "db" is lost: another client deleted its node/,
+		qr/WARNING:  this backend's place in double barrier "db" is lost\nDETAIL:  Another client deleted node /,
 		'the participant hears a WARNING at a statement');
 	($out) = qe($s1, "SELECT zksync_dbarrier_exit('db', 5000)");
 	is($out, 't', 'leaving still works');
