@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 layer_of() {
   case "$1" in
     zksync) echo 6 ;;                                  # SQL entry points
-    lock|rwlock|holds|semaphore|barrier) echo 5 ;;     # recipes
+    lock|locktable|semaphore|barrier) echo 5 ;;        # recipes
     queue|waits|deadlock|handoff|xact|scope) echo 4 ;; # what recipes share
     nodes|tree) echo 3 ;;                              # node operations
     session|releases|held|watchdog|transport) echo 2 ;; # the ZooKeeper client
