@@ -222,14 +222,14 @@ lock_mode(int q, const ZkContender *c)
 	return c->reader ? "read" : "write";
 }
 
-static const char *
+static ZkQueueWhat
 lock_what(int q, const ZkContender *c)
 {
-	return c->reader ? "read lock" : "write lock";
+	return c->reader ? ZKQ_READ_LOCK : ZKQ_WRITE_LOCK;
 }
 
 static bool
-lock_granted(int q, const ZkContender *c, int n, int i, int room)
+lock_granted(int q, const ZkContender *c, int n, int i, int capacity)
 {
 	return zksync_rwlock_granted(c, n, i);
 }
@@ -239,7 +239,7 @@ lock_granted(int q, const ZkContender *c, int n, int i, int room)
  * a writer waits for everyone ahead of it, a reader for the writers ahead.
  */
 static bool
-lock_blocks(int q, const ZkContender *c, int n, int i, int j, int room)
+lock_blocks(int q, const ZkContender *c, int n, int i, int j, int capacity)
 {
 	return j < i && (!c[i].reader || !c[j].reader);
 }
@@ -1270,5 +1270,5 @@ zksync_lock_init(void)
 {
 	zk_register_session_user(hold_nodes, hold_forget_session, lost_nodes);
 	zksync_register_scope(&lock_scope);
-	zk_register_queue_kind(&lock_kind);
+	zksync_register_queue_kind(&lock_kind);
 }

@@ -83,10 +83,10 @@ sem_mode(int q, const ZkContender *c)
 	return q == 0 ? "lease" : "mutex";
 }
 
-static const char *
+static ZkQueueWhat
 sem_what(int q, const ZkContender *c)
 {
-	return "semaphore";
+	return ZKQ_SEMAPHORE;
 }
 
 /* The count recorded in the semaphore node's data, or 0 if none (or junk) */
@@ -97,15 +97,15 @@ count_in(const char *data, int len)
 }
 
 static bool
-sem_granted(int q, const ZkContender *c, int n, int i, int room)
+sem_granted(int q, const ZkContender *c, int n, int i, int capacity)
 {
 	if (q == 0)
-		return room == 0 || i < room;
+		return capacity == 0 || i < capacity;
 	return i == 0;
 }
 
 static bool
-sem_blocks(int q, const ZkContender *c, int n, int i, int j, int room)
+sem_blocks(int q, const ZkContender *c, int n, int i, int j, int capacity)
 {
 	return j < i;
 }
@@ -189,8 +189,8 @@ wait_for_room(const char *leases_dir, int max_leases, TimestampTz deadline,
 			return true;
 		if (!watching)
 			continue;			/* list again, this time with a watch */
-		zk_wait_watch_begin(&semaphore_kind, 0, name, lease_pn.node, lease_pn.czxid);
-		if (zk_wait_watched(seen, NULL, deadline) == ZKW_TIMEOUT)
+		zksync_wait_watch_begin(&semaphore_kind, 0, name, lease_pn.node, lease_pn.czxid);
+		if (zksync_wait_watched(seen, NULL, deadline) == ZKW_TIMEOUT)
 			return false;
 		if (!zk_session_usable())
 			ereport(ERROR,
@@ -204,7 +204,7 @@ wait_for_room(const char *leases_dir, int max_leases, TimestampTz deadline,
 static void
 abandon_acquisition(bool mutex_owned)
 {
-	zk_wait_watch_end(false);
+	zksync_wait_watch_end(false);
 	zk_protected_abandon(&lease_pn, 0);
 	if (mutex_pn.active)
 		zk_protected_abandon(&mutex_pn, 0);
@@ -334,7 +334,7 @@ zksync_semaphore_acquire(const char *name, int max_leases, bool xact,
 	}
 
 	/* the lease is ours; the next acquirer may go */
-	zk_wait_watch_end(true);
+	zksync_wait_watch_end(true);
 	lease_pn.active = false;
 	zk_release_node(mutex_pn.node, 0, true);
 	add_lease(name, xact);
@@ -596,7 +596,7 @@ zksync_semaphore_init(void)
 {
 	zk_register_session_user(lease_nodes, lease_forget_session, lost_nodes);
 	zksync_register_scope(&semaphore_scope);
-	zk_register_queue_kind(&semaphore_kind);
+	zksync_register_queue_kind(&semaphore_kind);
 }
 
 /* ---- introspection ---- */

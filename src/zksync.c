@@ -40,14 +40,42 @@ _PG_init(void)
 
 /* ---- argument helpers ---- */
 
+/* A NULL where a name is needed: ERROR 22004, one message per kind */
+static void
+report_null_name(ZkNameKind kind)
+{
+	switch (kind)
+	{
+		case ZKNAME_LOCK:
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("lock name must not be NULL")));
+			break;
+		case ZKNAME_BARRIER:
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("barrier name must not be NULL")));
+			break;
+		case ZKNAME_DBARRIER:
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("double barrier name must not be NULL")));
+			break;
+		case ZKNAME_SEMAPHORE:
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("semaphore name must not be NULL")));
+			break;
+	}
+}
+
+/* Argument `n`, a name of `kind`: valid, in UTF-8, or an ERROR */
 static char *
-name_arg(FunctionCallInfo fcinfo, int n, const char *what)
+name_arg(FunctionCallInfo fcinfo, int n, ZkNameKind kind)
 {
 	if (PG_ARGISNULL(n))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be NULL", what)));
-	return zksync_name_from_text(PG_GETARG_TEXT_PP(n), what);
+		report_null_name(kind);
+	return zksync_name_from_text(PG_GETARG_TEXT_PP(n), kind, 0);
 }
 
 static int
@@ -95,7 +123,7 @@ names_arg(FunctionCallInfo fcinfo, int n, int *count)
 	if (get_fn_expr_argtype(fcinfo->flinfo, n) != TEXTARRAYOID)
 	{
 		names = palloc(sizeof(char *));
-		names[0] = name_arg(fcinfo, n, "lock name");
+		names[0] = name_arg(fcinfo, n, ZKNAME_LOCK);
 		*count = 1;
 		return names;
 	}
@@ -122,8 +150,8 @@ names_arg(FunctionCallInfo fcinfo, int n, int *count)
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("lock name %d of the array must not be NULL", i + 1)));
-		names[i] = zksync_name_from_text(DatumGetTextPP(elems[i]),
-										 psprintf("lock name %d of the array", i + 1));
+		names[i] = zksync_name_from_text(DatumGetTextPP(elems[i]), ZKNAME_LOCK,
+										 i + 1);
 	}
 	/* the order every caller takes them in; duplicates count once */
 	qsort(names, nelems, sizeof(char *), name_cmp);
@@ -257,28 +285,28 @@ PG_FUNCTION_INFO_V1(zksync_barrier_set_sql);
 Datum
 zksync_barrier_set_sql(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_BOOL(zksync_barrier_set(name_arg(fcinfo, 0, "barrier name")));
+	PG_RETURN_BOOL(zksync_barrier_set(name_arg(fcinfo, 0, ZKNAME_BARRIER)));
 }
 
 PG_FUNCTION_INFO_V1(zksync_barrier_unset_sql);
 Datum
 zksync_barrier_unset_sql(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_BOOL(zksync_barrier_unset(name_arg(fcinfo, 0, "barrier name")));
+	PG_RETURN_BOOL(zksync_barrier_unset(name_arg(fcinfo, 0, ZKNAME_BARRIER)));
 }
 
 PG_FUNCTION_INFO_V1(zksync_barrier_is_set_sql);
 Datum
 zksync_barrier_is_set_sql(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_BOOL(zksync_barrier_is_set(name_arg(fcinfo, 0, "barrier name")));
+	PG_RETURN_BOOL(zksync_barrier_is_set(name_arg(fcinfo, 0, ZKNAME_BARRIER)));
 }
 
 PG_FUNCTION_INFO_V1(zksync_barrier_wait_sql);
 Datum
 zksync_barrier_wait_sql(PG_FUNCTION_ARGS)
 {
-	char	   *name = name_arg(fcinfo, 0, "barrier name");
+	char	   *name = name_arg(fcinfo, 0, ZKNAME_BARRIER);
 
 	PG_RETURN_BOOL(zksync_barrier_wait(name, optional_timeout_arg(fcinfo, 1)));
 }
@@ -287,7 +315,7 @@ PG_FUNCTION_INFO_V1(zksync_dbarrier_enter_sql);
 Datum
 zksync_dbarrier_enter_sql(PG_FUNCTION_ARGS)
 {
-	char	   *name = name_arg(fcinfo, 0, "double barrier name");
+	char	   *name = name_arg(fcinfo, 0, ZKNAME_DBARRIER);
 	int			participants;
 
 	if (PG_ARGISNULL(1))
@@ -307,7 +335,7 @@ PG_FUNCTION_INFO_V1(zksync_dbarrier_exit_sql);
 Datum
 zksync_dbarrier_exit_sql(PG_FUNCTION_ARGS)
 {
-	char	   *name = name_arg(fcinfo, 0, "double barrier name");
+	char	   *name = name_arg(fcinfo, 0, ZKNAME_DBARRIER);
 
 	PG_RETURN_BOOL(zksync_dbarrier_exit(name, optional_timeout_arg(fcinfo, 1)));
 }
@@ -368,7 +396,7 @@ PG_FUNCTION_INFO_V1(zksync_lock_token);
 Datum
 zksync_lock_token(PG_FUNCTION_ARGS)
 {
-	char	   *name = name_arg(fcinfo, 0, "lock name");
+	char	   *name = name_arg(fcinfo, 0, ZKNAME_LOCK);
 	ZkLockInfo *rows;
 	int			n,
 				i;
@@ -393,7 +421,7 @@ Datum
 zksync_lock_holders(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *name = name_arg(fcinfo, 0, "lock name");
+	char	   *name = name_arg(fcinfo, 0, ZKNAME_LOCK);
 	char	   *dir = zksync_recipe_dir(ZKSYNC_LOCKS, name);
 	ZkReq	   *g;
 	ZkReq	  **gets;
@@ -464,7 +492,7 @@ zksync_waits(PG_FUNCTION_ARGS)
 				i;
 
 	InitMaterializedSRF(fcinfo, 0);
-	n = zk_read_waits(&rows);
+	n = zksync_read_waits(&rows);
 	for (i = 0; i < n; i++)
 	{
 		ZkWaitRow  *r = &rows[i];
@@ -507,7 +535,7 @@ zksync_blocking(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("pid must not be NULL")));
 	InitMaterializedSRF(fcinfo, 0);
-	n = zk_blocking(PG_GETARG_INT32(0), &rows, &b);
+	n = zksync_read_blockers(PG_GETARG_INT32(0), &rows, &b);
 	for (i = 0; i < n; i++)
 	{
 		ZkWaitRow  *r = &rows[b[i]];
@@ -551,7 +579,7 @@ max_leases_arg(FunctionCallInfo fcinfo, int n)
 static Datum
 semaphore_acquire(FunctionCallInfo fcinfo, bool xact)
 {
-	char	   *name = name_arg(fcinfo, 0, "semaphore name");
+	char	   *name = name_arg(fcinfo, 0, ZKNAME_SEMAPHORE);
 	int			max = max_leases_arg(fcinfo, 1);
 
 	PG_RETURN_BOOL(zksync_semaphore_acquire(name, max, xact,
@@ -576,7 +604,7 @@ PG_FUNCTION_INFO_V1(zksync_semaphore_release_sql);
 Datum
 zksync_semaphore_release_sql(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_BOOL(zksync_semaphore_release(name_arg(fcinfo, 0, "semaphore name")));
+	PG_RETURN_BOOL(zksync_semaphore_release(name_arg(fcinfo, 0, ZKNAME_SEMAPHORE)));
 }
 
 PG_FUNCTION_INFO_V1(zksync_semaphore_leases);
@@ -584,7 +612,7 @@ Datum
 zksync_semaphore_leases(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *name = name_arg(fcinfo, 0, "semaphore name");
+	char	   *name = name_arg(fcinfo, 0, ZKNAME_SEMAPHORE);
 	ZkHolderInfo *rows;
 	int			n,
 				i;
