@@ -529,6 +529,19 @@ zksync_owner_parse(const char *data, int len, ZkOwner *o)
 }
 
 /*
+ * The owner data of a node (its `len` bytes of data) as a view shows it:
+ * the text if zksync wrote it (it starts as zksync_owner_data() writes
+ * it), made valid in the database encoding; "" for another client's data.
+ */
+char *
+zksync_owner_text(const char *data, int len)
+{
+	if (data == NULL || len < 8 || strncmp(data, "{\"host\":", 8) != 0)
+		return pstrdup("");
+	return zksync_foreign_text(data, len);
+}
+
+/*
  * The count a semaphore's node records ({"max_leases":N}, `len` bytes of
  * data), or 0 if it records none, or anything but a count in
  * 1..PG_INT32_MAX: unknown.

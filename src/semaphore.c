@@ -626,60 +626,35 @@ zksync_semaphore_snapshot(ZkLockInfo **rows)
 /*
  * Every client's leases and waiters of `name`: the lease nodes in
  * sequence order (the first max_leases are granted, those after them
- * wait, as Curator counts) and the mutex queue's contenders (waiting to
- * make a lease).  Rows as zksync_semaphore_leases() returns them; the
- * owners' data is read in one pipelined round trip.
+ * wait, as Curator counts) and the mutex queue's contenders (the first
+ * holds the mutex; the others wait to make a lease), each queue granted
+ * by the rule of semaphore_kind, as in zksync_waits().  Rows as
+ * zksync_semaphore_leases() returns them.
  */
 int
 zksync_semaphore_contenders(const char *name, ZkHolderInfo **rows)
 {
-	char	   *dir = zksync_recipe_dir(ZKSYNC_SEMAPHORES, name);
-	char	   *sub[2] = {psprintf("%s/leases", dir), psprintf("%s/locks", dir)};
-	int			max;
-	int			n = 0,
-				total = 0,
+	ZkWaitRow  *q[2];
+	int			nq[2],
+				n = 0,
 				s,
 				i;
-	ZkReq	   *lists[2];
-	ZkReq	  **gets;
 
-	zk_connect();
-	max = recorded_count(dir);
 	for (s = 0; s < 2; s++)
-	{
-		lists[s] = zk_children_retrying(sub[s]);
-		total += zk_req_rc(lists[s]) == ZOK ? zk_req_nchildren(lists[s]) : 0;
-	}
-	*rows = palloc0(sizeof(ZkHolderInfo) * (total + 1));
-	gets = palloc0(sizeof(ZkReq *) * (total + 1));
+		nq[s] = zksync_read_queue(ZKSYNC_SEMAPHORES, s, name, &q[s]);
+	*rows = palloc0(sizeof(ZkHolderInfo) * (nq[0] + nq[1] + 1));
 	for (s = 0; s < 2; s++)
-	{
-		ZkContender *c;
-		int			k;
-
-		if (zk_req_rc(lists[s]) != ZOK)
-			continue;
-		k = zksync_contenders(zk_req_children(lists[s]), zk_req_nchildren(lists[s]), &c);
-		for (i = 0; i < k; i++)
+		for (i = 0; i < nq[s]; i++)
 		{
-			ZkHolderInfo *r = &(*rows)[n];
+			ZkWaitRow  *w = &q[s][i];
+			const ZkContender *c = &w->contenders[w->index];
+			ZkHolderInfo *r = &(*rows)[n++];
 
-			r->node = psprintf("%s/%s", s == 0 ? "leases" : "locks", c[i].name);
-			r->sequence = c[i].seq;
-			r->granted = s == 0 && (max == 0 || i < max);
-			gets[n++] = zk_get(psprintf("%s/%s", sub[s], c[i].name), false);
+			r->node = psprintf("%s/%s", semaphore_kind.queues[s], c->name);
+			r->sequence = c->seq;
+			r->granted = w->granted;
+			r->present = true;
+			r->owner = zksync_owner_text(w->data, w->datalen);
 		}
-	}
-	for (i = 0; i < n; i++)
-	{
-		zk_call(gets[i]);
-		(*rows)[i].present = zk_req_rc(gets[i]) == ZOK;
-		(*rows)[i].owner = (zk_req_rc(gets[i]) == ZOK && zk_req_data(gets[i]) &&
-							strncmp(zk_req_data(gets[i]), "{\"host\":", 8) == 0) ?
-			zksync_foreign_text(zk_req_data(gets[i]), zk_req_datalen(gets[i])) : "";
-		zk_req_free(gets[i]);
-	}
-	for (s = 0; s < 2; s++)
-		zk_req_free(lists[s]);
 	return n;
 }

@@ -161,8 +161,12 @@ read_targets(Target **t, int nt, ZkWaitRow **out)
 		t[i]->n = zksync_contenders(zk_req_children(g), zk_req_nchildren(g), &t[i]->c);
 		t[i]->gets = palloc(sizeof(ZkReq *) * (t[i]->n + 1));
 		for (j = 0; j < t[i]->n; j++)
+		{
+			/* the rows keep the names; the listing goes */
+			t[i]->c[j].name = pstrdup(t[i]->c[j].name);
 			t[i]->gets[j] = zk_get(psprintf("%s/%s", t[i]->dir, t[i]->c[j].name),
 								   false);
+		}
 		total += t[i]->n;
 	}
 	rows = palloc0(sizeof(ZkWaitRow) * (total + 1));

@@ -422,53 +422,27 @@ zksync_lock_holders(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	char	   *name = name_arg(fcinfo, 0, ZKNAME_LOCK);
-	char	   *dir = zksync_recipe_dir(ZKSYNC_LOCKS, name);
-	ZkReq	   *g;
-	ZkReq	  **gets;
-	ZkContender *c;
+	ZkWaitRow  *rows;
 	int			n,
 				i;
 
 	InitMaterializedSRF(fcinfo, 0);
-	zk_connect();
-	g = zk_children_retrying(dir);	/* ZOK or ZNONODE; others throw */
-	if (zk_req_rc(g) == ZNONODE)
-	{
-		zk_req_free(g);
-		return (Datum) 0;
-	}
-	n = zksync_contenders(zk_req_children(g), zk_req_nchildren(g), &c);
-
-	/* every owner read in flight at once; a node gone meanwhile is skipped */
-	gets = palloc(sizeof(ZkReq *) * (n + 1));
-	for (i = 0; i < n; i++)
-		gets[i] = zk_get(psprintf("%s/%s", dir, c[i].name), false);
-	for (i = 0; i < n; i++)
-		zk_call(gets[i]);
-
+	/* every client's contenders, granted by the rule the lock's wait uses */
+	n = zksync_read_queue(ZKSYNC_LOCKS, 0, name, &rows);
 	for (i = 0; i < n; i++)
 	{
+		ZkWaitRow  *r = &rows[i];
+		const ZkContender *c = &r->contenders[r->index];
 		Datum		values[5];
 		bool		nulls[5] = {0};
-		ZkReq	   *r = gets[i];
 
-		if (zk_req_rc(r) != ZOK)
-			continue;
-		values[0] = CStringGetTextDatum(c[i].reader ? "read" : "write");
-		values[1] = foreign_datum(c[i].name);
-		values[2] = Int64GetDatum(c[i].seq);
-		/* the same grant rule as the wait's, over the same listing */
-		values[3] = BoolGetDatum(zksync_rwlock_granted(c, n, i));
-		if (zk_req_data(r) && strncmp(zk_req_data(r), "{\"host\":", 8) == 0)
-			values[4] = CStringGetTextDatum(zksync_foreign_text(zk_req_data(r),
-																zk_req_datalen(r)));
-		else
-			values[4] = CStringGetTextDatum("");
+		values[0] = CStringGetTextDatum(r->mode);
+		values[1] = foreign_datum(c->name);
+		values[2] = Int64GetDatum(c->seq);
+		values[3] = BoolGetDatum(r->granted);
+		values[4] = CStringGetTextDatum(zksync_owner_text(r->data, r->datalen));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	for (i = 0; i < n; i++)
-		zk_req_free(gets[i]);
-	zk_req_free(g);
 	return (Datum) 0;
 }
 
