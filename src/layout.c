@@ -5,9 +5,20 @@
  *
  *	 {root}/locks/{name}/_c_{guid}-__WRIT__{seq}	a writer of a lock
  *	 {root}/locks/{name}/_c_{guid}-__READ__{seq}	a reader of a lock
+ *	 {root}/semaphores/{name}						a semaphore; its data
+ *													records the lease count
+ *	 {root}/semaphores/{name}/locks/_c_{guid}-lock-{seq}	its mutex queue
+ *	 {root}/semaphores/{name}/leases/_c_{guid}-lease-{seq}	a lease
  *	 {root}/barriers/{name}							a barrier (persistent)
  *	 {root}/dbarriers/{name}/_c_{guid}-__PART__{seq}	a double-barrier participant
  *	 {root}/dbarriers/{name}/ready
+ *	 {root}/waits/{session id}						a published wait
+ *													(deadlock.c)
+ *	 {root}/deadlocks/{session id}					a deadlock mark for that
+ *													session (marks.c)
+ *
+ * The whole picture, and how other clients' data is read, is in
+ * docs/foreign-data.md.
  *
  * The "_c_{guid}-" prefix is Apache Curator's "protected" name: it finds a
  * node again after a create whose reply was lost (nodes.c).  The lock tags

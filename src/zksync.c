@@ -4,9 +4,17 @@
  *
  * The functions here check their arguments (a NULL is an ERROR with
  * SQLSTATE 22004, never a silent NULL result: the SQL functions are not
- * STRICT on purpose), make one call down into a recipe (lock.c,
- * barrier.c) or the session (session.c), and form the result rows.
- * _PG_init calls each module's init; the settings live in settings.c.
+ * STRICT on purpose), make one call down, and form the result rows: into
+ * a recipe (lock.c, semaphore.c, barrier.c) for the locks, leases and
+ * barriers, into the views' reader (waits.c) for zksync_waits(),
+ * zksync_blocking() and zksync_lock_holders(), and into the session
+ * (session.c) for zksync_session().  _PG_init binds our message catalog
+ * (nls.mk) and calls each module's init; the settings live in settings.c.
+ *
+ * What can go wrong here is a bad argument (22004 for a NULL, 22023 for a
+ * bad value, names.c for a bad name); everything else is the callee's.
+ * Text another client may have written reaches a result only through
+ * foreign_datum() (docs/foreign-data.md).
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -28,6 +36,7 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
+	pg_bindtextdomain(TEXTDOMAIN);
 	zksync_settings_init();
 	zksync_handoff_init();
 	zksync_lock_init();

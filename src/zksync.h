@@ -18,9 +18,13 @@
  *					this cluster through shared memory
  *	 xact.c			transaction/subtransaction callbacks and DISCARD ALL, for
  *					the recipes that register (ZkScopeHooks)
- *	 waits.c		every wait in view (zksync_waits, zksync_blocking),
- *					log_lock_waits and deadlock detection, for the queues
- *					the recipes register (ZkQueueKind)
+ *	 waits.c		every wait in view (zksync_waits, zksync_blocking,
+ *					the holders and leases views), the wait in progress and
+ *					log_lock_waits, for the queues the recipes register
+ *					(ZkQueueKind)
+ *	 deadlock.c		deadlock detection through ZooKeeper: wait records,
+ *					the wait graph, its cycles (docs/waits.md)
+ *	 marks.c		deadlock marks and their verification
  *	 tree.c			under zksync.auth: {root} and its fixed directories
  *					made persistent with our ACL, their ACLs checked once
  *					per session (42501 if other clients may change them)
@@ -36,7 +40,8 @@
  *					sends) and the client's log ring
  *					(these five are the only files that share memory with
  *					the client's threads: transport_int.h, docs/transport.md)
- *	 layout.c		where nodes live and how they are named (the grammar)
+ *	 layout.c		where nodes live and how they are named (the grammar),
+ *					owner data, reading what other clients wrote
  *	 settings.c		every GUC and its check hook
  *	 names.c		validation of names, hosts and root
  *-------------------------------------------------------------------------
@@ -49,6 +54,15 @@
 #include <zookeeper/zookeeper.h>
 
 #include "utils/timestamp.h"
+
+/*
+ * Our messages are looked up in zksync's own catalog (nls.mk), bound in
+ * _PG_init, as PostgreSQL's own modules do.
+ */
+#undef TEXTDOMAIN
+#define TEXTDOMAIN PG_TEXTDOMAIN("zksync")
+#undef _
+#define _(x) dgettext(TEXTDOMAIN, x)
 
 #include "layout.h"
 #include "names.h"
