@@ -514,6 +514,126 @@ same_cluster(const char *a, const char *b)
 }
 
 /*
+ * The members of a mark (m's data), checked to be of our making: false,
+ * with *why, if they are not.
+ */
+static bool
+parse_mark(const MarkRead *m, FlatJson *f, int64 *victim, int64 *czxid,
+		   const char **node, const char **why)
+{
+	const char *v;
+
+	*why = "its data is not a zksync deadlock mark";
+	if (m->len > MARK_MAX_BYTES)
+	{
+		*why = "its data is too long";
+		return false;
+	}
+	if (memchr(m->data, '\0', m->len) != NULL ||
+		!pg_verify_mbstr(PG_UTF8, m->data, m->len, true) ||
+		!flat_json_parse(m->data, m->len, f))
+		return false;
+	*node = flat_json_get(f, "node");
+	if ((v = flat_json_get(f, "victim")) == NULL || !mark_session(&v, victim) ||
+		*v != '\0' || *node == NULL ||
+		(v = flat_json_get(f, "czxid")) == NULL ||
+		!mark_int(&v, 1, PG_INT64_MAX, czxid) || *v != '\0' ||
+		flat_json_get(f, "cycle") == NULL)
+		return false;
+	*why = NULL;
+	return true;
+}
+
+/*
+ * The waiting record of each hop, into recs: false if a hop's wait is
+ * gone, younger than ours (`czxid`) or named twice.
+ */
+static bool
+hop_records(Graph *g, const MarkHop *hops, int n, int64 czxid, int *recs)
+{
+	int			i,
+				k;
+
+	for (i = 0; i < n; i++)
+	{
+		recs[i] = waiting_record(g, hops[i].session, hops[i].czxid);
+		if (recs[i] < 0 || g->rows[g->rec[recs[i]].row].czxid > czxid)
+			return false;
+		for (k = 0; k < i; k++)
+			if (recs[k] == recs[i])
+				return false;
+	}
+	return true;
+}
+
+/*
+ * Does hop i of the marked cycle (n hops, their records recs) stand in
+ * our own reading g?  If so, its lines of the DETAIL are appended to s.
+ */
+static bool
+hop_stands(Graph *g, const MarkRead *m, const MarkHop *hops, const int *recs,
+		   int n, int i, StringInfo s)
+{
+	const MarkHop *h = &hops[i];
+	Record	   *r = &g->rec[recs[i]];
+	Record	   *next = &g->rec[recs[(i + 1) % n]];
+	ZkWaitRow  *w = &g->rows[r->row];
+	ZkWaitRow  *b = NULL;
+	int			j,
+				k;
+
+	/* blocked, by the queue's own rule, by the node the mark names */
+	for (j = w->first; j < w->first + w->count; j++)
+		if (g->rows[j].czxid == h->blocker_czxid && row_blocks(g->rows, r->row, j))
+			b = &g->rows[j];
+	if (b == NULL)
+		return false;
+	if (i > 0)
+		appendStringInfoChar(s, '\n');
+	append_wait_line(s, r->owner.pid, r->owner.cluster, w->what,
+					 r->name ? r->name : "?", b);
+	if (!h->via_pg)
+		return b->session == next->session && node_stays(next, b->node);
+
+	/*
+	 * Through PostgreSQL locks of one cluster: the blocker a backend of it
+	 * that waits in no zksync queue, the chain starting at it and ending at
+	 * the next wait's process, there too.
+	 */
+	if (!b->is_backend || session_waits(g, b->session) ||
+		!same_cluster(b->owner.cluster, next->owner.cluster) ||
+		h->links[0].pid != b->owner.pid)
+		return false;
+	if (same_cluster(b->owner.cluster, zksync_cluster_id()))
+	{
+		/* our own cluster: what we saw ourselves, or nothing */
+		Edge	   *e = NULL;
+
+		for (k = 0; k < g->nedges; k++)
+			if (g->edges[k].from == recs[i] && g->edges[k].to == recs[(i + 1) % n] &&
+				g->edges[k].via_pg && g->edges[k].blocker == b - g->rows)
+				e = &g->edges[k];
+		if (e == NULL)
+			return false;
+		for (k = 0; k < e->nlinks; k++)
+			append_link_line(s, zksync_cluster_id(), &e->links[k],
+							 k + 1 < e->nlinks ? e->links[k + 1].pid : next->owner.pid);
+		return true;
+	}
+	/* another cluster's: only the marker, a member there, has seen it */
+	for (k = 0; k < n; k++)
+		if (g->rec[recs[k]].session == m->owner &&
+			same_cluster(g->rec[recs[k]].owner.cluster, b->owner.cluster))
+			break;
+	if (k == n)
+		return false;
+	for (k = 0; k < h->nlinks; k++)
+		append_link_line(s, b->owner.cluster, &h->links[k],
+						 k + 1 < h->nlinks ? h->links[k + 1].pid : next->owner.pid);
+	return true;
+}
+
+/*
  * Does the mark left for us name our current wait and a cycle that still
  * stands in g (read just now; `me` our record)?  Returns the DETAIL,
  * written from g's records and rows, if so.  Else NULL, with *why the
@@ -524,42 +644,19 @@ char *
 verify_mark(Graph *g, int me, const MarkRead *m, const char **why)
 {
 	FlatJson	f;
-	const char *v;
 	const char *node;
 	int64		victim,
 				czxid;
 	MarkHop    *hops;
 	int		   *recs;
 	int			n,
-				i,
-				k;
+				i;
 	StringInfoData s;
 
-	*why = NULL;
-	if (m->len > MARK_MAX_BYTES)
-	{
-		*why = "its data is too long";
+	if (!parse_mark(m, &f, &victim, &czxid, &node, why))
 		return NULL;
-	}
-	if (memchr(m->data, '\0', m->len) != NULL ||
-		!pg_verify_mbstr(PG_UTF8, m->data, m->len, true) ||
-		!flat_json_parse(m->data, m->len, &f))
-	{
-		*why = "its data is not a zksync deadlock mark";
-		return NULL;
-	}
-	node = flat_json_get(&f, "node");
-	if ((v = flat_json_get(&f, "victim")) == NULL || !mark_session(&v, &victim) ||
-		*v != '\0' || node == NULL ||
-		(v = flat_json_get(&f, "czxid")) == NULL ||
-		!mark_int(&v, 1, PG_INT64_MAX, &czxid) || *v != '\0' ||
-		flat_json_get(&f, "cycle") == NULL)
-	{
-		*why = "its data is not a zksync deadlock mark";
-		return NULL;
-	}
-	if (victim != zk_session_id() || watched_wait.czxid == 0 || czxid != watched_wait.czxid ||
-		strcmp(node, watched_wait.node) != 0)
+	if (victim != zk_session_id() || watched_wait.czxid == 0 ||
+		czxid != watched_wait.czxid || strcmp(node, watched_wait.node) != 0)
 	{
 		if (watched_wait.czxid != 0)
 			*why = "it does not name the current wait of this session";
@@ -581,77 +678,13 @@ verify_mark(Graph *g, int me, const MarkRead *m, const char **why)
 		return NULL;
 	/* every wait of it published by a live session, and still waiting */
 	recs = palloc(sizeof(int) * n);
-	for (i = 0; i < n; i++)
-	{
-		recs[i] = waiting_record(g, hops[i].session, hops[i].czxid);
-		if (recs[i] < 0 || g->rows[g->rec[recs[i]].row].czxid > czxid)
-			return NULL;		/* gone, or younger than us: not our cycle */
-		for (k = 0; k < i; k++)
-			if (recs[k] == recs[i])
-				return NULL;
-	}
+	if (!hop_records(g, hops, n, czxid, recs))
+		return NULL;
 	/* every hop still there, in our own reading of the queues */
 	initStringInfo(&s);
 	for (i = 0; i < n; i++)
-	{
-		Record	   *r = &g->rec[recs[i]];
-		Record	   *next = &g->rec[recs[(i + 1) % n]];
-		ZkWaitRow  *w = &g->rows[r->row];
-		ZkWaitRow  *b = NULL;
-		int			j;
-
-		for (j = w->first; j < w->first + w->count; j++)
-			if (g->rows[j].czxid == hops[i].blocker_czxid && row_blocks(g->rows, r->row, j))
-				b = &g->rows[j];
-		if (b == NULL)
+		if (!hop_stands(g, m, hops, recs, n, i, &s))
 			return NULL;
-		if (i > 0)
-			appendStringInfoChar(&s, '\n');
-		append_wait_line(&s, r->owner.pid, r->owner.cluster, w->what,
-						 r->name ? r->name : "?", b);
-		if (!hops[i].via_pg)
-		{
-			if (b->session != next->session || !node_stays(next, b->node))
-				return NULL;
-			continue;
-		}
-
-		/*
-		 * Through PostgreSQL locks of one cluster: the blocker a backend of
-		 * it that waits in no zksync queue, the chain starting at it and
-		 * ending at the next wait's process, there too.
-		 */
-		if (!b->is_backend || session_waits(g, b->session) ||
-			!same_cluster(b->owner.cluster, next->owner.cluster) ||
-			hops[i].links[0].pid != b->owner.pid)
-			return NULL;
-		if (same_cluster(b->owner.cluster, zksync_cluster_id()))
-		{
-			/* our own cluster: what we saw ourselves, or nothing */
-			Edge	   *e = NULL;
-
-			for (k = 0; k < g->nedges; k++)
-				if (g->edges[k].from == recs[i] && g->edges[k].to == recs[(i + 1) % n] &&
-					g->edges[k].via_pg && g->edges[k].blocker == b - g->rows)
-					e = &g->edges[k];
-			if (e == NULL)
-				return NULL;
-			for (k = 0; k < e->nlinks; k++)
-				append_link_line(&s, zksync_cluster_id(), &e->links[k],
-								 k + 1 < e->nlinks ? e->links[k + 1].pid : next->owner.pid);
-			continue;
-		}
-		/* another cluster's: only the marker, a member there, has seen it */
-		for (k = 0; k < n; k++)
-			if (g->rec[recs[k]].session == m->owner &&
-				same_cluster(g->rec[recs[k]].owner.cluster, b->owner.cluster))
-				break;
-		if (k == n)
-			return NULL;
-		for (k = 0; k < hops[i].nlinks; k++)
-			append_link_line(&s, b->owner.cluster, &hops[i].links[k],
-							 k + 1 < hops[i].nlinks ? hops[i].links[k + 1].pid : next->owner.pid);
-	}
 	*why = NULL;
 	return s.data;
 }

@@ -133,6 +133,83 @@ send_listing(Target *t)
 }
 
 /*
+ * Once target t's listing is in: its contenders in order, and a read of
+ * each one's node sent.  Returns how many (0 if the queue could not be
+ * listed).
+ */
+static int
+send_reads(Target *t)
+{
+	ZkReq	   *g = t->listing;
+	int			j;
+
+	if (!t->ride_out && zk_call(g) != ZOK)
+		return 0;
+	if (t->ride_out && zk_req_rc(g) != ZOK)
+		return 0;
+	t->n = zksync_contenders(zk_req_children(g), zk_req_nchildren(g), &t->c);
+	t->gets = palloc(sizeof(ZkReq *) * (t->n + 1));
+	for (j = 0; j < t->n; j++)
+	{
+		/* the rows keep the names; the listing goes */
+		t->c[j].name = pstrdup(t->c[j].name);
+		t->gets[j] = zk_get(psprintf("%s/%s", t->dir, t->c[j].name), false);
+	}
+	return t->n;
+}
+
+/* Row r: contender j of target q, whose node read g answered */
+static void
+form_row(ZkWaitRow *r, const Target *q, int j, ZkReq *g)
+{
+	r->kind = q->kind;
+	r->queue = q->queue;
+	r->name = q->name;
+	r->node = psprintf("%s/%s", q->dir, q->c[j].name);
+	r->mode = q->kind->mode(q->queue, &q->c[j]);
+	r->what = q->kind->what(q->queue, &q->c[j]);
+	r->granted = q->kind->granted(q->queue, q->c, q->n, j, q->capacity);
+	r->czxid = zk_req_czxid(g);
+	r->ctime_ms = zk_req_ctime(g);
+	r->session = zk_req_ephemeral_owner(g);
+	r->is_backend = zksync_owner_parse(zk_req_data(g), zk_req_datalen(g),
+									   &r->owner);
+	keep_data(r, zk_req_data(g), zk_req_datalen(g));
+	r->contenders = q->c;
+	r->ncontenders = q->n;
+	r->index = j;
+	r->capacity = q->capacity;
+}
+
+/* The rows of target q, from rows[nrows] on; returns how many */
+static int
+collect_rows(Target *q, ZkWaitRow *rows, int nrows)
+{
+	int			first = nrows,
+				j;
+
+	if (q->capacity_get)
+	{
+		if (zk_call(q->capacity_get) == ZOK)
+			q->capacity = q->kind->capacity(zk_req_data(q->capacity_get),
+											zk_req_datalen(q->capacity_get));
+		zk_req_free(q->capacity_get);
+	}
+	for (j = 0; j < q->n; j++)
+	{
+		/* a node gone meanwhile is left out; its place stays known */
+		if (zk_call(q->gets[j]) == ZOK)
+		{
+			form_row(&rows[nrows], q, j, q->gets[j]);
+			rows[nrows++].first = first;
+		}
+		zk_req_free(q->gets[j]);
+	}
+	zk_req_free(q->listing);
+	return nrows - first;
+}
+
+/*
  * Read the targets: every listing (and capacity) sent at once, each
  * listing's nodes read as soon as it is in; then form the rows, queue by
  * queue in sequence order.  A connection error leaves a queue out, unless
@@ -145,77 +222,15 @@ read_targets(Target **t, int nt, ZkWaitRow **out)
 	ZkWaitRow  *rows;
 	int			total = 0,
 				nrows = 0,
-				i,
-				j;
+				i;
 
 	for (i = 0; i < nt; i++)
 		send_listing(t[i]);
 	for (i = 0; i < nt; i++)
-	{
-		ZkReq	   *g = t[i]->listing;
-
-		if (!t[i]->ride_out && zk_call(g) != ZOK)
-			continue;
-		if (t[i]->ride_out && zk_req_rc(g) != ZOK)
-			continue;
-		t[i]->n = zksync_contenders(zk_req_children(g), zk_req_nchildren(g), &t[i]->c);
-		t[i]->gets = palloc(sizeof(ZkReq *) * (t[i]->n + 1));
-		for (j = 0; j < t[i]->n; j++)
-		{
-			/* the rows keep the names; the listing goes */
-			t[i]->c[j].name = pstrdup(t[i]->c[j].name);
-			t[i]->gets[j] = zk_get(psprintf("%s/%s", t[i]->dir, t[i]->c[j].name),
-								   false);
-		}
-		total += t[i]->n;
-	}
+		total += send_reads(t[i]);
 	rows = palloc0(sizeof(ZkWaitRow) * (total + 1));
 	for (i = 0; i < nt; i++)
-	{
-		Target	   *q = t[i];
-		int			first = nrows;
-
-		if (q->capacity_get)
-		{
-			if (zk_call(q->capacity_get) == ZOK)
-				q->capacity = q->kind->capacity(zk_req_data(q->capacity_get),
-												zk_req_datalen(q->capacity_get));
-			zk_req_free(q->capacity_get);
-		}
-		for (j = 0; j < q->n; j++)
-		{
-			ZkWaitRow  *r = &rows[nrows];
-			ZkReq	   *g = q->gets[j];
-
-			/* a node gone meanwhile is left out; its place stays known */
-			if (zk_call(g) == ZOK)
-			{
-				r->kind = q->kind;
-				r->queue = q->queue;
-				r->name = q->name;
-				r->node = psprintf("%s/%s", q->dir, q->c[j].name);
-				r->mode = q->kind->mode(q->queue, &q->c[j]);
-				r->what = q->kind->what(q->queue, &q->c[j]);
-				r->granted = q->kind->granted(q->queue, q->c, q->n, j,
-											  q->capacity);
-				r->czxid = zk_req_czxid(g);
-				r->ctime_ms = zk_req_ctime(g);
-				r->session = zk_req_ephemeral_owner(g);
-				r->is_backend = zksync_owner_parse(zk_req_data(g),
-												   zk_req_datalen(g),
-												   &r->owner);
-				keep_data(r, zk_req_data(g), zk_req_datalen(g));
-				r->contenders = q->c;
-				r->ncontenders = q->n;
-				r->index = j;
-				r->capacity = q->capacity;
-				r->first = first;
-				nrows++;
-			}
-			zk_req_free(g);
-		}
-		zk_req_free(q->listing);
-	}
+		nrows += collect_rows(t[i], rows, nrows);
 	/* the queue of each row: rows[first .. first + count) */
 	for (i = 0; i < nrows; i++)
 	{

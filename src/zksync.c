@@ -465,6 +465,33 @@ text_or_null(const char *v, Datum *value, bool *isnull)
 		*isnull = true;
 }
 
+/*
+ * Who made row r's node, as columns from values[0] on: cluster, host,
+ * port, database (if with_database), pid, application_name; NULL where
+ * the node is not a zksync backend's or the owner data leaves it out.
+ */
+static void
+owner_columns(const ZkWaitRow *r, bool with_database, Datum *values,
+			  bool *nulls)
+{
+	int			c = 0;
+
+	text_or_null(r->owner.cluster, &values[c], &nulls[c]);
+	c++;
+	text_or_null(r->owner.host, &values[c], &nulls[c]);
+	c++;
+	values[c] = Int32GetDatum(r->owner.port);
+	nulls[c++] = !r->is_backend;
+	if (with_database)
+	{
+		text_or_null(r->owner.database, &values[c], &nulls[c]);
+		c++;
+	}
+	values[c] = Int32GetDatum(r->owner.pid);
+	nulls[c++] = !r->is_backend;
+	text_or_null(r->owner.application_name, &values[c], &nulls[c]);
+}
+
 PG_FUNCTION_INFO_V1(zksync_waits);
 Datum
 zksync_waits(PG_FUNCTION_ARGS)
@@ -488,14 +515,7 @@ zksync_waits(PG_FUNCTION_ARGS)
 		values[3] = BoolGetDatum(r->granted);
 		values[4] = TimestampTzGetDatum(time_t_to_timestamptz(r->ctime_ms / 1000) +
 										(r->ctime_ms % 1000) * 1000);
-		text_or_null(r->owner.cluster, &values[5], &nulls[5]);
-		text_or_null(r->owner.host, &values[6], &nulls[6]);
-		values[7] = Int32GetDatum(r->owner.port);
-		nulls[7] = !r->is_backend;
-		text_or_null(r->owner.database, &values[8], &nulls[8]);
-		values[9] = Int32GetDatum(r->owner.pid);
-		nulls[9] = !r->is_backend;
-		text_or_null(r->owner.application_name, &values[10], &nulls[10]);
+		owner_columns(r, true, &values[5], &nulls[5]);
 		values[11] = CStringGetTextDatum(zksync_session_text(r->session));
 		values[12] = foreign_datum(r->node);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
@@ -528,13 +548,7 @@ zksync_blocking(PG_FUNCTION_ARGS)
 		values[0] = CStringGetTextDatum(r->kind->kind);
 		values[1] = foreign_datum(r->name);
 		values[2] = CStringGetTextDatum(r->mode);
-		text_or_null(r->owner.cluster, &values[3], &nulls[3]);
-		text_or_null(r->owner.host, &values[4], &nulls[4]);
-		values[5] = Int32GetDatum(r->owner.port);
-		nulls[5] = !r->is_backend;
-		values[6] = Int32GetDatum(r->owner.pid);
-		nulls[6] = !r->is_backend;
-		text_or_null(r->owner.application_name, &values[7], &nulls[7]);
+		owner_columns(r, false, &values[3], &nulls[3]);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
