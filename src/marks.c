@@ -727,11 +727,6 @@ leave_mark(Graph *g, int *cycle, int len, int victim)
 		strlcpy(watched_wait.marks[watched_wait.nmarks++], path, ZKSYNC_PATH_MAX);
 }
 
-/*
- * Step 3, and step 2 at the first check.  Throws 40P01 if we are the
- * victim of a deadlock.
- */
-
 /* Our wait is over: the marks we left for others go.  Never throws. */
 void
 withdraw_marks(void)
