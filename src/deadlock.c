@@ -171,11 +171,12 @@ publish(void)
 	appendStringInfo(&extra, ",\"czxid\":" INT64_FORMAT, watched_wait.czxid);
 	append_leaving(&extra);
 	data = zksync_owner_data(extra.data, &len);
-	snprintf(watched_wait.record, sizeof(watched_wait.record), "%s/%s/%s", zksync_root,
-			 ZKSYNC_WAITS, zksync_session_text(zk_session_id()));
+	snprintf(watched_wait.record, sizeof(watched_wait.record), "%s/%s/%s",
+			 zksync_root, ZKSYNC_WAITS, zksync_session_text(zk_session_id()));
+
 	/*
-	 * Published from the moment the create may be sent: if an interrupt or
-	 * a lost connection ends the wait before the reply, the end of the wait
+	 * Published from the moment the create may be sent: if an interrupt or a
+	 * lost connection ends the wait before the reply, the end of the wait
 	 * still deletes the record (the delete follows the create on the
 	 * session).
 	 */
@@ -753,7 +754,8 @@ remember_cycle(const char *sig)
 {
 	if (watched_wait.last_cycle)
 		pfree(watched_wait.last_cycle);
-	watched_wait.last_cycle = sig ? MemoryContextStrdup(TopMemoryContext, sig) : NULL;
+	watched_wait.last_cycle = sig ?
+		MemoryContextStrdup(TopMemoryContext, sig) : NULL;
 }
 
 /*
@@ -773,7 +775,8 @@ judge_cycles(Graph *g, int me)
 		return NULL;
 	}
 	sig = cycle_signature(g, cycle, len);
-	if (watched_wait.last_cycle == NULL || strcmp(sig, watched_wait.last_cycle) != 0)
+	if (watched_wait.last_cycle == NULL ||
+		strcmp(sig, watched_wait.last_cycle) != 0)
 	{
 		remember_cycle(sig);	/* seen once: look again soon */
 		return NULL;

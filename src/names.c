@@ -10,6 +10,11 @@
  * U+FFF0-U+FFFF, and the components "." and "..".  The server checks
  * UTF-16 code units, so a character beyond U+FFFF (a surrogate pair, in
  * U+D800-U+DFFF) is refused too.
+ *
+ * What can go wrong: nothing here talks to ZooKeeper.  A bad name is an
+ * ERROR 22023 whose DETAIL gives the reason (one message per kind of
+ * name); a bad zksync.hosts or zksync.root is only reported back to its
+ * check hook (settings.c), since a check hook must not throw.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

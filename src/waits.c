@@ -624,8 +624,8 @@ zksync_wait_watched(uint64 seen, bool (*also) (void), TimestampTz deadline)
 		if (!zk_is_connected())
 		{
 			/* nothing to read now: look again soon */
-			watched_wait.next_check = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-															  CONFIRM_MS);
+			watched_wait.next_check =
+				TimestampTzPlusMilliseconds(GetCurrentTimestamp(), CONFIRM_MS);
 			continue;
 		}
 		check_wait();
