@@ -5,9 +5,20 @@
  *
  *	 {root}/locks/{name}/_c_{guid}-__WRIT__{seq}	a writer of a lock
  *	 {root}/locks/{name}/_c_{guid}-__READ__{seq}	a reader of a lock
+ *	 {root}/semaphores/{name}						a semaphore; its data
+ *													records the lease count
+ *	 {root}/semaphores/{name}/locks/_c_{guid}-lock-{seq}	its mutex queue
+ *	 {root}/semaphores/{name}/leases/_c_{guid}-lease-{seq}	a lease
  *	 {root}/barriers/{name}							a barrier (persistent)
  *	 {root}/dbarriers/{name}/_c_{guid}-__PART__{seq}	a double-barrier participant
  *	 {root}/dbarriers/{name}/ready
+ *	 {root}/waits/{session id}						a published wait
+ *													(deadlock.c)
+ *	 {root}/deadlocks/{session id}					a deadlock mark for that
+ *													session (marks.c)
+ *
+ * The whole picture, and how other clients' data is read, is in
+ * docs/foreign-data.md.
  *
  * The "_c_{guid}-" prefix is Apache Curator's "protected" name: it finds a
  * node again after a create whose reply was lost (nodes.c).  The lock tags
@@ -526,6 +537,19 @@ zksync_owner_parse(const char *data, int len, ZkOwner *o)
 	if (c && c[0] != '\0' && strlen(c) <= 20 && strspn(c, "0123456789") == strlen(c))
 		o->cluster = c;
 	return true;
+}
+
+/*
+ * The owner data of a node (its `len` bytes of data) as a view shows it:
+ * the text if zksync wrote it (it starts as zksync_owner_data() writes
+ * it), made valid in the database encoding; "" for another client's data.
+ */
+char *
+zksync_owner_text(const char *data, int len)
+{
+	if (data == NULL || len < 8 || strncmp(data, "{\"host\":", 8) != 0)
+		return pstrdup("");
+	return zksync_foreign_text(data, len);
 }
 
 /*

@@ -126,14 +126,14 @@ lock_mode(int q, const ZkContender *c)
 	return c->reader ? "read" : "write";
 }
 
-static const char *
+static ZkQueueWhat
 lock_what(int q, const ZkContender *c)
 {
-	return c->reader ? "read lock" : "write lock";
+	return c->reader ? ZKQ_READ_LOCK : ZKQ_WRITE_LOCK;
 }
 
 static bool
-lock_granted(int q, const ZkContender *c, int n, int i, int count)
+lock_granted(int q, const ZkContender *c, int n, int i, int capacity)
 {
 	return zksync_rwlock_granted(c, n, i);
 }
@@ -143,7 +143,7 @@ lock_granted(int q, const ZkContender *c, int n, int i, int count)
  * a writer waits for everyone ahead of it, a reader for the writers ahead.
  */
 static bool
-lock_blocks(int q, const ZkContender *c, int n, int i, int j, int count)
+lock_blocks(int q, const ZkContender *c, int n, int i, int j, int capacity)
 {
 	return j < i && (!c[i].reader || !c[j].reader);
 }
@@ -826,5 +826,5 @@ zksync_lock_init(void)
 {
 	holds_init();
 	zksync_register_scope(&lock_scope);
-	zk_register_queue_kind(&lock_kind);
+	zksync_register_queue_kind(&lock_kind);
 }

@@ -10,6 +10,11 @@
  * U+FFF0-U+FFFF, and the components "." and "..".  The server checks
  * UTF-16 code units, so a character beyond U+FFFF (a surrogate pair, in
  * U+D800-U+DFFF) is refused too.
+ *
+ * What can go wrong: nothing here talks to ZooKeeper.  A bad name is an
+ * ERROR 22023 whose DETAIL gives the reason (one message per kind of
+ * name); a bad zksync.hosts or zksync.root is only reported back to its
+ * check hook (settings.c), since a check hook must not throw.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -31,11 +36,11 @@ component_problem(const char *s, int len, int maxlen)
 	const unsigned char *end = p + len;
 
 	if (len == 0)
-		return pstrdup("it is empty");
+		return pstrdup(_("it is empty"));
 	if (len > maxlen)
-		return psprintf("it is %d bytes long, at most %d are allowed", len, maxlen);
+		return psprintf(_("it is %d bytes long, at most %d are allowed"), len, maxlen);
 	if ((len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.'))
-		return psprintf("\"%s\" is not allowed", s);
+		return psprintf(_("\"%s\" is not allowed"), s);
 
 	while (p < end)
 	{
@@ -43,16 +48,16 @@ component_problem(const char *s, int len, int maxlen)
 		pg_wchar	c;
 
 		if (p + clen > end || !pg_utf8_islegal(p, clen))
-			return pstrdup("it is not valid UTF-8");
+			return pstrdup(_("it is not valid UTF-8"));
 		c = utf8_to_unicode(p);
 		if (c == '/')
-			return pstrdup("it contains \"/\"");
+			return pstrdup(_("it contains \"/\""));
 		if (c == 0 ||
 			(c >= 0x01 && c <= 0x1F) ||
 			(c >= 0x7F && c <= 0x9F) ||
 			(c >= 0xD800 && c <= 0xF8FF) ||
 			(c >= 0xFFF0))
-			return psprintf("it contains the character U+%04X, which ZooKeeper does not allow",
+			return psprintf(_("it contains the character U+%04X, which ZooKeeper does not allow"),
 							(unsigned int) c);
 		p += clen;
 	}
@@ -77,12 +82,65 @@ printable(const char *s)
 }
 
 /*
+ * A bad name: ERROR 22023, one message per kind of name so that each can
+ * be translated; `problem` (a sentence) says what is wrong with it.
+ */
+static void
+report_bad_name(ZkNameKind kind, int element, const char *name,
+				const char *problem)
+{
+	switch (kind)
+	{
+		case ZKNAME_LOCK:
+			if (element > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("invalid lock name \"%s\" at position %d of the array",
+								name, element),
+						 errdetail_internal("%s", problem),
+						 errhint("A name is one ZooKeeper path component: 1 to %d bytes, no \"/\", no control characters, not \".\" or \"..\".",
+								 ZKSYNC_NAME_MAX)));
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid lock name \"%s\"", name),
+					 errdetail_internal("%s", problem),
+					 errhint("A name is one ZooKeeper path component: 1 to %d bytes, no \"/\", no control characters, not \".\" or \"..\".",
+							 ZKSYNC_NAME_MAX)));
+			break;
+		case ZKNAME_BARRIER:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid barrier name \"%s\"", name),
+					 errdetail_internal("%s", problem),
+					 errhint("A name is one ZooKeeper path component: 1 to %d bytes, no \"/\", no control characters, not \".\" or \"..\".",
+							 ZKSYNC_NAME_MAX)));
+			break;
+		case ZKNAME_DBARRIER:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid double barrier name \"%s\"", name),
+					 errdetail_internal("%s", problem),
+					 errhint("A name is one ZooKeeper path component: 1 to %d bytes, no \"/\", no control characters, not \".\" or \"..\".",
+							 ZKSYNC_NAME_MAX)));
+			break;
+		case ZKNAME_SEMAPHORE:
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid semaphore name \"%s\"", name),
+					 errdetail_internal("%s", problem),
+					 errhint("A name is one ZooKeeper path component: 1 to %d bytes, no \"/\", no control characters, not \".\" or \"..\".",
+							 ZKSYNC_NAME_MAX)));
+			break;
+	}
+}
+
+/*
  * Convert a SQL text argument into a validated name, in UTF-8, palloc'd.
- * `what` names the argument for messages ("lock name", "barrier name").
- * Throws 22023 on a bad name.
+ * `kind` says what it names and `element` its 1-based place in an array
+ * (0: not in one), for messages.  Throws 22023 on a bad name.
  */
 char *
-zksync_name_from_text(text *t, const char *what)
+zksync_name_from_text(text *t, ZkNameKind kind, int element)
 {
 	char	   *raw = text_to_cstring(t);
 	char	   *utf8;
@@ -94,11 +152,8 @@ zksync_name_from_text(text *t, const char *what)
 											  PG_UTF8);
 	problem = component_problem(utf8, strlen(utf8), ZKSYNC_NAME_MAX);
 	if (problem)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid %s \"%s\": %s", what, printable(raw), problem),
-				 errhint("A name is one ZooKeeper path component: 1 to %d bytes, no \"/\", no control characters, not \".\" or \"..\".",
-						 ZKSYNC_NAME_MAX)));
+		report_bad_name(kind, element, printable(raw),
+						psprintf(_("The name is refused: %s."), problem));
 	return utf8;
 }
 
@@ -111,17 +166,17 @@ path_is_valid(const char *path, int maxlen, char **why)
 
 	if (len == 0 || path[0] != '/')
 	{
-		*why = pstrdup("it must start with \"/\"");
+		*why = pstrdup(_("it must start with \"/\""));
 		return false;
 	}
 	if (len > maxlen)
 	{
-		*why = psprintf("it is %d bytes long, at most %d are allowed", len, maxlen);
+		*why = psprintf(_("it is %d bytes long, at most %d are allowed"), len, maxlen);
 		return false;
 	}
 	if (len == 1)
 	{
-		*why = pstrdup("it must name a node below \"/\"");
+		*why = pstrdup(_("it must name a node below \"/\""));
 		return false;
 	}
 	while (*p == '/')
@@ -133,12 +188,12 @@ path_is_valid(const char *path, int maxlen, char **why)
 
 		if (clen == 0)
 		{
-			*why = pstrdup("it has an empty component (a doubled or trailing \"/\")");
+			*why = pstrdup(_("it has an empty component (a doubled or trailing \"/\")"));
 			return false;
 		}
 		if (problem)
 		{
-			*why = psprintf("component \"%.*s\": %s", clen, start, problem);
+			*why = psprintf(_("component \"%.*s\": %s"), clen, start, problem);
 			return false;
 		}
 		p = start + clen;
@@ -157,7 +212,7 @@ zksync_root_is_valid(const char *root, char **why)
 		return false;
 	if (strcmp(root, "/zookeeper") == 0 || strncmp(root, "/zookeeper/", 11) == 0)
 	{
-		*why = pstrdup("\"/zookeeper\" is reserved by ZooKeeper");
+		*why = pstrdup(_("\"/zookeeper\" is reserved by ZooKeeper"));
 		return false;
 	}
 	return true;
@@ -177,17 +232,17 @@ zksync_hosts_are_valid(const char *hosts, char **why)
 
 	if (hlen == 0)
 	{
-		*why = pstrdup("it names no server; expected host:port[,host:port...][/chroot]");
+		*why = pstrdup(_("it names no server; expected host:port[,host:port...][/chroot]"));
 		return false;
 	}
 	if (slash && !path_is_valid(slash, ZKSYNC_ROOT_MAX, why))
 	{
-		*why = psprintf("bad chroot: %s", *why);
+		*why = psprintf(_("bad chroot: %s"), *why);
 		return false;
 	}
 	if (list[0] == ',' || list[hlen - 1] == ',' || strstr(list, ",,"))
 	{
-		*why = pstrdup("it has an empty entry");
+		*why = pstrdup(_("it has an empty entry"));
 		return false;
 	}
 	for (entry = strtok_r(list, ",", &save); entry; entry = strtok_r(NULL, ",", &save))
@@ -199,20 +254,20 @@ zksync_hosts_are_valid(const char *hosts, char **why)
 
 		if (colon == NULL || colon == entry)
 		{
-			*why = psprintf("\"%s\" is not host:port", entry);
+			*why = psprintf(_("\"%s\" is not host:port"), entry);
 			return false;
 		}
 		port = strtol(colon + 1, &end, 10);
 		if (*(colon + 1) == '\0' || *end != '\0' || port < 1 || port > 65535)
 		{
-			*why = psprintf("\"%s\" has no valid port (1-65535)", entry);
+			*why = psprintf(_("\"%s\" has no valid port (1-65535)"), entry);
 			return false;
 		}
 		for (c = entry; c < colon; c++)
 		{
 			if (!(isalnum((unsigned char) *c) || strchr(".-_[]:", *c)))
 			{
-				*why = psprintf("\"%s\" has a bad host name", entry);
+				*why = psprintf(_("\"%s\" has a bad host name"), entry);
 				return false;
 			}
 		}

@@ -232,10 +232,10 @@ queue_loop(ZkProtected *pn, const char *dir, const char *tag,
 			zk_req_free(e);
 			if (rc == ZOK)
 			{
-				zk_wait_watch_begin(drv->kind, drv->queue, name, pn->node,
-									pn->czxid);
-				result = zk_wait_watched(seen, zksync_handoff_received,
-										 deadline);
+				zksync_wait_watch_begin(drv->kind, drv->queue, name, pn->node,
+										pn->czxid);
+				result = zksync_wait_watched(seen, zksync_handoff_received,
+											 deadline);
 			}
 		}
 		if (zksync_handoff_unregister())
@@ -285,14 +285,14 @@ zk_queue_wait(ZkProtected *pn, const char *dir, const char *tag,
 		granted = queue_loop(pn, dir, tag, data, datalen, drv, deadline,
 							 name);
 		if (granted && drv->grant_continues_wait)
-			zk_wait_watch_step();
+			zksync_wait_watch_node_done();
 		else
-			zk_wait_watch_end(granted);
+			zksync_wait_watch_end(granted);
 	}
 	PG_CATCH();
 	{
 		HOLD_INTERRUPTS();
-		zk_wait_watch_end(false);
+		zksync_wait_watch_end(false);
 		zksync_handoff_unregister();
 		zk_protected_abandon(pn, ZKSYNC_ABANDON_WAIT_MS);
 		RESUME_INTERRUPTS();

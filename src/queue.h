@@ -16,17 +16,7 @@
 #include "datatype/timestamp.h"
 
 #include "nodes.h"
-
-/*
- * What a contender waits for, in messages (each message is written out
- * for each, so that it can be translated)
- */
-typedef enum ZkQueueWhat
-{
-	ZKQ_WRITE_LOCK,
-	ZKQ_READ_LOCK,
-	ZKQ_SEMAPHORE
-} ZkQueueWhat;
+#include "waits.h"				/* ZkQueueKind, ZkQueueWhat */
 
 /* A recipe's grant rule, for the queue */
 typedef struct ZkQueueDriver

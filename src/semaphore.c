@@ -77,10 +77,10 @@ sem_mode(int q, const ZkContender *c)
 	return q == 0 ? "lease" : "mutex";
 }
 
-static const char *
+static ZkQueueWhat
 sem_what(int q, const ZkContender *c)
 {
-	return "semaphore";
+	return ZKQ_SEMAPHORE;
 }
 
 /* The count recorded in the semaphore node's data, or 0 if none (or junk) */
@@ -91,15 +91,15 @@ count_in(const char *data, int len)
 }
 
 static bool
-sem_granted(int q, const ZkContender *c, int n, int i, int max_leases)
+sem_granted(int q, const ZkContender *c, int n, int i, int capacity)
 {
 	if (q == 0)
-		return max_leases == 0 || i < max_leases;
+		return capacity == 0 || i < capacity;
 	return i == 0;
 }
 
 static bool
-sem_blocks(int q, const ZkContender *c, int n, int i, int j, int max_leases)
+sem_blocks(int q, const ZkContender *c, int n, int i, int j, int capacity)
 {
 	return j < i;
 }
@@ -189,8 +189,8 @@ await_lease_grant(const char *leases_dir, int max_leases,
 			return true;
 		if (!watching)
 			continue;			/* list again, this time with a watch */
-		zk_wait_watch_begin(&semaphore_kind, 0, name, lease_pn.node, lease_pn.czxid);
-		if (zk_wait_watched(seen, NULL, deadline) == ZKW_TIMEOUT)
+		zksync_wait_watch_begin(&semaphore_kind, 0, name, lease_pn.node, lease_pn.czxid);
+		if (zksync_wait_watched(seen, NULL, deadline) == ZKW_TIMEOUT)
 			return false;
 		if (!zk_session_usable())
 			ereport(ERROR,
@@ -204,7 +204,7 @@ await_lease_grant(const char *leases_dir, int max_leases,
 static void
 abandon_acquisition(bool mutex_owned)
 {
-	zk_wait_watch_end(false);
+	zksync_wait_watch_end(false);
 	zk_protected_abandon(&lease_pn, 0);
 	if (mutex_pn.active)
 		zk_protected_abandon(&mutex_pn, 0);
@@ -310,7 +310,7 @@ take_lease(const char *dir, const char *name, int max_leases, int recorded,
 static void
 keep_lease(const char *name, bool xact)
 {
-	zk_wait_watch_end(true);
+	zksync_wait_watch_end(true);
 	lease_pn.active = false;
 	zk_release_node(mutex_pn.node, 0, true);
 	add_lease(name, xact);
@@ -622,7 +622,7 @@ zksync_semaphore_init(void)
 {
 	zk_register_session_user(lease_nodes, lease_forget_session, lost_nodes);
 	zksync_register_scope(&semaphore_scope);
-	zk_register_queue_kind(&semaphore_kind);
+	zksync_register_queue_kind(&semaphore_kind);
 }
 
 /* ---- introspection ---- */
@@ -652,60 +652,35 @@ zksync_semaphore_snapshot(ZkLockInfo **rows)
 /*
  * Every client's leases and waiters of `name`: the lease nodes in
  * sequence order (the first max_leases are granted, those after them
- * wait, as Curator counts) and the mutex queue's contenders (waiting to
- * make a lease).  Rows as zksync_semaphore_leases() returns them; the
- * owners' data is read in one pipelined round trip.
+ * wait, as Curator counts) and the mutex queue's contenders (the first
+ * holds the mutex; the others wait to make a lease), each queue granted
+ * by the rule of semaphore_kind, as in zksync_waits().  Rows as
+ * zksync_semaphore_leases() returns them.
  */
 int
 zksync_semaphore_contenders(const char *name, ZkHolderInfo **rows)
 {
-	char	   *dir = zksync_recipe_dir(ZKSYNC_SEMAPHORES, name);
-	char	   *sub[2] = {psprintf("%s/leases", dir), psprintf("%s/locks", dir)};
-	int			max;
-	int			n = 0,
-				total = 0,
+	ZkWaitRow  *q[2];
+	int			nq[2],
+				n = 0,
 				s,
 				i;
-	ZkReq	   *lists[2];
-	ZkReq	  **gets;
 
-	zk_connect();
-	max = recorded_count(dir);
 	for (s = 0; s < 2; s++)
-	{
-		lists[s] = zk_children_retrying(sub[s]);
-		total += zk_req_rc(lists[s]) == ZOK ? zk_req_nchildren(lists[s]) : 0;
-	}
-	*rows = palloc0(sizeof(ZkHolderInfo) * (total + 1));
-	gets = palloc0(sizeof(ZkReq *) * (total + 1));
+		nq[s] = zksync_read_queue(ZKSYNC_SEMAPHORES, s, name, &q[s]);
+	*rows = palloc0(sizeof(ZkHolderInfo) * (nq[0] + nq[1] + 1));
 	for (s = 0; s < 2; s++)
-	{
-		ZkContender *c;
-		int			k;
-
-		if (zk_req_rc(lists[s]) != ZOK)
-			continue;
-		k = zksync_contenders(zk_req_children(lists[s]), zk_req_nchildren(lists[s]), &c);
-		for (i = 0; i < k; i++)
+		for (i = 0; i < nq[s]; i++)
 		{
-			ZkHolderInfo *r = &(*rows)[n];
+			ZkWaitRow  *w = &q[s][i];
+			const ZkContender *c = &w->contenders[w->index];
+			ZkHolderInfo *r = &(*rows)[n++];
 
-			r->node = psprintf("%s/%s", s == 0 ? "leases" : "locks", c[i].name);
-			r->sequence = c[i].seq;
-			r->granted = s == 0 && (max == 0 || i < max);
-			gets[n++] = zk_get(psprintf("%s/%s", sub[s], c[i].name), false);
+			r->node = psprintf("%s/%s", semaphore_kind.queues[s], c->name);
+			r->sequence = c->seq;
+			r->granted = w->granted;
+			r->present = true;
+			r->owner = zksync_owner_text(w->data, w->datalen);
 		}
-	}
-	for (i = 0; i < n; i++)
-	{
-		zk_call(gets[i]);
-		(*rows)[i].present = zk_req_rc(gets[i]) == ZOK;
-		(*rows)[i].owner = (zk_req_rc(gets[i]) == ZOK && zk_req_data(gets[i]) &&
-							strncmp(zk_req_data(gets[i]), "{\"host\":", 8) == 0) ?
-			zksync_foreign_text(zk_req_data(gets[i]), zk_req_datalen(gets[i])) : "";
-		zk_req_free(gets[i]);
-	}
-	for (s = 0; s < 2; s++)
-		zk_req_free(lists[s]);
 	return n;
 }

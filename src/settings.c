@@ -12,8 +12,11 @@
  * changes (layout.c); a node already made keeps its name, so a change
  * never touches a held lock.
  *
- * Settings the SPEC does not list: zksync.auth and zksync.local_handoff
- * (handoff.c defines the latter's variable).
+ * What can go wrong: a value that would break a path or a connect string
+ * (names.c says why, and the check hook refuses it: a check hook never
+ * throws), and a secret that must not show (zksync.auth, below).
+ * zksync.local_handoff's variable is handoff.c's; its definition is here
+ * with the others.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -32,6 +35,10 @@ char	   *zksync_auth = NULL;
 bool		zksync_synchronous_release = true;
 int			zksync_max_holds = 10000;
 char	   *zksync_lock_layout = NULL;
+
+/* check_auth refused a SET: hide the statement of the ERROR that follows */
+static bool auth_refused = false;
+static emit_log_hook_type prev_emit_log_hook = NULL;
 
 static bool
 check_hosts(char **newval, void **extra, GucSource source)
@@ -77,10 +84,10 @@ check_lock_layout(char **newval, void **extra, GucSource source)
 
 /*
  * zksync.auth holds a secret: a refused value is not echoed (our own
- * primary message replaces the one that would quote it, and a refused SET
- * is not logged with its statement), and SHOW,
- * current_setting() and pg_settings show a mask, also to members of
- * pg_read_all_settings.
+ * primary message replaces the one that would quote it), a refused SET is
+ * not logged with its statement (auth_refused and hide_refused_auth), and
+ * SHOW, current_setting() and pg_settings show a mask, also to members of
+ * pg_read_all_settings.  Never throws.
  */
 static bool
 check_auth(char **newval, void **extra, GucSource source)
@@ -90,22 +97,30 @@ check_auth(char **newval, void **extra, GucSource source)
 	if (*newval == NULL || (*newval)[0] == '\0')
 		return true;
 	colon = strchr(*newval, ':');
-	if ((colon == NULL || colon == *newval) && source == PGC_S_SESSION)
+	if (colon != NULL && colon != *newval)
+		return true;
+	/* a SET: the ERROR that guc.c raises next is logged without it */
+	if (source == PGC_S_SESSION)
+		auth_refused = true;
+	GUC_check_errmsg("invalid value for parameter \"zksync.auth\"");
+	GUC_check_errdetail("Expected user:password for ZooKeeper digest authentication; the value is not shown.");
+	return false;
+}
+
+/*
+ * emit_log_hook: the ERROR that follows a zksync.auth refused by
+ * check_auth is logged without its statement, which holds the secret.
+ */
+static void
+hide_refused_auth(ErrorData *edata)
+{
+	if (auth_refused && edata->elevel >= ERROR)
 	{
-		/* SET: our own ERROR, which also keeps the statement out of the log */
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid value for parameter \"zksync.auth\""),
-				 errdetail("Expected user:password for ZooKeeper digest authentication; the value is not shown."),
-				 errhidestmt(true)));
+		edata->hide_stmt = true;
+		auth_refused = false;
 	}
-	if (colon == NULL || colon == *newval)
-	{
-		GUC_check_errmsg("invalid value for parameter \"zksync.auth\"");
-		GUC_check_errdetail("Expected user:password for ZooKeeper digest authentication; the value is not shown.");
-		return false;
-	}
-	return true;
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
 }
 
 static const char *
@@ -165,4 +180,7 @@ zksync_settings_init(void)
 							   &zksync_lock_layout, "curator",
 							   PGC_SUSET, 0, check_lock_layout, NULL, NULL);
 	MarkGUCPrefixReserved("zksync");
+
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = hide_refused_auth;
 }

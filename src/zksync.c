@@ -4,9 +4,17 @@
  *
  * The functions here check their arguments (a NULL is an ERROR with
  * SQLSTATE 22004, never a silent NULL result: the SQL functions are not
- * STRICT on purpose), make one call down into a recipe (lock.c,
- * barrier.c) or the session (session.c), and form the result rows.
- * _PG_init calls each module's init; the settings live in settings.c.
+ * STRICT on purpose), make one call down, and form the result rows: into
+ * a recipe (lock.c, semaphore.c, barrier.c) for the locks, leases and
+ * barriers, into the views' reader (waits.c) for zksync_waits(),
+ * zksync_blocking() and zksync_lock_holders(), and into the session
+ * (session.c) for zksync_session().  _PG_init binds our message catalog
+ * (nls.mk) and calls each module's init; the settings live in settings.c.
+ *
+ * What can go wrong here is a bad argument (22004 for a NULL, 22023 for a
+ * bad value, names.c for a bad name); everything else is the callee's.
+ * Text another client may have written reaches a result only through
+ * foreign_datum() (docs/foreign-data.md).
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -28,6 +36,7 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
+	pg_bindtextdomain(TEXTDOMAIN);
 	zksync_settings_init();
 	zksync_handoff_init();
 	zksync_lock_init();
@@ -40,14 +49,42 @@ _PG_init(void)
 
 /* ---- argument helpers ---- */
 
+/* A NULL where a name is needed: ERROR 22004, one message per kind */
+static void
+report_null_name(ZkNameKind kind)
+{
+	switch (kind)
+	{
+		case ZKNAME_LOCK:
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("lock name must not be NULL")));
+			break;
+		case ZKNAME_BARRIER:
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("barrier name must not be NULL")));
+			break;
+		case ZKNAME_DBARRIER:
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("double barrier name must not be NULL")));
+			break;
+		case ZKNAME_SEMAPHORE:
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("semaphore name must not be NULL")));
+			break;
+	}
+}
+
+/* Argument `n`, a name of `kind`: valid, in UTF-8, or an ERROR */
 static char *
-name_arg(FunctionCallInfo fcinfo, int n, const char *what)
+name_arg(FunctionCallInfo fcinfo, int n, ZkNameKind kind)
 {
 	if (PG_ARGISNULL(n))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be NULL", what)));
-	return zksync_name_from_text(PG_GETARG_TEXT_PP(n), what);
+		report_null_name(kind);
+	return zksync_name_from_text(PG_GETARG_TEXT_PP(n), kind, 0);
 }
 
 static int
@@ -95,7 +132,7 @@ names_arg(FunctionCallInfo fcinfo, int n, int *count)
 	if (get_fn_expr_argtype(fcinfo->flinfo, n) != TEXTARRAYOID)
 	{
 		names = palloc(sizeof(char *));
-		names[0] = name_arg(fcinfo, n, "lock name");
+		names[0] = name_arg(fcinfo, n, ZKNAME_LOCK);
 		*count = 1;
 		return names;
 	}
@@ -122,8 +159,8 @@ names_arg(FunctionCallInfo fcinfo, int n, int *count)
 			ereport(ERROR,
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("lock name %d of the array must not be NULL", i + 1)));
-		names[i] = zksync_name_from_text(DatumGetTextPP(elems[i]),
-										 psprintf("lock name %d of the array", i + 1));
+		names[i] = zksync_name_from_text(DatumGetTextPP(elems[i]), ZKNAME_LOCK,
+										 i + 1);
 	}
 	/* the order every caller takes them in; duplicates count once */
 	qsort(names, nelems, sizeof(char *), name_cmp);
@@ -257,28 +294,28 @@ PG_FUNCTION_INFO_V1(zksync_barrier_set_sql);
 Datum
 zksync_barrier_set_sql(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_BOOL(zksync_barrier_set(name_arg(fcinfo, 0, "barrier name")));
+	PG_RETURN_BOOL(zksync_barrier_set(name_arg(fcinfo, 0, ZKNAME_BARRIER)));
 }
 
 PG_FUNCTION_INFO_V1(zksync_barrier_unset_sql);
 Datum
 zksync_barrier_unset_sql(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_BOOL(zksync_barrier_unset(name_arg(fcinfo, 0, "barrier name")));
+	PG_RETURN_BOOL(zksync_barrier_unset(name_arg(fcinfo, 0, ZKNAME_BARRIER)));
 }
 
 PG_FUNCTION_INFO_V1(zksync_barrier_is_set_sql);
 Datum
 zksync_barrier_is_set_sql(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_BOOL(zksync_barrier_is_set(name_arg(fcinfo, 0, "barrier name")));
+	PG_RETURN_BOOL(zksync_barrier_is_set(name_arg(fcinfo, 0, ZKNAME_BARRIER)));
 }
 
 PG_FUNCTION_INFO_V1(zksync_barrier_wait_sql);
 Datum
 zksync_barrier_wait_sql(PG_FUNCTION_ARGS)
 {
-	char	   *name = name_arg(fcinfo, 0, "barrier name");
+	char	   *name = name_arg(fcinfo, 0, ZKNAME_BARRIER);
 
 	PG_RETURN_BOOL(zksync_barrier_wait(name, optional_timeout_arg(fcinfo, 1)));
 }
@@ -287,7 +324,7 @@ PG_FUNCTION_INFO_V1(zksync_dbarrier_enter_sql);
 Datum
 zksync_dbarrier_enter_sql(PG_FUNCTION_ARGS)
 {
-	char	   *name = name_arg(fcinfo, 0, "double barrier name");
+	char	   *name = name_arg(fcinfo, 0, ZKNAME_DBARRIER);
 	int			participants;
 
 	if (PG_ARGISNULL(1))
@@ -307,7 +344,7 @@ PG_FUNCTION_INFO_V1(zksync_dbarrier_exit_sql);
 Datum
 zksync_dbarrier_exit_sql(PG_FUNCTION_ARGS)
 {
-	char	   *name = name_arg(fcinfo, 0, "double barrier name");
+	char	   *name = name_arg(fcinfo, 0, ZKNAME_DBARRIER);
 
 	PG_RETURN_BOOL(zksync_dbarrier_exit(name, optional_timeout_arg(fcinfo, 1)));
 }
@@ -368,7 +405,7 @@ PG_FUNCTION_INFO_V1(zksync_lock_token);
 Datum
 zksync_lock_token(PG_FUNCTION_ARGS)
 {
-	char	   *name = name_arg(fcinfo, 0, "lock name");
+	char	   *name = name_arg(fcinfo, 0, ZKNAME_LOCK);
 	ZkLockInfo *rows;
 	int			n,
 				i;
@@ -393,54 +430,28 @@ Datum
 zksync_lock_holders(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *name = name_arg(fcinfo, 0, "lock name");
-	char	   *dir = zksync_recipe_dir(ZKSYNC_LOCKS, name);
-	ZkReq	   *g;
-	ZkReq	  **gets;
-	ZkContender *c;
+	char	   *name = name_arg(fcinfo, 0, ZKNAME_LOCK);
+	ZkWaitRow  *rows;
 	int			n,
 				i;
 
 	InitMaterializedSRF(fcinfo, 0);
-	zk_connect();
-	g = zk_children_retrying(dir);	/* ZOK or ZNONODE; others throw */
-	if (zk_req_rc(g) == ZNONODE)
-	{
-		zk_req_free(g);
-		return (Datum) 0;
-	}
-	n = zksync_contenders(zk_req_children(g), zk_req_nchildren(g), &c);
-
-	/* every owner read in flight at once; a node gone meanwhile is skipped */
-	gets = palloc(sizeof(ZkReq *) * (n + 1));
-	for (i = 0; i < n; i++)
-		gets[i] = zk_get(psprintf("%s/%s", dir, c[i].name), false);
-	for (i = 0; i < n; i++)
-		zk_call(gets[i]);
-
+	/* every client's contenders, granted by the rule the lock's wait uses */
+	n = zksync_read_queue(ZKSYNC_LOCKS, 0, name, &rows);
 	for (i = 0; i < n; i++)
 	{
+		ZkWaitRow  *r = &rows[i];
+		const ZkContender *c = &r->contenders[r->index];
 		Datum		values[5];
 		bool		nulls[5] = {0};
-		ZkReq	   *r = gets[i];
 
-		if (zk_req_rc(r) != ZOK)
-			continue;
-		values[0] = CStringGetTextDatum(c[i].reader ? "read" : "write");
-		values[1] = foreign_datum(c[i].name);
-		values[2] = Int64GetDatum(c[i].seq);
-		/* the same grant rule as the wait's, over the same listing */
-		values[3] = BoolGetDatum(zksync_rwlock_granted(c, n, i));
-		if (zk_req_data(r) && strncmp(zk_req_data(r), "{\"host\":", 8) == 0)
-			values[4] = CStringGetTextDatum(zksync_foreign_text(zk_req_data(r),
-																zk_req_datalen(r)));
-		else
-			values[4] = CStringGetTextDatum("");
+		values[0] = CStringGetTextDatum(r->mode);
+		values[1] = foreign_datum(c->name);
+		values[2] = Int64GetDatum(c->seq);
+		values[3] = BoolGetDatum(r->granted);
+		values[4] = CStringGetTextDatum(zksync_owner_text(r->data, r->datalen));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	for (i = 0; i < n; i++)
-		zk_req_free(gets[i]);
-	zk_req_free(g);
 	return (Datum) 0;
 }
 
@@ -454,6 +465,33 @@ text_or_null(const char *v, Datum *value, bool *isnull)
 		*isnull = true;
 }
 
+/*
+ * Who made row r's node, as columns from values[0] on: cluster, host,
+ * port, database (if with_database), pid, application_name; NULL where
+ * the node is not a zksync backend's or the owner data leaves it out.
+ */
+static void
+owner_columns(const ZkWaitRow *r, bool with_database, Datum *values,
+			  bool *nulls)
+{
+	int			c = 0;
+
+	text_or_null(r->owner.cluster, &values[c], &nulls[c]);
+	c++;
+	text_or_null(r->owner.host, &values[c], &nulls[c]);
+	c++;
+	values[c] = Int32GetDatum(r->owner.port);
+	nulls[c++] = !r->is_backend;
+	if (with_database)
+	{
+		text_or_null(r->owner.database, &values[c], &nulls[c]);
+		c++;
+	}
+	values[c] = Int32GetDatum(r->owner.pid);
+	nulls[c++] = !r->is_backend;
+	text_or_null(r->owner.application_name, &values[c], &nulls[c]);
+}
+
 PG_FUNCTION_INFO_V1(zksync_waits);
 Datum
 zksync_waits(PG_FUNCTION_ARGS)
@@ -464,7 +502,7 @@ zksync_waits(PG_FUNCTION_ARGS)
 				i;
 
 	InitMaterializedSRF(fcinfo, 0);
-	n = zk_read_waits(&rows);
+	n = zksync_read_waits(&rows);
 	for (i = 0; i < n; i++)
 	{
 		ZkWaitRow  *r = &rows[i];
@@ -477,14 +515,7 @@ zksync_waits(PG_FUNCTION_ARGS)
 		values[3] = BoolGetDatum(r->granted);
 		values[4] = TimestampTzGetDatum(time_t_to_timestamptz(r->ctime_ms / 1000) +
 										(r->ctime_ms % 1000) * 1000);
-		text_or_null(r->owner.cluster, &values[5], &nulls[5]);
-		text_or_null(r->owner.host, &values[6], &nulls[6]);
-		values[7] = Int32GetDatum(r->owner.port);
-		nulls[7] = !r->is_backend;
-		text_or_null(r->owner.database, &values[8], &nulls[8]);
-		values[9] = Int32GetDatum(r->owner.pid);
-		nulls[9] = !r->is_backend;
-		text_or_null(r->owner.application_name, &values[10], &nulls[10]);
+		owner_columns(r, true, &values[5], &nulls[5]);
 		values[11] = CStringGetTextDatum(zksync_session_text(r->session));
 		values[12] = foreign_datum(r->node);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
@@ -507,7 +538,7 @@ zksync_blocking(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("pid must not be NULL")));
 	InitMaterializedSRF(fcinfo, 0);
-	n = zk_blocking(PG_GETARG_INT32(0), &rows, &b);
+	n = zksync_read_blockers(PG_GETARG_INT32(0), &rows, &b);
 	for (i = 0; i < n; i++)
 	{
 		ZkWaitRow  *r = &rows[b[i]];
@@ -517,13 +548,7 @@ zksync_blocking(PG_FUNCTION_ARGS)
 		values[0] = CStringGetTextDatum(r->kind->kind);
 		values[1] = foreign_datum(r->name);
 		values[2] = CStringGetTextDatum(r->mode);
-		text_or_null(r->owner.cluster, &values[3], &nulls[3]);
-		text_or_null(r->owner.host, &values[4], &nulls[4]);
-		values[5] = Int32GetDatum(r->owner.port);
-		nulls[5] = !r->is_backend;
-		values[6] = Int32GetDatum(r->owner.pid);
-		nulls[6] = !r->is_backend;
-		text_or_null(r->owner.application_name, &values[7], &nulls[7]);
+		owner_columns(r, false, &values[3], &nulls[3]);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
@@ -551,7 +576,7 @@ max_leases_arg(FunctionCallInfo fcinfo, int n)
 static Datum
 semaphore_acquire(FunctionCallInfo fcinfo, bool xact)
 {
-	char	   *name = name_arg(fcinfo, 0, "semaphore name");
+	char	   *name = name_arg(fcinfo, 0, ZKNAME_SEMAPHORE);
 	int			max = max_leases_arg(fcinfo, 1);
 
 	PG_RETURN_BOOL(zksync_semaphore_acquire(name, max, xact,
@@ -576,7 +601,7 @@ PG_FUNCTION_INFO_V1(zksync_semaphore_release_sql);
 Datum
 zksync_semaphore_release_sql(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_BOOL(zksync_semaphore_release(name_arg(fcinfo, 0, "semaphore name")));
+	PG_RETURN_BOOL(zksync_semaphore_release(name_arg(fcinfo, 0, ZKNAME_SEMAPHORE)));
 }
 
 PG_FUNCTION_INFO_V1(zksync_semaphore_leases);
@@ -584,7 +609,7 @@ Datum
 zksync_semaphore_leases(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *name = name_arg(fcinfo, 0, "semaphore name");
+	char	   *name = name_arg(fcinfo, 0, ZKNAME_SEMAPHORE);
 	ZkHolderInfo *rows;
 	int			n,
 				i;

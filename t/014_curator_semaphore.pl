@@ -183,6 +183,14 @@ curator_send($cur, 'acquire 30000');
 ok( poll_until(sub {
 		zs("SELECT count(*) FROM zksync_semaphore_leases('$name') WHERE node LIKE 'locks/%' AND owner = ''") == 1 }),
 	'Curator queues behind it on the mutex {root}/semaphores/{name}/locks');
+# the mutex queue by the semaphore's own rule: its first contender holds it
+is( zs("SELECT string_agg((CASE WHEN owner = '' THEN 'curator' ELSE 'zksync' END) || ' ' || granted::text, ',' ORDER BY sequence)
+		FROM zksync_semaphore_leases('$name') WHERE node LIKE 'locks/%'"),
+	'zksync true,curator false',
+	'zksync_semaphore_leases(): the mutex holder (the waiting zksync backend) is granted, Curator behind it is not');
+is( zs("SELECT string_agg(granted::text, ',' ORDER BY right(node, 10)) FROM zksync_waits()
+		WHERE kind = 'semaphore' AND name = '$name' AND mode = 'mutex'"),
+	'true,false', 'as zksync_waits() shows the same mutex queue');
 is($sa->query_safe("SELECT zksync_semaphore_release('$name')"), 't', 'backend A releases its lease');
 like($sd->query_until(qr/d-done/, ''), qr/^t$/m, 'the zksync backend that came first gets it');
 ok(poll_until(sub { waiter_seen($name, "owner = ''") }), 'Curator, next in line, now waits for a lease');

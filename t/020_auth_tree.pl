@@ -262,5 +262,17 @@ is($err, '', 'without zksync.auth, locks work on a fresh root');
 ok(poll_until(sub { !exists_zk($rc2) }, 30),
 	'whose directories and root are containers, reaped once empty, as before');
 
+# a refused zksync.auth is logged without its statement, which holds the
+# secret (the check hook refuses it; it throws nothing itself); the test
+# cluster logs every statement before it runs, so that is turned off here
+my $log_offset = -s $node->logfile;
+my (undef, undef, $auth_err) = $node->psql('postgres',
+	"SET log_statement = 'none';\nSET zksync.auth = 'no-colon-t0psecret'");
+like($auth_err, qr/ERROR:  invalid value for parameter "zksync.auth"/, 'a bad zksync.auth is refused');
+unlike($auth_err, qr/t0psecret/, 'the refusal does not echo it');
+ok(poll_until(sub { slurp_file($node->logfile, $log_offset) =~ /invalid value for parameter "zksync.auth"/ }),
+	'the server log has the ERROR');
+unlike(slurp_file($node->logfile, $log_offset), qr/t0psecret/, 'but not the statement with the secret');
+
 $node->stop;
 done_testing();
