@@ -24,6 +24,12 @@ zks_install_deps
 echo "== building"
 zks_build --clean --werror
 
+echo "== the house rules of src/ (scripts/check-house.sh: file sizes, headers, layers)"
+house=0
+if [ "${ZKSYNC_SKIP_BUILD:-0}" != 1 ]; then
+  if bash scripts/check-house.sh; then house=ok; else house=bad; fi
+fi
+
 # Tests run as postgres (PostgreSQL refuses root) in a copy of the tree,
 # kept after the run for its logs.
 ZKS_KEEP_WORK=1
@@ -52,6 +58,11 @@ else
   rc=1
 fi
 
+case $house in
+  ok) echo "ok - house" >> "$log" ;;
+  bad) echo "not ok - house" | tee -a "$log"; rc=1 ;;
+esac
+
 echo "== Vagrantfile (not run in CI) is valid Ruby"
 if ruby -c "$top/Vagrantfile" >/dev/null; then echo "ok - Vagrantfile" >> "$log"; else echo "not ok - Vagrantfile" | tee -a "$log"; rc=1; fi
 
@@ -75,8 +86,8 @@ else
   rc=1
 fi
 
-passed=$(grep -cE '^(ok - (demo|Vagrantfile|asan)$|ok [0-9]+ +- |test .* \.\.\. ok|t/.*\.pl \.+ ok)' "$log" || true)
-failed=$(grep -cE '^(not ok - (demo|Vagrantfile|asan)$|not ok [0-9]+ +- |test .* \.\.\. FAILED|t/.*\.pl \.+ (Dubious|Failed))' "$log" || true)
+passed=$(grep -cE '^(ok - (demo|Vagrantfile|asan|house)$|ok [0-9]+ +- |test .* \.\.\. ok|t/.*\.pl \.+ ok)' "$log" || true)
+failed=$(grep -cE '^(not ok - (demo|Vagrantfile|asan|house)$|not ok [0-9]+ +- |test .* \.\.\. FAILED|t/.*\.pl \.+ (Dubious|Failed))' "$log" || true)
 if [ "$rc" != 0 ]; then
   for f in "$work/src/regression.diffs" "$work/src/output_iso/regression.diffs"; do
     [ -s "$f" ] && { echo "== $f"; head -300 "$f"; }

@@ -55,7 +55,13 @@
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 
-#include "zksync.h"
+#include "utils/timestamp.h"
+
+#include "nls.h"
+#include "session.h"
+#include "releases.h"
+#include "held.h"
+#include "barrier.h"
 #include "nodes.h"
 #include "barrier.h"
 

@@ -66,7 +66,11 @@
 #include "utils/json.h"
 #include "utils/memutils.h"
 
-#include "zksync.h"
+#include "nls.h"
+#include "settings.h"
+#include "session.h"
+#include "releases.h"
+#include "nodes.h"
 #include "waits_int.h"
 
 /*

@@ -47,13 +47,14 @@
 #include "storage/shmem.h"
 #include "storage/spin.h"
 
-#include "zksync.h"
+#include "layout.h"
+#include "settings.h"
+#include "handoff.h"
 #include "handoff.h"
 
 /* Longest zksync.hosts for which backends hand locks to each other (bytes) */
 #define ZKSYNC_HOSTS_MAX	256
 
-bool		zksync_local_handoff = true;
 
 typedef enum SlotState
 {

@@ -10,8 +10,6 @@
 #ifndef ZKSYNC_HANDOFF_H
 #define ZKSYNC_HANDOFF_H
 
-/* zksync.local_handoff (settings.c registers the GUC) */
-extern bool zksync_local_handoff;
 
 extern void zksync_handoff_init(void);
 extern bool zksync_handoff_register(const char *node, const char *ensemble);

@@ -29,7 +29,9 @@
  */
 #include "postgres.h"
 
-#include "zksync.h"
+#include "nls.h"
+#include "session.h"
+#include "held.h"
 #include "transport_int.h"
 
 typedef enum ZkHeldState

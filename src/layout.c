@@ -72,7 +72,9 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "zksync.h"
+#include "nls.h"
+#include "layout.h"
+#include "settings.h"
 
 /* This cluster's system identifier, as owner data and views write it */
 const char *

@@ -78,7 +78,11 @@
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 
-#include "zksync.h"
+#include "nls.h"
+#include "settings.h"
+#include "session.h"
+#include "releases.h"
+#include "lock.h"
 #include "nodes.h"
 #include "queue.h"
 #include "xact.h"

@@ -2,13 +2,12 @@
  * lock.h
  *	  The read-write lock recipe (lock.c: grant rule, waits, releases;
  *	  locktable.c: this backend's holds, lost holds, zksync_locks()).
- *
- * ZkLockInfo holds names and paths: include the header that defines the
- * name and path limits (zksync.h) first.
  *-------------------------------------------------------------------------
  */
 #ifndef ZKSYNC_LOCK_H
 #define ZKSYNC_LOCK_H
+
+#include "layout.h"				/* ZKSYNC_NAME_MAX, ZKSYNC_PATH_MAX */
 
 typedef enum ZkLockMode
 {

@@ -4,12 +4,14 @@
  *	  sees: the hold table (locktable.c) that the recipe (lock.c) fills.
  *
  * Names declared here carry no public prefix and are hidden from the
- * symbol table of the loaded library.  Include zksync.h and held.h (the
- * path limits, ZkHeld) first.
+ * symbol table of the loaded library.
  *-------------------------------------------------------------------------
  */
 #ifndef ZKSYNC_LOCK_INT_H
 #define ZKSYNC_LOCK_INT_H
+
+#include "held.h"
+#include "layout.h"				/* ZKSYNC_NAME_MAX, ZKSYNC_PATH_MAX */
 
 #include "utils/hsearch.h"
 

@@ -27,7 +27,11 @@
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 
-#include "zksync.h"
+#include "nls.h"
+#include "session.h"
+#include "releases.h"
+#include "held.h"
+#include "nodes.h"
 #include "lock.h"
 #include "lock_int.h"
 #include "xact.h"

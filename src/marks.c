@@ -50,7 +50,10 @@
 #include "storage/lock.h"
 #include "utils/json.h"
 
-#include "zksync.h"
+#include "nls.h"
+#include "settings.h"
+#include "session.h"
+#include "releases.h"
 #include "waits_int.h"
 
 /* One wait of a marked cycle, as the mark names it */

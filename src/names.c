@@ -23,7 +23,9 @@
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 
-#include "zksync.h"
+#include "nls.h"
+#include "layout.h"
+#include "names.h"
 
 /*
  * Check one path component given in UTF-8.  Returns NULL when it is

@@ -39,7 +39,10 @@
 #include "miscadmin.h"
 #include "utils/memutils.h"
 
-#include "zksync.h"
+#include "nls.h"
+#include "session.h"
+#include "releases.h"
+#include "nodes.h"
 #include "nodes.h"
 
 /*

@@ -2,13 +2,12 @@
  * nodes.h
  *	  Node operations that ride out connection loss (nodes.c): the retry
  *	  helper, protected (GUID) creates and their abandonment, parents.
- *
- * ZkProtected holds paths of ZKSYNC_PATH_MAX bytes: include the header
- * that defines the path limits (zksync.h) first.
  *-------------------------------------------------------------------------
  */
 #ifndef ZKSYNC_NODES_H
 #define ZKSYNC_NODES_H
+
+#include "layout.h"				/* ZKSYNC_NAME_MAX, ZKSYNC_PATH_MAX */
 
 #include "transport.h"
 

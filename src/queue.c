@@ -39,7 +39,11 @@
 #include "miscadmin.h"
 #include "storage/proc.h"
 
-#include "zksync.h"
+#include "nls.h"
+#include "settings.h"
+#include "session.h"
+#include "releases.h"
+#include "queue.h"
 #include "nodes.h"
 #include "queue.h"
 #include "handoff.h"

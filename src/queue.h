@@ -6,8 +6,6 @@
  * A recipe hands the queue a driver: its grant rule and what the views
  * call its queue.  The queue creates, lists, asks the rule, watches one
  * node, waits, and removes our node on any wait that ends without a grant.
- * Include zksync.h (the layout's ZkContender, the views' ZkQueueKind and
- * the path limits) and nodes.h before this header.
  *-------------------------------------------------------------------------
  */
 #ifndef ZKSYNC_QUEUE_H

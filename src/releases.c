@@ -35,7 +35,10 @@
  */
 #include "postgres.h"
 
-#include "zksync.h"
+#include "nls.h"
+#include "layout.h"
+#include "settings.h"
+#include "releases.h"
 #include "transport_int.h"
 
 /*

@@ -39,7 +39,11 @@
 #include "miscadmin.h"
 #include "utils/memutils.h"
 
-#include "zksync.h"
+#include "nls.h"
+#include "settings.h"
+#include "session.h"
+#include "releases.h"
+#include "semaphore.h"
 #include "nodes.h"
 #include "queue.h"
 #include "xact.h"

@@ -42,7 +42,9 @@
 #include "miscadmin.h"
 #include "storage/ipc.h"
 
-#include "zksync.h"
+#include "nls.h"
+#include "settings.h"
+#include "session.h"
 #include "transport_int.h"
 
 /* Least time between routine DNS resolutions of zksync.hosts. */

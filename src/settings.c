@@ -15,8 +15,8 @@
  * What can go wrong: a value that would break a path or a connect string
  * (names.c says why, and the check hook refuses it: a check hook never
  * throws), and a secret that must not show (zksync.auth, below).
- * zksync.local_handoff's variable is handoff.c's; its definition is here
- * with the others.
+ * Every setting's variable is defined here, zksync.local_handoff's (which
+ * only handoff.c reads) too: this file is a leaf that others read.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -25,7 +25,9 @@
 
 #include "utils/guc.h"
 
-#include "zksync.h"
+#include "nls.h"
+#include "names.h"
+#include "settings.h"
 
 char	   *zksync_hosts = NULL;
 char	   *zksync_root = NULL;
@@ -35,6 +37,7 @@ char	   *zksync_auth = NULL;
 bool		zksync_synchronous_release = true;
 int			zksync_max_holds = 10000;
 char	   *zksync_lock_layout = NULL;
+bool		zksync_local_handoff = true;
 
 /* check_auth refused a SET: hide the statement of the ERROR that follows */
 static bool auth_refused = false;

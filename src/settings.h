@@ -1,8 +1,6 @@
 /*-------------------------------------------------------------------------
  * settings.h
  *	  zksync's settings (GUCs), defined in settings.c.
- *
- * zksync.local_handoff is handoff.c's.
  *-------------------------------------------------------------------------
  */
 #ifndef ZKSYNC_SETTINGS_H
@@ -16,6 +14,7 @@ extern char *zksync_auth;
 extern bool zksync_synchronous_release;
 extern int	zksync_max_holds;
 extern char *zksync_lock_layout;
+extern bool zksync_local_handoff;
 
 extern void zksync_settings_init(void);
 

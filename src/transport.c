@@ -48,7 +48,10 @@
 #include "utils/memutils.h"
 #include "utils/wait_event.h"
 
-#include "zksync.h"
+#include "nls.h"
+#include "layout.h"
+#include "transport.h"
+#include "releases.h"
 #include "transport_int.h"
 
 /*

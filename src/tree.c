@@ -52,7 +52,10 @@
 #include "lib/stringinfo.h"
 #include "utils/memutils.h"
 
-#include "zksync.h"
+#include "nls.h"
+#include "settings.h"
+#include "session.h"
+#include "tree.h"
 #include "nodes.h"
 #include "tree.h"
 

@@ -47,7 +47,11 @@
 #include "utils/backend_status.h"
 #include "utils/timestamp.h"
 
-#include "zksync.h"
+#include "nls.h"
+#include "settings.h"
+#include "session.h"
+#include "nodes.h"
+#include "waits.h"
 #include "waits_int.h"
 
 Wait		watched_wait;

@@ -7,7 +7,7 @@
  * directories are and the rule its own wait uses.  The views then read any
  * client's contenders of those queues, and a recipe's wait that goes
  * through zksync_wait_watched() is looked at for deadlocks and logged per
- * log_lock_waits.  Include layout.h and transport.h first (zksync.h does).
+ * log_lock_waits.
  *-------------------------------------------------------------------------
  */
 #ifndef ZKSYNC_WAITS_H

@@ -34,7 +34,8 @@
 
 #include <time.h>
 
-#include "zksync.h"
+
+#include "nls.h"
 #include "transport_int.h"
 
 /* The most of each kind of work sent per tick. */

@@ -36,7 +36,11 @@
 #include "storage/proc.h"
 #include "tcop/utility.h"
 
-#include "zksync.h"
+#include "nls.h"
+#include "settings.h"
+#include "transport.h"
+#include "session.h"
+#include "xact.h"
 #include "xact.h"
 
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;

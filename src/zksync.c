@@ -27,7 +27,18 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
-#include "zksync.h"
+#include "utils/timestamp.h"
+
+#include "nls.h"
+#include "names.h"
+#include "settings.h"
+#include "session.h"
+#include "tree.h"
+#include "waits.h"
+#include "semaphore.h"
+#include "barrier.h"
+#include "xact.h"
+#include "handoff.h"
 
 PG_MODULE_MAGIC;
 
