@@ -79,9 +79,9 @@
  * published yet), then less and less often, every max(deadlock_timeout,
  * 1 s) at last.
  */
-#define RESCAN_FIRST_MS		200		/* then doubling, up to: */
+#define RESCAN_FIRST_MS		200 /* then doubling, up to: */
 #define RESCAN_MIN_MS		1000
-#define LEAVING_MAX			256		/* nodes on their way out, in a record */
+#define LEAVING_MAX			256 /* nodes on their way out, in a record */
 
 /* What a record says its wait waits for (ZkQueueWhat), for other readers */
 static const char *const what_text[] = {"write lock", "read lock", "semaphore"};
@@ -229,6 +229,7 @@ add_edge(Graph *g, int from, int to, int blocker, char *text,
 	g->edges[g->nedges].to = to;
 	g->edges[g->nedges].blocker = blocker;
 	g->edges[g->nedges].text = text;
+
 	g->edges[g->nedges].via_pg = links != NULL;
 	g->edges[g->nedges].links = links;
 	g->edges[g->nedges].nlinks = nlinks;

@@ -70,7 +70,7 @@ typedef struct HandoffSlot
 	SlotState	state;
 	uint32		hash;			/* of node and ensemble */
 	Latch	   *latch;
-	char		ensemble[ZKSYNC_HOSTS_MAX];	/* zksync.hosts of the session */
+	char		ensemble[ZKSYNC_HOSTS_MAX]; /* zksync.hosts of the session */
 	char		node[ZKSYNC_PATH_MAX];	/* full path of the watched node */
 	/* the granted write node this backend released last */
 	uint32		released_hash;
@@ -191,12 +191,12 @@ zksync_handoff_register(const char *node, const char *ensemble)
 	my_slot = s;
 
 	/*
-	 * Its holder may have released it already (we learnt of the node from
-	 * a listing taken before).  A release records the node before it looks
-	 * for waiters, and we registered before looking for the record, each
-	 * with a full barrier in between (the peeks below and in the release
-	 * are unlocked), so between the two of us the hand-off is not missed.
-	 * Were it missed, ZooKeeper would still grant the lock, later.
+	 * Its holder may have released it already (we learnt of the node from a
+	 * listing taken before).  A release records the node before it looks for
+	 * waiters, and we registered before looking for the record, each with a
+	 * full barrier in between (the peeks below and in the release are
+	 * unlocked), so between the two of us the hand-off is not missed. Were it
+	 * missed, ZooKeeper would still grant the lock, later.
 	 */
 	pg_memory_barrier();
 	for (i = 0; i < nslots; i++)
@@ -281,7 +281,7 @@ zksync_handoff_release(const char *node, const char *ensemble)
 		me->released_hash = h;
 		SpinLockRelease(&me->mutex);
 	}
-	pg_memory_barrier();			/* see zksync_handoff_register() */
+	pg_memory_barrier();		/* see zksync_handoff_register() */
 
 	/* then the waiters already registered */
 	for (i = 0; i < nslots; i++)

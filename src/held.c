@@ -54,8 +54,10 @@ struct ZkHeld
 	struct ZkHeld *next;
 };
 static ZkHeld helds = {.prev = &helds,.next = &helds};	/* list head */
+
 /* how many held nodes were found gone (the backend compares) */
 static uint64 helds_gone = 0;
+
 /* the backend waits for a held node's getData (zk_held_confirm) */
 static bool held_awaited = false;
 

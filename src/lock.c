@@ -686,7 +686,7 @@ zksync_lock_release_many(const char **names, int n, ZkLockMode mode)
 	}
 	PG_CATCH();
 	{
-		zk_release_batch_end();		/* what was released goes all the same */
+		zk_release_batch_end(); /* what was released goes all the same */
 		PG_RE_THROW();
 	}
 	PG_END_TRY();

@@ -64,6 +64,7 @@ typedef struct Hold
 
 /* The hold table (NULL until first used); TopMemoryContext */
 extern HTAB *holds;
+
 /* holds with xact_count > 0, so that most callbacks have nothing to scan */
 extern int	n_xact_holds;
 

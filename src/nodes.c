@@ -123,7 +123,10 @@ send_op(ZkOp op, const char *path, const char *data, int len, int flags)
 				ZkReq	   *s = zk_sync(path);
 				ZkReq	   *g = zk_get_children(path);
 
-				/* the server answers in order: the sync's fate is the listing's */
+				/*
+				 * the server answers in order: the sync's fate is the
+				 * listing's
+				 */
 				zk_req_free(s);
 				return g;
 			}
@@ -476,7 +479,10 @@ make_missing_dirs(char **dirs, int k)
 	pfree(r);
 	if (parent_gone)
 	{
-		/* their parent went too (the root's first use): make it; the next try makes them */
+		/*
+		 * their parent went too (the root's first use): make it; the next try
+		 * makes them
+		 */
 		char	   *parent = pnstrdup(dirs[0], strrchr(dirs[0], '/') - dirs[0]);
 
 		zk_ensure_parents(parent);
@@ -552,9 +558,9 @@ create_chunk(ZkProtected *pns, int k, char **prefixes, char **dirs,
 		{
 			/*
 			 * Directories are missing (names never used, or reaped): find
-			 * which, make them, all at once, and try the multi again.  (The
-			 * C client cannot read the reply of a multi that makes
-			 * containers, so they are made apart.)
+			 * which, make them, all at once, and try the multi again.  (The C
+			 * client cannot read the reply of a multi that makes containers,
+			 * so they are made apart.)
 			 */
 			dir_tries++;
 			make_missing_dirs(dirs, k);
@@ -564,8 +570,8 @@ create_chunk(ZkProtected *pns, int k, char **prefixes, char **dirs,
 			/*
 			 * A directory is missing: containers go once emptied, and the
 			 * server reaps them one by one, so a multi may keep meeting
-			 * another.  Make these nodes one by one instead, each
-			 * directory again where needed.
+			 * another.  Make these nodes one by one instead, each directory
+			 * again where needed.
 			 */
 			create_each(pns, k, prefixes, dirs, data, datalen, children);
 			return;

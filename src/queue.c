@@ -222,9 +222,8 @@ queue_loop(ZkProtected *pn, const char *dir, const char *tag,
 
 		/*
 		 * Wait for the one node that must go first.  If its holder may hand
-		 * it to us, register before the watch, so that a release from now
-		 * on is seen; if it was released already, there is nothing to
-		 * watch.
+		 * it to us, register before the watch, so that a release from now on
+		 * is seen; if it was released already, there is nothing to watch.
 		 */
 		seen = zk_events_seen();
 		if (!may_handoff ||

@@ -30,6 +30,7 @@ typedef struct ZkQueueDriver
 	/* the queue, for the views and the deadlock scan (waits.c) */
 	const struct ZkQueueKind *kind;
 	int			queue;
+
 	/*
 	 * A grant here is one step of the recipe's wait, which goes on (the
 	 * semaphore's mutex): the views keep showing one wait.

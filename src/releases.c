@@ -114,6 +114,7 @@ static ZkHunt *hunts = NULL;
 
 /* when this backend last released a node, 0 once a create followed */
 static int64 last_release_us = 0;
+
 /* did the last create follow a release within ZK_RELEASE_HOLD_US? */
 static bool relocks_at_once = false;
 
@@ -126,6 +127,7 @@ static bool relocks_at_once = false;
 static bool batching = false;
 static ZkRelease *batched_deletes[ZK_DELETE_BATCH];
 static int	nbatched_deletes = 0;
+
 /* the handle the client's threads resend a failed multi's deletes on */
 static zhandle_t *zh_of_deletes = NULL;
 

@@ -195,8 +195,8 @@ close_handle(void)
 
 	/*
 	 * Every request still linked is done now (the client answered those in
-	 * flight with ZCLOSING), but the backend may still hold some: a close
-	 * for cause can come from deep inside an operation that has listings
+	 * flight with ZCLOSING), but the backend may still hold some: a close for
+	 * cause can come from deep inside an operation that has listings
 	 * pipelined.  They stay until their owner frees them, or until the
 	 * transaction ends (zk_req_free_all).
 	 */

@@ -36,6 +36,7 @@ extern void zk_register_session_user(int (*nodes) (void),
 									 void (*forget) (void),
 									 void (*lost_nodes) (void));
 extern int	zk_session_nodes(void);
+
 /* What runs on every connected session at zk_connect(); may throw */
 extern void zk_register_session_check(void (*check) (void));
 

@@ -98,11 +98,13 @@ static uint64 watch_events = 0;
  * the client's own (possibly stale) state says.
  */
 static int64 answered_sent_us = 0;
+
 /* When the newest answer from the server arrived (mono_us; 0: none). */
 static int64 answered_at_us = 0;
 
 /* Written once by the backend before any thread exists; read by threads. */
 static int	event_fd = -1;
+
 /* The backend's wait: its latch, postmaster death and event_fd. */
 static WaitEventSet *wait_set = NULL;
 
@@ -358,8 +360,8 @@ acl_done(int rc, struct ACL_vector *acl, struct Stat *stat, const void *data)
 		if (copy == NULL)
 			rc = ZSYSTEMERROR;	/* out of memory */
 		else
-			n = acl->count;		/* a NULL string left by a failed strdup
-								 * is freed with the request harmlessly */
+			n = acl->count;		/* a NULL string left by a failed strdup is
+								 * freed with the request harmlessly */
 		for (i = 0; i < n; i++)
 		{
 			const struct Id *id = &acl->data[i].id;

@@ -62,18 +62,23 @@
 
 /* Guards everything the client's threads and the watchdog touch. */
 extern pthread_mutex_t shared_mu;
+
 /* Wakes the watchdog early (work for it, or time to stop); with shared_mu. */
 extern pthread_cond_t watchdog_cv;
+
 /* The client's handle (session.c; backend-only, NULL: no session). */
 extern zhandle_t *zh;
+
 /* The ACL of every node we create (session.c sets it with the handle). */
 extern struct ACL_vector *node_acl;
 
 /* ---- transport.c ---- */
 
 extern int64 mono_us(void);
+
 /* client thread: wake the backend's wait loop */
 extern void wake_backend(void);
+
 /* client thread: the session watcher and every node watch */
 extern void watcher(zhandle_t *h, int type, int state, const char *path,
 					void *ctx);
@@ -162,6 +167,7 @@ extern bool start_watchdog(zhandle_t *h);
 extern void stop_watchdog(void);
 extern bool watchdog_is_running(void);
 extern void forget_poke_locked(void);
+
 /* client thread: keep the client's log lines for the backend */
 extern void log_to_ring(const char *message);
 extern void drain_client_log(void);

@@ -192,10 +192,10 @@ check_acl(const char *path, const ZkAcl *acl, int n, const char *ours,
 	initStringInfo(&all);
 	for (i = 0; i < n; i++)
 	{
-		bool		is_ours = strcmp(acl[i].scheme, "digest") == 0 &&
-			strcmp(acl[i].id, ours) == 0;
-		bool		is_world = strcmp(acl[i].scheme, "world") == 0 &&
-			strcmp(acl[i].id, "anyone") == 0;
+		bool		is_ours = (strcmp(acl[i].scheme, "digest") == 0 &&
+							   strcmp(acl[i].id, ours) == 0);
+		bool		is_world = (strcmp(acl[i].scheme, "world") == 0 &&
+								strcmp(acl[i].id, "anyone") == 0);
 
 		append_entry(&all, &acl[i]);
 		if (is_ours || is_world)

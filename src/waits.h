@@ -38,13 +38,13 @@ typedef struct ZkQueueKind
 	const char *kind;			/* the views' kind: "lock", "semaphore" */
 	const char *subdir;			/* its names live in {root}/{subdir} */
 	int			nqueues;
-	const char *queues[2];		/* the queues under {root}/{subdir}/{name};
-								 * "" is that directory itself */
+	const char *queues[2];		/* the queues under {root}/{subdir}/{name}; ""
+								 * is that directory itself */
 
 	/*
-	 * Queue 0's capacity (how many of its contenders may be granted at
-	 * once: a semaphore's lease count), from the data of the name's node;
-	 * NULL if the kind keeps none.  0 if the data records none.
+	 * Queue 0's capacity (how many of its contenders may be granted at once:
+	 * a semaphore's lease count), from the data of the name's node; NULL if
+	 * the kind keeps none.  0 if the data records none.
 	 */
 	int			(*capacity) (const char *data, int len);
 	/* contender i of queue q (n of them, in order): its mode, in the views */
@@ -53,8 +53,8 @@ typedef struct ZkQueueKind
 	ZkQueueWhat (*what) (int q, const ZkContender *c);
 
 	/*
-	 * Is it granted?  `capacity` is queue 0's capacity if known, else 0
-	 * (no limit known).
+	 * Is it granted?  `capacity` is queue 0's capacity if known, else 0 (no
+	 * limit known).
 	 */
 	bool		(*granted) (int q, const ZkContender *c, int n, int i,
 							int capacity);

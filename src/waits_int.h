@@ -23,8 +23,8 @@
 /* A cycle is confirmed this soon (ms) after a scan first finds it. */
 #define CONFIRM_MS			100
 #define MARK_MAX_BYTES		32768	/* a mark's data, at most */
-#define MARK_MAX_HOPS		64		/* waits in a marked cycle, at most */
-#define MARK_MAX_LINKS		64		/* PostgreSQL waits in a chain, at most */
+#define MARK_MAX_HOPS		64	/* waits in a marked cycle, at most */
+#define MARK_MAX_LINKS		64	/* PostgreSQL waits in a chain, at most */
 
 /* ---- waits.c ---- */
 
@@ -61,8 +61,8 @@ typedef struct Target
 	int			queue;
 	char	   *name;
 	char	   *dir;
-	bool		ride_out;		/* a lost connection is waited out, not
-								 * taken for an empty queue */
+	bool		ride_out;		/* a lost connection is waited out, not taken
+								 * for an empty queue */
 	int			capacity;		/* queue 0's capacity if known, else 0 */
 	ZkReq	   *capacity_get;
 	ZkReq	   *listing;
@@ -119,8 +119,8 @@ typedef struct Edge
 	int			blocker;		/* the row that blocks from's waiting node */
 	char	   *text;			/* its lines of the errdetail */
 	bool		via_pg;			/* through PostgreSQL locks of this cluster */
-	PgLink	   *links;			/* via_pg: the chain, from the blocker's
-								 * owner on to `to`'s process */
+	PgLink	   *links;			/* via_pg: the chain, from the blocker's owner
+								 * on to `to`'s process */
 	int			nlinks;
 } Edge;
 

@@ -18,8 +18,8 @@ typedef struct ZkScopeHooks
 	void		(*check_commit) (void); /* PRE_COMMIT, PRE_PREPARE; may throw */
 	bool		(*has_xact_holds) (void);	/* PREPARE is refused if so */
 	void		(*end_xact_level) (int level);	/* holds of this savepoint
-												 * level and deeper end;
-												 * never throws */
+												 * level and deeper end; never
+												 * throws */
 	void		(*pass_up) (int level); /* RELEASE SAVEPOINT */
 	void		(*end_session_holds) (void);	/* DISCARD ALL; never throws */
 } ZkScopeHooks;
