@@ -624,6 +624,22 @@ req_sent(ZkReq *req, int rc)
 }
 
 /*
+ * shared_mu held: free a request that is done, or leave one still in
+ * flight to its completion, which frees it when the reply comes.
+ */
+static void
+free_or_abandon_locked(ZkReq *req)
+{
+	if (req->done)
+	{
+		unlink_req(req);
+		free_req(req);
+	}
+	else
+		req->abandoned = true;
+}
+
+/*
  * Free a request, or abandon it to its completion if it is still in
  * flight.  NULL is allowed.
  */
@@ -633,13 +649,7 @@ zk_req_free(ZkReq *req)
 	if (req == NULL)
 		return;
 	pthread_mutex_lock(&shared_mu);
-	if (req->done)
-	{
-		unlink_req(req);
-		free_req(req);
-	}
-	else
-		req->abandoned = true;
+	free_or_abandon_locked(req);
 	pthread_mutex_unlock(&shared_mu);
 }
 
@@ -660,13 +670,7 @@ zk_req_free_all(void)
 	for (req = live.next; req != &live; req = next)
 	{
 		next = req->next;
-		if (req->done)
-		{
-			unlink_req(req);
-			free_req(req);
-		}
-		else
-			req->abandoned = true;
+		free_or_abandon_locked(req);
 	}
 	pthread_mutex_unlock(&shared_mu);
 }
