@@ -25,6 +25,7 @@ use warnings;
 use FindBin;
 use lib $FindBin::Bin;
 use ZkSyncTest;
+use ZkSyncJobs;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time);
@@ -45,76 +46,9 @@ my %cid = map { $_->name => $_->safe_psql('postgres', 'SELECT system_identifier 
   ($A, $B);
 isnt($cid{dl_a}, $cid{dl_b}, 'the two clusters have different system identifiers');
 
-# ---------------------------------------------------------------------
 # Jobs: background psql sessions whose statements run asynchronously
-# ---------------------------------------------------------------------
+# (ZkSyncJobs.pm)
 
-my $tags = 0;
-
-sub job
-{
-	my ($node, $name) = @_;
-	my $s = $node->background_psql('postgres', on_error_stop => 0);
-	$s->query_safe("SET application_name = '$name'");
-	$s->query_safe('\set VERBOSITY verbose');
-	# a lock call that nothing ends fails the test in time
-	$s->query_safe("SET statement_timeout = '30s'");
-	return {
-		s => $s,
-		node => $node,
-		name => $name,
-		cluster => $cid{ $node->name },
-		pid => $s->query_safe('SELECT pg_backend_pid()'),
-	};
-}
-
-# A statement that must succeed at once
-sub run
-{
-	my ($j, $sql) = @_;
-	return $j->{s}->query_safe($sql);
-}
-
-# Start $sql in job $j; see done() and error()
-sub start
-{
-	my ($j, $sql) = @_;
-	my $tag = 'statement-' . ++$tags . '-done';
-	$j->{tag} = $tag;
-	$j->{s}{stdout} = '';
-	$j->{s}{stderr} = '';
-	$j->{s}{stdin} .= "$sql;\n\\echo '$tag'\n\\warn '$tag'\n";
-	$j->{s}{run}->pump_nb;
-	return;
-}
-
-# Has the statement started last in $j ended (without blocking)?
-sub done
-{
-	my ($j) = @_;
-	$j->{s}{run}->pump_nb;
-	return $j->{s}{stdout} =~ /\Q$j->{tag}\E/ && $j->{s}{stderr} =~ /\Q$j->{tag}\E/;
-}
-
-# What the statement started last printed on stderr, once it ended
-sub error
-{
-	my ($j) = @_;
-	my $e = $j->{s}{stderr};
-	$e =~ s/\Q$j->{tag}\E\n?//;
-	return $e;
-}
-
-sub deadlocked { return error($_[0]) =~ /ERROR:  40P01: deadlock detected/; }
-
-# Clear the statement's output before the next query_safe
-sub settle
-{
-	my ($j) = @_;
-	$j->{s}{stdout} = '';
-	$j->{s}{stderr} = '';
-	return;
-}
 
 # Does $j wait for zksync lock or semaphore $name (its node made, not
 # granted, and the backend waiting)?  Asked on its own cluster.

@@ -24,6 +24,7 @@ use warnings;
 use FindBin;
 use lib $FindBin::Bin;
 use ZkSyncTest;
+use ZkSyncJobs;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
@@ -39,69 +40,8 @@ for my $node ($A, $B)
 	ok(poll_until(sub { $node->safe_psql('postgres', 'SHOW deadlock_timeout') eq '200ms' }),
 		$node->name . ': deadlock_timeout is 200ms');
 }
-my %cid = map { $_->name => $_->safe_psql('postgres', 'SELECT system_identifier FROM pg_control_system()') }
-  ($A, $B);
 
-# ---------------------------------------------------------------------
-# Jobs: background psql sessions whose statements run asynchronously
-# (as in 016_deadlocks.pl)
-# ---------------------------------------------------------------------
-my $tags = 0;
-
-sub job
-{
-	my ($node, $name) = @_;
-	my $s = $node->background_psql('postgres', on_error_stop => 0);
-	$s->query_safe("SET application_name = '$name'");
-	$s->query_safe('\set VERBOSITY verbose');
-	$s->query_safe("SET statement_timeout = '30s'");
-	return {
-		s => $s,
-		node => $node,
-		name => $name,
-		cluster => $cid{ $node->name },
-		pid => $s->query_safe('SELECT pg_backend_pid()'),
-	};
-}
-
-sub run { my ($j, $sql) = @_; return $j->{s}->query_safe($sql); }
-
-sub start
-{
-	my ($j, $sql) = @_;
-	my $tag = 'statement-' . ++$tags . '-done';
-	$j->{tag} = $tag;
-	$j->{s}{stdout} = '';
-	$j->{s}{stderr} = '';
-	$j->{s}{stdin} .= "$sql;\n\\echo '$tag'\n\\warn '$tag'\n";
-	$j->{s}{run}->pump_nb;
-	return;
-}
-
-sub done
-{
-	my ($j) = @_;
-	$j->{s}{run}->pump_nb;
-	return $j->{s}{stdout} =~ /\Q$j->{tag}\E/ && $j->{s}{stderr} =~ /\Q$j->{tag}\E/;
-}
-
-sub error
-{
-	my ($j) = @_;
-	my $e = $j->{s}{stderr};
-	$e =~ s/\Q$j->{tag}\E\n?//;
-	return $e;
-}
-
-sub deadlocked { return error($_[0]) =~ /ERROR:  40P01: deadlock detected/; }
-
-sub settle
-{
-	my ($j) = @_;
-	$j->{s}{stdout} = '';
-	$j->{s}{stderr} = '';
-	return;
-}
+# Jobs (background psql sessions, ZkSyncJobs.pm) and what they leave
 
 sub contenders { return grep { m{^\Q$root\E/(locks|semaphores)/.*/_c_} } zk_nodes(); }
 sub wait_records { return grep { m{^\Q$root\E/(waits|deadlocks)/.} } zk_nodes(); }
