@@ -91,7 +91,10 @@ make -s -C "$work/src" WERROR=1 COPT="$sanflags"
 installed=1
 make -s -C "$work/src" WERROR=1 COPT="$sanflags" install
 if [ "$(id -u)" = 0 ]; then chown -R postgres: "$work/src"; fi
-if ! ldd "$work/src/zksync.so" | grep -q libasan; then
+# (ldd's output is read whole first: grep -q stops at the first match, and
+# under pipefail the SIGPIPE that ldd may then get would fail the test)
+needed=$(ldd "$work/src/zksync.so")
+if ! grep -q libasan <<< "$needed"; then
   echo "asan.sh: zksync.so is not linked with libasan" >&2
   exit 1
 fi

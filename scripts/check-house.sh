@@ -38,7 +38,7 @@ for f in src/*.c; do
   [ "$n" -le 1200 ] || say "$f has $n lines (more than 1,200)"
 done
 for f in src/*.c src/*.h; do
-  head -3 "$f" | grep -q "$(basename "$f")" || say "$f does not open with a comment naming it"
+  grep -q "$(basename "$f")" <<< "$(head -3 "$f")" || say "$f does not open with a comment naming it"
 done
 if grep -n 'SPEC' src/*.c src/*.h; then say "comments above point to the SPEC, which the repository does not hold"; fi
 if grep -ln '#include "postgres.h"' src/*.h; then say "the headers above include postgres.h"; fi
