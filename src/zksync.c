@@ -672,3 +672,35 @@ zksync_session(PG_FUNCTION_ARGS)
 		nulls[3] = true;
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
+
+/* ---- operations (1.1): counters and the local view ---- */
+
+PG_FUNCTION_INFO_V1(zksync_stats);
+Datum
+zksync_stats(PG_FUNCTION_ARGS)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("zksync_stats is not built yet")));
+	PG_RETURN_NULL();
+}
+
+PG_FUNCTION_INFO_V1(zksync_stats_reset);
+Datum
+zksync_stats_reset(PG_FUNCTION_ARGS)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("zksync_stats_reset is not built yet")));
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(zksync_local_locks);
+Datum
+zksync_local_locks(PG_FUNCTION_ARGS)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("zksync_local_locks is not built yet")));
+	PG_RETURN_NULL();
+}
