@@ -225,7 +225,7 @@ CREATE FUNCTION zksync_stats(
     OUT acquired bigint, OUT waited bigint, OUT wait_time_ms double precision,
     OUT timeouts bigint, OUT cancelled bigint, OUT deadlocks bigint,
     OUT lost bigint, OUT sessions_expired bigint, OUT reconnects bigint,
-    OUT handoffs bigint, OUT stats_reset timestamptz)
+    OUT handoffs bigint, OUT untracked bigint, OUT stats_reset timestamptz)
 RETURNS record
 AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION zksync_stats() IS

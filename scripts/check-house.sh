@@ -25,7 +25,7 @@ layer_of() {
     queue|waits|deadlock|marks|handoff|xact) echo 4 ;; # what recipes share
     nodes|tree) echo 3 ;;                              # node operations
     session|releases|held|watchdog|transport) echo 2 ;; # the ZooKeeper client
-    settings|names|layout|foreign) echo 1 ;;           # leaves
+    settings|names|layout|foreign|shared) echo 1 ;;    # leaves
     *) echo "" ;;
   esac
 }

@@ -89,6 +89,7 @@
 #include "handoff.h"
 #include "lock.h"
 #include "lock_int.h"
+#include "shared.h"
 
 /*
  * The acquisition in progress, for the cleanup that runs when its wait is
@@ -217,8 +218,10 @@ static void
 finish_releases(bool nothrow)
 {
 	zk_release_batch_end();
+	/* an interrupt here leaves the entries releasing until the next time */
 	if (zksync_synchronous_release)
 		zk_await_releases(ZKSYNC_RELEASE_WAIT_MS, nothrow);
+	zksync_local_released();
 }
 
 /* One name of an acquisition */
@@ -495,7 +498,7 @@ take_new_holds(Want *w, int n, int k, char m, int timeout_ms)
 	for (i = 0; i < n; i++)
 		if (!w[i].stacked)
 		{
-			w[i].hold->state = HOLD_HELD;
+			hold_set_held(w[i].hold);
 			w[i].hold->watch = zk_held_watch(w[i].hold->node);
 		}
 	return true;
@@ -524,6 +527,7 @@ zksync_lock_acquire_many(const char **names, int n, ZkLockMode mode,
 		return false;
 	for (i = 0; i < n; i++)
 		hold_add_count(w[i].hold, xact);
+	zksync_stat_count(ZKSTAT_ACQUIRED, n);
 	return true;
 }
 
@@ -605,6 +609,7 @@ drop_hold(Hold *hold, bool nothrow)
 			zk_release_node(hold->node, 0, true);
 		if (hold->retained[0])
 			release_write_node(hold->retained);
+		hold_keep_releasing(hold);
 	}
 	hold_remove(hold);
 }

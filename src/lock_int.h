@@ -60,6 +60,7 @@ typedef struct Hold
 	ZkHeld	   *watch;			/* the node's watch while held */
 	int64		token;			/* czxid of the node */
 	LocalTransactionId lost_lxid;	/* transaction running when lost */
+	int			local;			/* its entry in zksync_local_locks */
 } Hold;
 
 /* The hold table (NULL until first used); TopMemoryContext */
@@ -74,6 +75,8 @@ extern int	n_xact_holds;
 extern Hold *hold_find(const char *dir, char mode);
 extern Hold *hold_new(const char *dir, char mode, const char *name);
 extern void hold_remove(Hold *hold);
+extern void hold_set_held(Hold *hold);
+extern void hold_keep_releasing(Hold *hold);
 extern void hold_add_count(Hold *hold, bool xact);
 extern int	hold_pop_levels(Hold *hold, int nest_level);
 extern void hold_report_lost(char mode, const char *name, bool node_deleted)

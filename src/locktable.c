@@ -35,6 +35,7 @@
 #include "lock.h"
 #include "lock_int.h"
 #include "xact.h"
+#include "shared.h"
 
 HTAB	   *holds = NULL;
 int			n_xact_holds = 0;
@@ -75,6 +76,7 @@ hold_find(const char *dir, char mode)
 void
 hold_remove(Hold *hold)
 {
+	zksync_local_remove(hold->local);
 	zk_held_drop(hold->watch);
 	hold->watch = NULL;
 	if (hold->xact_count > 0)
@@ -169,9 +171,31 @@ hold_new(const char *dir, char mode, const char *name)
 	memset(((char *) hold) + sizeof(HoldKey), 0, sizeof(Hold) - sizeof(HoldKey));
 	strlcpy(hold->name, name, sizeof(hold->name));
 	hold->state = HOLD_WAITING;
+	hold->local = zksync_local_add(ZKLOCAL_LOCK, name, MODE_NAME(mode),
+								   ZKLOCAL_WAITING);
 	hold->levels = levels;
 	hold->maxlevels = 4;
 	return hold;
+}
+
+/* The hold's node is granted: it is held from now on. */
+void
+hold_set_held(Hold *hold)
+{
+	hold->state = HOLD_HELD;
+	zksync_local_set(hold->local, ZKLOCAL_HELD, hold->token);
+}
+
+/*
+ * The hold's node is being released and the hold goes: its entry stays,
+ * as releasing, until the release is applied (zksync_local_released()).
+ * Never throws.
+ */
+void
+hold_keep_releasing(Hold *hold)
+{
+	zksync_local_releasing(hold->local);
+	hold->local = ZKLOCAL_NONE;
 }
 
 /*
@@ -242,6 +266,8 @@ mark_lost(Hold *hold, bool node_deleted)
 {
 	hold->state = HOLD_LOST;
 	hold->node_deleted = node_deleted;
+	zksync_local_set(hold->local, ZKLOCAL_LOST, 0);
+	zksync_stat_count(ZKSTAT_LOST, 1);
 	hold->lost_lxid = zksync_current_lxid();
 	zk_held_drop(hold->watch);
 	hold->watch = NULL;
@@ -411,7 +437,10 @@ fill_tokens(void)
 		}
 		e = zk_call_retrying(ZKOP_EXISTS, hold->node, NULL, 0, 0, NULL);
 		if (zk_req_rc(e) == ZOK && zk_req_ephemeral_owner(e) == zk_session_id())
+		{
 			hold->token = zk_req_czxid(e);
+			zksync_local_set(hold->local, ZKLOCAL_HELD, hold->token);
+		}
 		zk_req_free(e);
 	}
 }

@@ -45,8 +45,8 @@
 #include "releases.h"
 #include "queue.h"
 #include "nodes.h"
-#include "queue.h"
 #include "handoff.h"
+#include "shared.h"
 
 /*
  * The first-in-queue rule, its one home: the contender with the lowest
@@ -245,7 +245,10 @@ queue_loop(ZkProtected *pn, const char *dir, const char *tag,
 		{
 			if (zk_session_known_alive() ||
 				zk_confirm_session_alive(pn->node, zksync_session_timeout))
+			{
+				zksync_stat_count(ZKSTAT_HANDOFFS, 1);
 				return true;
+			}
 			if (!zk_session_usable())
 				report_session_expired(drv->what, name, true);
 			continue;			/* not confirmed: let ZooKeeper decide */
@@ -295,7 +298,7 @@ zk_queue_wait(ZkProtected *pn, const char *dir, const char *tag,
 	PG_CATCH();
 	{
 		HOLD_INTERRUPTS();
-		zksync_wait_watch_end(false);
+		zksync_wait_watch_fail();
 		zksync_handoff_unregister();
 		zk_protected_abandon(pn, ZKSYNC_ABANDON_WAIT_MS);
 		RESUME_INTERRUPTS();

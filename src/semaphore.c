@@ -47,7 +47,7 @@
 #include "nodes.h"
 #include "queue.h"
 #include "xact.h"
-#include "semaphore.h"
+#include "shared.h"
 
 typedef struct Lease
 {
@@ -59,6 +59,7 @@ typedef struct Lease
 	bool		node_deleted;	/* another client deleted its node */
 	ZkHeld	   *watch;			/* the node's watch while held */
 	LocalTransactionId lost_lxid;	/* the transaction running then */
+	int			local;			/* its entry in zksync_local_locks */
 } Lease;
 
 /* This backend's leases, oldest first; TopMemoryContext */
@@ -233,11 +234,13 @@ reserve_lease(void)
 
 /* Record the lease just granted (its entry reserved) */
 static void
-add_lease(const char *name, bool xact)
+add_lease(const char *name, bool xact, int local)
 {
 	Lease	   *l = &leases[nleases++];
 
 	memset(l, 0, sizeof(*l));
+	l->local = local;
+	zksync_local_set(local, ZKLOCAL_HELD, lease_pn.czxid);
 	strlcpy(l->name, name, sizeof(l->name));
 	strlcpy(l->node, lease_pn.node, sizeof(l->node));
 	l->xact = xact;
@@ -312,12 +315,13 @@ take_lease(const char *dir, const char *name, int max_leases, int recorded,
  * mutex, and the lease is recorded (its entry reserved).
  */
 static void
-keep_lease(const char *name, bool xact)
+keep_lease(const char *name, bool xact, int local)
 {
 	zksync_wait_watch_end(true);
 	lease_pn.active = false;
 	zk_release_node(mutex_pn.node, 0, true);
-	add_lease(name, xact);
+	add_lease(name, xact, local);
+	zksync_stat_count(ZKSTAT_ACQUIRED, 1);
 }
 
 /*
@@ -335,6 +339,7 @@ zksync_semaphore_acquire(const char *name, int max_leases, bool xact,
 	TimestampTz lock_deadline;
 	volatile bool mutex_owned = false;
 	volatile bool granted = false;
+	volatile int local = ZKLOCAL_NONE;
 	int			recorded;
 
 	zk_notice_session_end();
@@ -346,6 +351,7 @@ zksync_semaphore_acquire(const char *name, int max_leases, bool xact,
 	deadline = zk_queue_deadline(timeout_ms, &lock_deadline);
 
 	memset(&lease_pn, 0, sizeof(lease_pn));
+	local = zksync_local_add(ZKLOCAL_SEMAPHORE, name, "lease", ZKLOCAL_WAITING);
 	PG_TRY();
 	{
 		granted = take_lease(dir, name, max_leases, recorded, deadline,
@@ -354,6 +360,8 @@ zksync_semaphore_acquire(const char *name, int max_leases, bool xact,
 	PG_CATCH();
 	{
 		HOLD_INTERRUPTS();
+		zksync_wait_watch_fail();
+		zksync_local_remove(local);
 		abandon_acquisition(mutex_owned);
 		zk_await_releases(ZKSYNC_ABANDON_WAIT_MS, true);
 		RESUME_INTERRUPTS();
@@ -363,12 +371,13 @@ zksync_semaphore_acquire(const char *name, int max_leases, bool xact,
 
 	if (!granted)
 	{
+		zksync_local_remove(local);
 		abandon_acquisition(mutex_owned);
 		zk_await_releases(ZKSYNC_RELEASE_WAIT_MS, false);
 		zk_queue_check_lock_timeout(lock_deadline, ZKQ_SEMAPHORE, name);
 		return false;
 	}
-	keep_lease(name, xact);
+	keep_lease(name, xact, local);
 	return true;
 }
 
@@ -378,7 +387,12 @@ drop_lease(int i)
 {
 	zk_held_drop(leases[i].watch);
 	if (!leases[i].lost)
+	{
 		zk_release_node(leases[i].node, 0, true);
+		zksync_local_releasing(leases[i].local);
+	}
+	else
+		zksync_local_remove(leases[i].local);
 	memmove(&leases[i], &leases[i + 1], sizeof(Lease) * (nleases - i - 1));
 	nleases--;
 }
@@ -394,6 +408,7 @@ await_synchronous_releases(bool nothrow)
 {
 	if (zksync_synchronous_release)
 		zk_await_releases(ZKSYNC_RELEASE_WAIT_MS, nothrow);
+	zksync_local_released();
 }
 
 /*
@@ -573,6 +588,8 @@ mark_lost(Lease *l, bool node_deleted)
 {
 	l->lost = true;
 	l->node_deleted = node_deleted;
+	zksync_local_set(l->local, ZKLOCAL_LOST, 0);
+	zksync_stat_count(ZKSTAT_LOST, 1);
 	l->lost_lxid = zksync_current_lxid();
 	zk_held_drop(l->watch);
 	l->watch = NULL;

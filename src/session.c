@@ -46,6 +46,7 @@
 #include "settings.h"
 #include "session.h"
 #include "transport_int.h"
+#include "shared.h"
 
 /* Least time between routine DNS resolutions of zksync.hosts. */
 #define ZK_RESOLVE_DELAY_MS	30000
@@ -72,6 +73,13 @@ struct ACL_vector *node_acl = NULL;
  * zk_notice_session_end() tells the recipes that their holds are lost.
  */
 static bool lost_unnoticed = false;
+
+/*
+ * zk_connected_events() when last counted, and whether the current
+ * handle's first connect is still to come (it is no reconnect)
+ */
+static uint64 connects_counted = 0;
+static bool first_connect_due = false;
 
 /* helds_gone_count() when the recipes last looked */
 static uint64 helds_gone_seen = 0;
@@ -220,6 +228,8 @@ open_handle(void)
 				old;
 
 	open_wait_set();
+	connects_counted = zk_connected_events();
+	first_connect_due = true;
 	if (!exit_hook_set)
 	{
 		on_proc_exit(close_at_exit, 0);
@@ -345,6 +355,7 @@ zk_connect(void)
 	if (rc == ZSESSIONEXPIRED)
 	{
 		/* brand-new session refused, or an old one expired while waiting */
+		zksync_stat_count(ZKSTAT_SESSIONS_EXPIRED, 1);
 		close_handle();
 		tell_users_session_ended();
 		ereport(ERROR,
@@ -387,6 +398,27 @@ close_for_cause(void)
 }
 
 /*
+ * Count in zksync_stats the times the client got a session of ours
+ * connected again after its first connect.  Never throws.
+ */
+static void
+count_reconnects(void)
+{
+	uint64		n = zk_connected_events();
+	uint64		more = n - connects_counted;
+
+	if (more == 0)
+		return;
+	connects_counted = n;
+	if (first_connect_due)
+	{
+		first_connect_due = false;
+		more--;
+	}
+	zksync_stat_count(ZKSTAT_RECONNECTS, (int) more);
+}
+
+/*
  * Has the session ended without the recipes knowing?  The client learnt
  * that it expired, or it was closed for cause.  Then say so, and let the
  * recipes mark what they held as lost.  Needs no connection and does not
@@ -395,6 +427,7 @@ close_for_cause(void)
 void
 zk_notice_session_end(void)
 {
+	count_reconnects();
 	check_refused();
 	if (zh != NULL && handle_is_dead())
 	{
@@ -403,6 +436,7 @@ zk_notice_session_end(void)
 				 errmsg("ZooKeeper session 0x%llx expired",
 						(unsigned long long) zoo_client_id(zh)->client_id),
 				 errdetail("Every zksync lock it held is lost.")));
+		zksync_stat_count(ZKSTAT_SESSIONS_EXPIRED, 1);
 		close_handle();
 		lost_unnoticed = true;
 	}

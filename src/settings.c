@@ -23,6 +23,7 @@
 
 #include <limits.h>
 
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 #include "nls.h"
@@ -38,6 +39,7 @@ bool		zksync_synchronous_release = true;
 int			zksync_max_holds = 10000;
 char	   *zksync_lock_layout = NULL;
 bool		zksync_local_handoff = true;
+int			zksync_local_locks_per_backend = 64;
 
 /* check_auth refused a SET: hide the statement of the ERROR that follows */
 static bool auth_refused = false;
@@ -182,6 +184,13 @@ zksync_settings_init(void)
 							   "\"curator\": Apache Curator's InterProcessReadWriteLock names (_c_{uuid}-__WRIT__{seq}); \"go\": the Go zksync library's RWMutex names (_c_{uuid}-write-{seq}). Every client of one zksync.root must use one layout. Applies to nodes created after the change.",
 							   &zksync_lock_layout, "curator",
 							   PGC_SUSET, 0, check_lock_layout, NULL, NULL);
+	/* sizes shared memory: exists only when preloaded (shared.c) */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable("zksync.local_locks_per_backend",
+								"Entries of zksync_local_locks in shared memory, per possible backend.",
+								"The table holds this many times max_connections (and the other backends) entries, shared by every backend. Holds and waits that do not fit are left out of the view and counted in zksync_stats.untracked; they work as usual.",
+								&zksync_local_locks_per_backend, 64, 1, 100000,
+								PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("zksync");
 
 	prev_emit_log_hook = emit_log_hook;

@@ -15,6 +15,7 @@ extern bool zksync_synchronous_release;
 extern int	zksync_max_holds;
 extern char *zksync_lock_layout;
 extern bool zksync_local_handoff;
+extern int	zksync_local_locks_per_backend;
 
 extern void zksync_settings_init(void);
 

@@ -90,6 +90,9 @@ pthread_mutex_t shared_mu = PTHREAD_MUTEX_INITIALIZER;
 static ZkReq live = {.prev = &live,.next = &live};	/* list head */
 static uint64 watch_events = 0;
 
+/* session events that said "connected" (a connect or a reconnect) */
+static uint64 connected_events = 0;
+
 /*
  * When the newest request that the server answered was sent (mono_us; 0:
  * none on this handle).  The server saw the session alive after that
@@ -434,6 +437,8 @@ watcher(zhandle_t *h, int type, int state, const char *path, void *ctx)
 {
 	pthread_mutex_lock(&shared_mu);
 	watch_events++;
+	if (type == ZOO_SESSION_EVENT && state == ZOO_CONNECTED_STATE)
+		connected_events++;
 	pthread_mutex_unlock(&shared_mu);
 	wake_backend();
 }
@@ -673,6 +678,18 @@ zk_req_free_all(void)
 		free_or_abandon_locked(req);
 	}
 	pthread_mutex_unlock(&shared_mu);
+}
+
+/* How many times a session of this backend got connected so far */
+uint64
+zk_connected_events(void)
+{
+	uint64		n;
+
+	pthread_mutex_lock(&shared_mu);
+	n = connected_events;
+	pthread_mutex_unlock(&shared_mu);
+	return n;
 }
 
 /* How many watch and session events have been seen so far */

@@ -50,6 +50,7 @@ extern ZkReq *zk_get_acl(const char *path);
 extern ZkWaitResult zk_wait(ZkReq *req, TimestampTz deadline, bool nothrow);
 extern int	zk_call(ZkReq *req);
 extern uint64 zk_events_seen(void);
+extern uint64 zk_connected_events(void);
 extern ZkWaitResult zk_wait_event(uint64 events_seen, bool (*also) (void),
 								  TimestampTz deadline, bool nothrow);
 

@@ -53,8 +53,11 @@
 #include "nodes.h"
 #include "waits.h"
 #include "waits_int.h"
+#include "shared.h"
 
 Wait		watched_wait;
+
+static void end_wait(bool granted, int outcome);
 
 static const ZkQueueKind *kinds[4];
 static int	nkinds = 0;
@@ -482,7 +485,7 @@ zksync_wait_watch_begin(const ZkQueueKind *kind, int queue, const char *name,
 		watched_wait.last_cycle = NULL;
 		return;
 	}
-	zksync_wait_watch_end(false);
+	end_wait(false, -1);
 	memset(&watched_wait, 0, sizeof(watched_wait));
 	watched_wait.active = true;
 	watched_wait.kind = kind;
@@ -591,9 +594,46 @@ zksync_wait_watch_node_done(void)
 void
 zksync_wait_watch_end(bool granted)
 {
+	end_wait(granted, granted ? -1 : ZKSTAT_TIMEOUTS);
+}
+
+/*
+ * The wait is over because an ERROR is on its way (call it from a
+ * PG_CATCH block, before anything that could throw): zksync_stats counts
+ * it by the error's SQLSTATE.  Never throws.
+ */
+void
+zksync_wait_watch_fail(void)
+{
+	int			code;
+
+	if (!watched_wait.active)
+		return;
+	code = geterrcode();
+	if (code == ERRCODE_QUERY_CANCELED)
+		end_wait(false, ZKSTAT_CANCELLED);
+	else if (code == ERRCODE_LOCK_NOT_AVAILABLE)
+		end_wait(false, ZKSTAT_TIMEOUTS);
+	else if (code == ERRCODE_T_R_DEADLOCK_DETECTED)
+		end_wait(false, ZKSTAT_DEADLOCKS);
+	else
+		end_wait(false, -1);
+}
+
+/*
+ * The wait is over: counted in zksync_stats (as a wait, and as `outcome`
+ * unless that is -1), logged if it was logged as waiting and is granted,
+ * its record and marks withdrawn.  Never throws.
+ */
+static void
+end_wait(bool granted, int outcome)
+{
 	if (!watched_wait.active)
 		return;
 	watched_wait.active = false;
+	zksync_stat_wait(watched_wait.start);
+	if (outcome >= 0)
+		zksync_stat_count((ZkStat) outcome, 1);
 	if (granted && watched_wait.logged)
 		log_acquired();
 	withdraw_record();

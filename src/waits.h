@@ -104,5 +104,6 @@ extern ZkWaitResult zksync_wait_watched(uint64 seen, bool (*also) (void),
 										TimestampTz deadline);
 extern void zksync_wait_watch_node_done(void);
 extern void zksync_wait_watch_end(bool granted);
+extern void zksync_wait_watch_fail(void);
 
 #endif							/* ZKSYNC_WAITS_H */

@@ -39,6 +39,7 @@
 #include "barrier.h"
 #include "xact.h"
 #include "handoff.h"
+#include "shared.h"
 
 PG_MODULE_MAGIC;
 
@@ -49,6 +50,7 @@ _PG_init(void)
 {
 	pg_bindtextdomain(TEXTDOMAIN);
 	zksync_settings_init();
+	zksync_shared_init();
 	zksync_handoff_init();
 	zksync_lock_init();
 	zksync_semaphore_init();
@@ -673,25 +675,46 @@ zksync_session(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
-/* ---- operations (1.1): counters and the local view ---- */
+/* ---- operations: counters and the local view (shared.c) ---- */
 
 PG_FUNCTION_INFO_V1(zksync_stats);
 Datum
 zksync_stats(PG_FUNCTION_ARGS)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("zksync_stats is not built yet")));
-	PG_RETURN_NULL();
+	TupleDesc	tupdesc;
+	ZkStats		st;
+	Datum		values[12];
+	bool		nulls[12] = {0};
+
+	/* the columns before stats_reset; -1 is wait_time_ms */
+	static const int order[] = {
+		ZKSTAT_ACQUIRED, ZKSTAT_WAITED, -1, ZKSTAT_TIMEOUTS,
+		ZKSTAT_CANCELLED, ZKSTAT_DEADLOCKS, ZKSTAT_LOST,
+		ZKSTAT_SESSIONS_EXPIRED, ZKSTAT_RECONNECTS, ZKSTAT_HANDOFFS,
+		ZKSTAT_UNTRACKED
+	};
+	int			i;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	zksync_stats_read(&st);
+	for (i = 0; i < (int) lengthof(order); i++)
+	{
+		if (order[i] < 0)
+			values[i] = Float8GetDatum(st.wait_time_ms);
+		else
+			values[i] = Int64GetDatum((int64) st.counts[order[i]]);
+	}
+	Assert(tupdesc->natts == lengthof(order) + 1);
+	values[lengthof(order)] = TimestampTzGetDatum(st.stats_reset);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
 
 PG_FUNCTION_INFO_V1(zksync_stats_reset);
 Datum
 zksync_stats_reset(PG_FUNCTION_ARGS)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("zksync_stats_reset is not built yet")));
+	zksync_stats_reset_all();
 	PG_RETURN_VOID();
 }
 
@@ -699,8 +722,29 @@ PG_FUNCTION_INFO_V1(zksync_local_locks);
 Datum
 zksync_local_locks(PG_FUNCTION_ARGS)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("zksync_local_locks is not built yet")));
-	PG_RETURN_NULL();
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ZkLocalRow *rows;
+	int			n;
+	int			i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	n = zksync_local_read(&rows);
+	for (i = 0; i < n; i++)
+	{
+		Datum		values[8];
+		bool		nulls[8] = {0};
+
+		values[0] = Int32GetDatum(rows[i].pid);
+		values[1] = CStringGetTextDatum(zksync_local_kind_name(rows[i].kind));
+		values[2] = CStringGetTextDatum(rows[i].name);
+		values[3] = CStringGetTextDatum(rows[i].mode);
+		values[4] = BoolGetDatum(rows[i].state == ZKLOCAL_HELD ||
+								 rows[i].state == ZKLOCAL_RELEASING);
+		values[5] = CStringGetTextDatum(zksync_local_state_name(rows[i].state));
+		values[6] = TimestampTzGetDatum(rows[i].since);
+		values[7] = Int64GetDatum(rows[i].token);
+		nulls[7] = rows[i].token == 0;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
 }
