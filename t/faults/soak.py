@@ -456,6 +456,29 @@ class Soak:
         return stale
 
     # ------------------------------------------------------------------- run
+    def local_view_after(self):
+        """zksync_local_locks and zksync_stats of both clusters, once the
+        workers' backends have exited (polled: they exit after their
+        connections close)."""
+        out = dict(left=0, untracked=0, acquired=0, lost=0)
+        for c in ("A", "B"):
+            conn = self.h.connect(c, "soak-check")
+            cur = conn.cursor()
+
+            def left():
+                cur.execute("SELECT count(*) FROM zksync_local_locks")
+                return cur.fetchone()[0] == 0
+            self.h.poll(left, 10.0)
+            cur.execute("SELECT count(*) FROM zksync_local_locks")
+            out["left"] += cur.fetchone()[0]
+            cur.execute("SELECT untracked, acquired, lost FROM zksync_stats")
+            u, a, l = cur.fetchone()
+            out["untracked"] += u
+            out["acquired"] += a
+            out["lost"] += l
+            conn.close()
+        return out
+
     def run(self):
         h = self.h
         t_start = time.monotonic()
@@ -522,6 +545,9 @@ class Soak:
                     pass
         for mon in self.mons.values():
             mon.close()
+        # the workers' backends are gone: nothing of theirs is left in the
+        # local view, and the counters saw at least every counted cycle
+        local = self.local_view_after()
         try:
             self.curator.stdin.write("quit\n")
             self.curator.stdin.flush()
@@ -598,6 +624,13 @@ class Soak:
         h.ok(self.deleted and not self.neighbour_commits,
              "soak: the neighbour deleted held nodes (%d), and no COMMIT succeeded after its delete (%d)"
              % (len(self.deleted), len(self.neighbour_commits)))
+        h.ok(local["left"] == 0 and local["untracked"] == 0,
+             "soak: once the workers left, zksync_local_locks was empty on both clusters "
+             "(%d left, %d untracked)" % (local["left"], local["untracked"]))
+        h.ok(local["acquired"] >= self.cycles["zksync"] and local["lost"] > 0,
+             "soak: zksync_stats counted every zksync cycle (acquired %d >= %d) and the lost holds "
+             "(%d; the neighbour deleted %d)" % (local["acquired"], self.cycles["zksync"], local["lost"],
+                                                 len(self.deleted)))
         h.ok(not orphans, "soak: no orphan node under the lock, sessions still open (%s)"
              % [n.rsplit("/", 1)[1] for n in orphans])
 
