@@ -649,9 +649,15 @@ cycle_signature(Graph *g, int *cycle, int len)
 	return s.data;
 }
 
+/*
+ * The victim's ERROR.  It counts in pg_stat_database.deadlocks, as the lock
+ * manager counts its own (DeadLockReport): once per deadlock, since only
+ * the victim reports it.
+ */
 static void
 deadlock_error(const char *detail)
 {
+	pgstat_report_deadlock();
 	ereport(ERROR,
 			(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
 			 errmsg("deadlock detected"),
