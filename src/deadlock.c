@@ -276,8 +276,9 @@ pg_wait_link(Graph *g, int pid)
 }
 
 /*
- * Link l of a chain on `cluster`, on a line of its own: "Process 12 on
- * cluster 73... waits for ShareLock on transaction 123; blocked by
+ * Link l of a chain on `cluster` (as messages name it: zksync_my_cluster,
+ * zksync_owner_cluster), on a line of its own: "Process 12 on cluster
+ * "east" (73...) waits for ShareLock on transaction 123; blocked by
  * process 34."
  */
 void
@@ -358,7 +359,7 @@ follow_pg(Graph *g, int from, int blocker, const char *first_line, int holder)
 				initStringInfo(&s);
 				appendStringInfoString(&s, first_line);
 				for (c = 0; c < len; c++)
-					append_link_line(&s, zksync_cluster_id(), &links[c],
+					append_link_line(&s, zksync_my_cluster(), &links[c],
 									 c + 1 < len ? links[c + 1].pid : p);
 				add_edge(g, from, r, blocker, s.data, links, len);
 				continue;
@@ -494,7 +495,7 @@ add_edges_of(Graph *g, int i)
 		int			to = -1;
 
 		initStringInfo(&line);
-		append_wait_line(&line, r->owner.pid, r->owner.cluster,
+		append_wait_line(&line, &r->owner,
 						 g->rows[r->row].what, zksync_foreign_cstring(r->name),
 						 h);
 		for (j = 0; j < g->nrec; j++)

@@ -403,30 +403,32 @@ zksync_read_blockers(int pid, ZkWaitRow **rows, int **blockers)
 
 /*
  * Who owns a row's node, for a message's detail: "process 123 on cluster
- * 7301..." or "ZooKeeper session 0x... (another client)"
+ * "east" (7301...)" (zksync_owner_cluster) or "ZooKeeper session 0x...
+ * (another client)"
  */
 char *
 describe_owner(const ZkWaitRow *r)
 {
 	if (r->is_backend)
 		return psprintf(_("process %d on cluster %s"), r->owner.pid,
-						r->owner.cluster ? r->owner.cluster : "?");
+						zksync_owner_cluster(&r->owner));
 	return psprintf(_("ZooKeeper session %s (another client)"),
 					zksync_session_text(r->session));
 }
 
 /*
- * A line of a deadlock's detail: process `pid` on `cluster` waits for
- * `what` named `name` and is blocked by `blocker`'s owner.
+ * A line of a deadlock's detail: process `waiter` (owner data of its
+ * record) waits for `what` named `name` and is blocked by `blocker`'s
+ * owner.
  */
 void
-append_wait_line(StringInfo s, int pid, const char *cluster, ZkQueueWhat what,
+append_wait_line(StringInfo s, const ZkOwner *waiter, ZkQueueWhat what,
 				 const char *name, const ZkWaitRow *blocker)
 {
 	char	   *by = describe_owner(blocker);
+	char	   *cluster = zksync_owner_cluster(waiter);
+	int			pid = waiter->pid;
 
-	if (cluster == NULL)
-		cluster = "?";
 	switch (what)
 	{
 		case ZKQ_WRITE_LOCK:

@@ -77,7 +77,7 @@ extern int	read_targets(Target **t, int nt, ZkWaitRow **out);
 extern bool row_blocks(const ZkWaitRow *rows, int i, int j);
 extern bool row_is_local_backend(const ZkWaitRow *r);
 extern char *describe_owner(const ZkWaitRow *r);
-extern void append_wait_line(StringInfo s, int pid, const char *cluster,
+extern void append_wait_line(StringInfo s, const ZkOwner *waiter,
 							 ZkQueueWhat what, const char *name,
 							 const ZkWaitRow *blocker);
 extern void log_still_waiting(const char *detail);
