@@ -146,16 +146,22 @@ append_leaving(StringInfo extra)
 	escape_json(extra, lines.data);
 }
 
-/* The record of our wait, for the scans of others */
-static void
-publish(void)
+/*
+ * The record of our wait, for the scans of others (a queue's wait, at its
+ * first check) and for the views (a gate's wait, at its start: gates.c).
+ * A gate's record names the barrier's node, or our participant node, and
+ * lists nothing on its way out: no scan follows it.
+ */
+void
+publish_wait(void)
 {
 	StringInfoData extra;
+	bool		gate = watched_wait.gate != ZKG_NONE;
 	char	   *data;
 	int			len;
 	int			rc;
 
-	if (watched_wait.czxid == 0)
+	if (watched_wait.czxid == 0 && !gate)
 	{
 		ZkReq	   *e = zk_exists(watched_wait.node, false);
 
@@ -165,15 +171,18 @@ publish(void)
 	}
 	initStringInfo(&extra);
 	appendStringInfoString(&extra, "\"kind\":");
-	escape_json(&extra, watched_wait.kind->kind);
+	escape_json(&extra, gate ? gate_kind_text(watched_wait.gate) :
+				watched_wait.kind->kind);
 	appendStringInfoString(&extra, ",\"what\":");
-	escape_json(&extra, what_text[watched_wait.what]);
+	escape_json(&extra, gate ? gate_what_text(watched_wait.gate) :
+				what_text[watched_wait.what]);
 	appendStringInfoString(&extra, ",\"name\":");
 	escape_json(&extra, watched_wait.name);
 	appendStringInfoString(&extra, ",\"node\":");
 	escape_json(&extra, watched_wait.node);
 	appendStringInfo(&extra, ",\"czxid\":" INT64_FORMAT, watched_wait.czxid);
-	append_leaving(&extra);
+	if (!gate)
+		append_leaving(&extra);
 	data = zksync_owner_data(extra.data, &len);
 	snprintf(watched_wait.record, sizeof(watched_wait.record), "%s/%s/%s",
 			 zksync_root, ZKSYNC_WAITS, zksync_session_text(zk_session_id()));
@@ -188,6 +197,20 @@ publish(void)
 	rc = put_ephemeral(watched_wait.record, data);
 	if (rc != ZOK && !zk_is_connection_error(rc))
 		watched_wait.published = false;
+}
+
+/*
+ * Is our record published on the session we have now?  (A record goes
+ * with the session that made it.)
+ */
+bool
+published_here(void)
+{
+	char		path[ZKSYNC_PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s/%s",
+			 zksync_root, ZKSYNC_WAITS, zksync_session_text(zk_session_id()));
+	return watched_wait.published && strcmp(path, watched_wait.record) == 0;
 }
 
 /*
@@ -396,18 +419,25 @@ read_mark(ZkReq *markg, MarkRead *mark)
 
 /*
  * A wait record from the reply to its read; false if there is none or its
- * data is not a record (anyone may write under {root}/waits).
+ * data is not a record (anyone may write under {root}/waits), or if it is
+ * a gate's: a barrier's waiter waits for no one in particular (anyone may
+ * unset a barrier; who has yet to come to a double barrier cannot be
+ * known), so its wait is no edge of a cycle.
  */
 static bool
 parse_record(ZkReq *get, Record *r)
 {
 	const char *data;
 	int			len;
+	char	   *kind;
 
 	if (zk_call(get) != ZOK || zk_req_data(get) == NULL)
 		return false;
 	data = zk_req_data(get);
 	len = zk_req_datalen(get);
+	kind = zksync_json_field(data, len, "kind");
+	if (kind && is_gate_kind(kind))
+		return false;
 	if (!zksync_owner_parse(data, len, &r->owner) ||
 		(r->node = zksync_json_field(data, len, "node")) == NULL ||
 		!zksync_json_int(data, len, "czxid", 0, PG_INT64_MAX, &r->czxid))
@@ -833,7 +863,7 @@ check_wait(void)
 	int			me;
 
 	if (!watched_wait.published)
-		publish();
+		publish_wait();
 	pgstat_clear_snapshot();
 	me = build_graph(&g, &mark);
 	if (mark.data)
