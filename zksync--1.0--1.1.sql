@@ -1,6 +1,10 @@
 -- zksync 1.0 to 1.1: ALTER EXTENSION zksync UPDATE TO '1.1'.
 \echo Use "ALTER EXTENSION zksync UPDATE TO '1.1'" to load this file. \quit
 
+-- 1.1 shows barriers, double-barrier participants and barrier waits too.
+COMMENT ON FUNCTION zksync_waits() IS
+'Every contender of every zksync lock and semaphore, every set barrier and double-barrier participant, and every wait for a barrier, under zksync.root, from ZooKeeper, any cluster or client; the PostgreSQL columns are NULL for other clients.';
+
 -- Operations (1.1): counters and the local view, from shared memory, with
 -- no ZooKeeper call (they answer while the ensemble is down).
 

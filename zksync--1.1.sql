@@ -208,7 +208,7 @@ CREATE FUNCTION zksync_waits(
 RETURNS SETOF record
 AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION zksync_waits() IS
-'Every contender of every zksync lock and semaphore under zksync.root, from ZooKeeper, any cluster or client; the PostgreSQL columns are NULL for other clients.';
+'Every contender of every zksync lock and semaphore, every set barrier and double-barrier participant, and every wait for a barrier, under zksync.root, from ZooKeeper, any cluster or client; the PostgreSQL columns are NULL for other clients.';
 
 CREATE FUNCTION zksync_blocking(int,
     OUT kind text, OUT name text, OUT mode text, OUT cluster text,

@@ -22,7 +22,7 @@ layer_of() {
   case "$1" in
     zksync) echo 6 ;;                                  # SQL entry points
     lock|locktable|semaphore|barrier) echo 5 ;;        # recipes
-    queue|waits|deadlock|marks|handoff|xact) echo 4 ;; # what recipes share
+    queue|waits|gates|deadlock|marks|handoff|xact) echo 4 ;; # what recipes share
     nodes|tree) echo 3 ;;                              # node operations
     session|releases|held|watchdog|transport) echo 2 ;; # the ZooKeeper client
     settings|names|layout|foreign|shared) echo 1 ;;    # leaves

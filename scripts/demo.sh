@@ -168,7 +168,8 @@ if [ $check = 1 ]; then
   [ "$victims" = 1 ] || { echo "CHECK FAILED: $victims jobs got \"deadlock detected\", not 1"; fail=1; }
   [ "$(grep -c 'ERROR:' "$tl" || true)" = 1 ] || { echo "CHECK FAILED: other ERRORs in part 2: $(grep 'ERROR:' "$tl")"; fail=1; }
   grep -q 'SQLSTATE 40P01' "$tl" || { echo "CHECK FAILED: the victim did not see SQLSTATE 40P01"; fail=1; }
-  waits=$(grep -cE '(DETAIL:  )?Process [0-9]+ on cluster [0-9]+ waits for zksync write lock "(accounts|ledger)"; blocked by process [0-9]+ on cluster [0-9]+\.$' "$tl" || true)
+  # a cluster is named by its cluster_name (host:port when unset, as here) and system identifier
+  waits=$(grep -cE '(DETAIL:  )?Process [0-9]+ on cluster "[^"]+" \([0-9]+\) waits for zksync write lock "(accounts|ledger)"; blocked by process [0-9]+ on cluster "[^"]+" \([0-9]+\)\.$' "$tl" || true)
   [ "$waits" = 2 ] || { echo "CHECK FAILED: the DETAIL names $waits waits, not the 2 of the cycle"; fail=1; }
   if [ "$(grep -c 'JOB FINISHED$' "$tl" || true)" != 1 ] || [ "$(grep -c 'JOB FINISHED (second attempt)$' "$tl" || true)" != 1 ]; then
     echo "CHECK FAILED: not one job finished at once and the victim at its second attempt"; fail=1

@@ -40,6 +40,12 @@
  * session; the others' is persistent, and Curator's participants remove it
  * as they leave.
  *
+ * A wait at a barrier, or to enter or leave a double barrier, goes through
+ * the gates' watch (waits.h): it is published for zksync_waits() and
+ * zksync_blocking() from its start and logged per log_lock_waits, and it
+ * is in zksync_local_locks (a participant also while inside), like a
+ * lock's wait.
+ *
  * Participant nodes are ephemeral, so a backend that disconnects counts as
  * exited.  An enter that times out, or is interrupted, deletes its node
  * before returning (nodes.c's protected create finds it even if the
@@ -63,7 +69,8 @@
 #include "held.h"
 #include "barrier.h"
 #include "nodes.h"
-#include "barrier.h"
+#include "shared.h"
+#include "waits.h"
 
 
 typedef struct Participant
@@ -72,12 +79,14 @@ typedef struct Participant
 	char		node[ZKSYNC_PATH_MAX];
 	int			participants;
 	ZkHeld	   *watch;			/* our node's watch while inside */
+	int			local;			/* its entry in zksync_local_locks */
 } Participant;
 
 static HTAB *entered = NULL;
 
 /* the enter in progress, for its PG_CATCH */
 static ZkProtected entering;
+static int	entering_local = ZKLOCAL_NONE;
 
 static TimestampTz
 deadline_after(int timeout_ms)
@@ -181,19 +190,30 @@ typedef enum NodeWatch
 	WATCH_MADE					/* the node being made: an exists watch */
 } NodeWatch;
 
-/* exists, riding out connection loss; true if the node is there */
+/*
+ * exists, riding out connection loss; true if the node is there (and
+ * *czxid its czxid, if czxid is not NULL)
+ */
 static bool
-node_exists(const char *path, NodeWatch watch)
+node_exists_czxid(const char *path, NodeWatch watch, int64 *czxid)
 {
 	ZkReq	   *e = zk_call_retrying(watch == WATCH_GONE ? ZKOP_GET_WATCH :
 									 watch == WATCH_MADE ? ZKOP_EXISTS_WATCH :
 									 ZKOP_EXISTS, path, NULL, 0, 0, NULL);
 	int			rc = zk_req_rc(e);
 
+	if (czxid)
+		*czxid = rc == ZOK ? zk_req_czxid(e) : 0;
 	zk_req_free(e);
 	if (rc != ZOK && rc != ZNONODE)
 		zk_report_error(rc, "exists", path);
 	return rc == ZOK;
+}
+
+static bool
+node_exists(const char *path, NodeWatch watch)
+{
+	return node_exists_czxid(path, watch, NULL);
 }
 
 bool
@@ -201,6 +221,50 @@ zksync_barrier_is_set(const char *name)
 {
 	zk_connect();
 	return node_exists(barrier_path(name), NO_WATCH);
+}
+
+/*
+ * The barrier's wait, once it is found set: published (waits.h), so that
+ * the views and the log see it, and in zksync_local_locks.  True once the
+ * barrier is gone, false at `deadline`.
+ */
+static bool
+await_unset(const char *path, const char *name, TimestampTz deadline,
+			volatile int *local)
+{
+	bool		watched = false;
+
+	for (;;)
+	{
+		uint64		seen = zk_events_seen();
+		int64		czxid;
+		bool		gone;
+
+		if (!node_exists_czxid(path, WATCH_GONE, &czxid))
+			break;
+		if (deadline != 0 && GetCurrentTimestamp() >= deadline)
+		{
+			if (watched)
+				zksync_wait_watch_end(false);
+			return false;
+		}
+		if (!watched)
+			*local = zksync_local_add(ZKLOCAL_BARRIER, name, "wait",
+									  ZKLOCAL_WAITING);
+		watched = true;
+		zksync_gate_watch_begin(ZKG_BARRIER, name, path, czxid, 0);
+		if (zksync_wait_watched(seen, NULL, deadline) == ZKW_TIMEOUT)
+		{
+			gone = !node_exists(path, NO_WATCH);
+			zksync_wait_watch_end(gone);
+			return gone;
+		}
+		if (!zk_session_usable())
+			zk_connect();		/* the watch died with the session */
+	}
+	if (watched)
+		zksync_wait_watch_end(true);
+	return true;
 }
 
 /*
@@ -212,21 +276,27 @@ zksync_barrier_wait(const char *name, int timeout_ms)
 {
 	char	   *path = barrier_path(name);
 	TimestampTz deadline = deadline_after(timeout_ms);
+	volatile int local = ZKLOCAL_NONE;
+	bool		passed;
 
 	zk_connect();
-	for (;;)
+	PG_TRY();
 	{
-		uint64		seen = zk_events_seen();
-
-		if (!node_exists(path, WATCH_GONE))
-			return true;
-		if (deadline != 0 && GetCurrentTimestamp() >= deadline)
-			return false;
-		if (zk_wait_event(seen, NULL, deadline, false) == ZKW_TIMEOUT)
-			return !node_exists(path, NO_WATCH);
-		if (!zk_session_usable())
-			zk_connect();		/* the watch died with the session */
+		passed = await_unset(path, name, deadline, &local);
 	}
+	PG_CATCH();
+	{
+		HOLD_INTERRUPTS();
+		zksync_wait_watch_fail();
+		zksync_local_remove(local);
+		RESUME_INTERRUPTS();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	zksync_local_remove(local);
+	if (passed)
+		zksync_stat_count(ZKSTAT_ACQUIRED, 1);
+	return passed;
 }
 
 /* ===================================================================
@@ -336,7 +406,9 @@ check_agreed_count(const char *dir, const char *name, int participants)
 
 /*
  * With our node made: wait until "ready" exists, or until `participants`
- * are in (then make "ready").  True once passed; false at `deadline`.
+ * are in (then make "ready").  True once passed; false at `deadline`.  A
+ * wait is published (waits.h), for the views and the log; the caller ends
+ * it.
  */
 static bool
 await_ready(const char *dir, const char *name, int participants,
@@ -362,7 +434,9 @@ await_ready(const char *dir, const char *name, int participants,
 		}
 		if (deadline != 0 && GetCurrentTimestamp() >= deadline)
 			return false;
-		if (zk_wait_event(seen, NULL, deadline, false) == ZKW_TIMEOUT)
+		zksync_gate_watch_begin(ZKG_DBARRIER_ENTER, name, entering.node,
+								entering.czxid, participants);
+		if (zksync_wait_watched(seen, NULL, deadline) == ZKW_TIMEOUT)
 			continue;			/* look once more, then give up */
 		if (!zk_session_usable())
 			ereport(ERROR,
@@ -383,6 +457,10 @@ remember_entered(const char *dir, int participants)
 	strlcpy(p->node, entering.node, sizeof(p->node));
 	p->participants = participants;
 	p->watch = zk_held_watch(p->node);
+	p->local = entering_local;
+	entering_local = ZKLOCAL_NONE;
+	zksync_local_set(p->local, ZKLOCAL_HELD, entering.czxid);
+	zksync_stat_count(ZKSTAT_ACQUIRED, 1);
 }
 
 /*
@@ -404,11 +482,14 @@ zksync_dbarrier_enter(const char *name, int participants, int timeout_ms)
 	check_agreed_count(dir, name, participants);
 	snprintf(extra, sizeof(extra), "\"participants\":%d", participants);
 	data = zksync_owner_data(extra, &len);
+	entering_local = zksync_local_add(ZKLOCAL_DBARRIER, name, "enter",
+									  ZKLOCAL_WAITING);
 
 	PG_TRY();
 	{
 		zk_protected_create(&entering, dir, ZKSYNC_TAG_PART, data, len, NULL);
 		passed = await_ready(dir, name, participants, deadline);
+		zksync_wait_watch_end(passed);
 		if (!passed)
 		{
 			entering.active = false;
@@ -418,6 +499,9 @@ zksync_dbarrier_enter(const char *name, int participants, int timeout_ms)
 	PG_CATCH();
 	{
 		HOLD_INTERRUPTS();
+		zksync_wait_watch_fail();
+		zksync_local_remove(entering_local);
+		entering_local = ZKLOCAL_NONE;
 		zk_protected_abandon(&entering, ZKSYNC_ABANDON_WAIT_MS);
 		RESUME_INTERRUPTS();
 		PG_RE_THROW();
@@ -425,7 +509,11 @@ zksync_dbarrier_enter(const char *name, int participants, int timeout_ms)
 	PG_END_TRY();
 
 	if (!passed)
+	{
+		zksync_local_remove(entering_local);
+		entering_local = ZKLOCAL_NONE;
 		return false;
+	}
 	remember_entered(dir, participants);
 	return true;
 }
@@ -535,7 +623,8 @@ await_all_out(const char *dir, const char *node, const char *name,
 		seen = zk_events_seen();
 		if (!node_exists(watch, WATCH_GONE))
 			continue;
-		zk_wait_event(seen, NULL, deadline, false);
+		zksync_gate_watch_begin(ZKG_DBARRIER_EXIT, name, node, 0, 0);
+		zksync_wait_watched(seen, NULL, deadline);
 		if (!zk_session_usable())
 			ereport(ERROR,
 					(errcode(ERRCODE_CONNECTION_FAILURE),
@@ -556,6 +645,7 @@ zksync_dbarrier_exit(const char *name, int timeout_ms)
 	TimestampTz deadline = deadline_after(timeout_ms);
 	Participant *p;
 	char		node[ZKSYNC_PATH_MAX];
+	int			local;
 	volatile bool done = false;
 
 	init_entered();
@@ -565,14 +655,17 @@ zksync_dbarrier_exit(const char *name, int timeout_ms)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("this backend has not entered double barrier \"%s\"", name)));
 	strlcpy(node, p->node, sizeof(node));
+	local = p->local;
 	zk_connect();
 	/* leaving: our own delete of the node is not a loss */
 	zk_held_drop(p->watch);
 	p->watch = NULL;
+	zksync_local_set_mode(local, "exit", ZKLOCAL_WAITING);
 
 	PG_TRY();
 	{
 		done = await_all_out(dir, node, name, deadline);
+		zksync_wait_watch_end(done);
 		if (!done)
 			zk_release_node(node, ZKSYNC_RELEASE_WAIT_MS, false);
 	}
@@ -580,13 +673,16 @@ zksync_dbarrier_exit(const char *name, int timeout_ms)
 	{
 		/* interrupted: we have left all the same */
 		HOLD_INTERRUPTS();
+		zksync_wait_watch_fail();
 		zk_release_node(node, ZKSYNC_ABANDON_WAIT_MS, true);
+		zksync_local_remove(local);
 		hash_search(entered, dir, HASH_REMOVE, NULL);
 		RESUME_INTERRUPTS();
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 
+	zksync_local_remove(local);
 	hash_search(entered, dir, HASH_REMOVE, NULL);
 	return done;
 }
@@ -611,6 +707,7 @@ dbarrier_forget_session(void)
 	while ((p = hash_seq_search(&seq)) != NULL)
 	{
 		zk_held_drop(p->watch);
+		zksync_local_remove(p->local);
 		hash_search(entered, p->dir, HASH_REMOVE, NULL);
 	}
 }
@@ -641,6 +738,8 @@ dbarrier_lost_nodes(void)
 							   p->node)));
 			zk_held_drop(p->watch);
 			p->watch = NULL;
+			zksync_local_set(p->local, ZKLOCAL_LOST, 0);
+			zksync_stat_count(ZKSTAT_LOST, 1);
 		}
 }
 

@@ -146,16 +146,22 @@ append_leaving(StringInfo extra)
 	escape_json(extra, lines.data);
 }
 
-/* The record of our wait, for the scans of others */
-static void
-publish(void)
+/*
+ * The record of our wait, for the scans of others (a queue's wait, at its
+ * first check) and for the views (a gate's wait, at its start: gates.c).
+ * A gate's record names the barrier's node, or our participant node, and
+ * lists nothing on its way out: no scan follows it.
+ */
+void
+publish_wait(void)
 {
 	StringInfoData extra;
+	bool		gate = watched_wait.gate != ZKG_NONE;
 	char	   *data;
 	int			len;
 	int			rc;
 
-	if (watched_wait.czxid == 0)
+	if (watched_wait.czxid == 0 && !gate)
 	{
 		ZkReq	   *e = zk_exists(watched_wait.node, false);
 
@@ -165,15 +171,18 @@ publish(void)
 	}
 	initStringInfo(&extra);
 	appendStringInfoString(&extra, "\"kind\":");
-	escape_json(&extra, watched_wait.kind->kind);
+	escape_json(&extra, gate ? gate_kind_text(watched_wait.gate) :
+				watched_wait.kind->kind);
 	appendStringInfoString(&extra, ",\"what\":");
-	escape_json(&extra, what_text[watched_wait.what]);
+	escape_json(&extra, gate ? gate_what_text(watched_wait.gate) :
+				what_text[watched_wait.what]);
 	appendStringInfoString(&extra, ",\"name\":");
 	escape_json(&extra, watched_wait.name);
 	appendStringInfoString(&extra, ",\"node\":");
 	escape_json(&extra, watched_wait.node);
 	appendStringInfo(&extra, ",\"czxid\":" INT64_FORMAT, watched_wait.czxid);
-	append_leaving(&extra);
+	if (!gate)
+		append_leaving(&extra);
 	data = zksync_owner_data(extra.data, &len);
 	snprintf(watched_wait.record, sizeof(watched_wait.record), "%s/%s/%s",
 			 zksync_root, ZKSYNC_WAITS, zksync_session_text(zk_session_id()));
@@ -188,6 +197,20 @@ publish(void)
 	rc = put_ephemeral(watched_wait.record, data);
 	if (rc != ZOK && !zk_is_connection_error(rc))
 		watched_wait.published = false;
+}
+
+/*
+ * Is our record published on the session we have now?  (A record goes
+ * with the session that made it.)
+ */
+bool
+published_here(void)
+{
+	char		path[ZKSYNC_PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s/%s",
+			 zksync_root, ZKSYNC_WAITS, zksync_session_text(zk_session_id()));
+	return watched_wait.published && strcmp(path, watched_wait.record) == 0;
 }
 
 /*
@@ -276,8 +299,9 @@ pg_wait_link(Graph *g, int pid)
 }
 
 /*
- * Link l of a chain on `cluster`, on a line of its own: "Process 12 on
- * cluster 73... waits for ShareLock on transaction 123; blocked by
+ * Link l of a chain on `cluster` (as messages name it: zksync_my_cluster,
+ * zksync_owner_cluster), on a line of its own: "Process 12 on cluster
+ * "east" (73...) waits for ShareLock on transaction 123; blocked by
  * process 34."
  */
 void
@@ -358,7 +382,7 @@ follow_pg(Graph *g, int from, int blocker, const char *first_line, int holder)
 				initStringInfo(&s);
 				appendStringInfoString(&s, first_line);
 				for (c = 0; c < len; c++)
-					append_link_line(&s, zksync_cluster_id(), &links[c],
+					append_link_line(&s, zksync_my_cluster(), &links[c],
 									 c + 1 < len ? links[c + 1].pid : p);
 				add_edge(g, from, r, blocker, s.data, links, len);
 				continue;
@@ -395,18 +419,25 @@ read_mark(ZkReq *markg, MarkRead *mark)
 
 /*
  * A wait record from the reply to its read; false if there is none or its
- * data is not a record (anyone may write under {root}/waits).
+ * data is not a record (anyone may write under {root}/waits), or if it is
+ * a gate's: a barrier's waiter waits for no one in particular (anyone may
+ * unset a barrier; who has yet to come to a double barrier cannot be
+ * known), so its wait is no edge of a cycle.
  */
 static bool
 parse_record(ZkReq *get, Record *r)
 {
 	const char *data;
 	int			len;
+	char	   *kind;
 
 	if (zk_call(get) != ZOK || zk_req_data(get) == NULL)
 		return false;
 	data = zk_req_data(get);
 	len = zk_req_datalen(get);
+	kind = zksync_json_field(data, len, "kind");
+	if (kind && is_gate_kind(kind))
+		return false;
 	if (!zksync_owner_parse(data, len, &r->owner) ||
 		(r->node = zksync_json_field(data, len, "node")) == NULL ||
 		!zksync_json_int(data, len, "czxid", 0, PG_INT64_MAX, &r->czxid))
@@ -494,7 +525,7 @@ add_edges_of(Graph *g, int i)
 		int			to = -1;
 
 		initStringInfo(&line);
-		append_wait_line(&line, r->owner.pid, r->owner.cluster,
+		append_wait_line(&line, &r->owner,
 						 g->rows[r->row].what, zksync_foreign_cstring(r->name),
 						 h);
 		for (j = 0; j < g->nrec; j++)
@@ -649,9 +680,15 @@ cycle_signature(Graph *g, int *cycle, int len)
 	return s.data;
 }
 
+/*
+ * The victim's ERROR.  It counts in pg_stat_database.deadlocks, as the lock
+ * manager counts its own (DeadLockReport): once per deadlock, since only
+ * the victim reports it.
+ */
 static void
 deadlock_error(const char *detail)
 {
+	pgstat_report_deadlock();
 	ereport(ERROR,
 			(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
 			 errmsg("deadlock detected"),
@@ -826,7 +863,7 @@ check_wait(void)
 	int			me;
 
 	if (!watched_wait.published)
-		publish();
+		publish_wait();
 	pgstat_clear_snapshot();
 	me = build_graph(&g, &mark);
 	if (mark.data)

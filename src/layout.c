@@ -76,6 +76,8 @@
 #include "layout.h"
 #include "settings.h"
 
+static const char *my_host(void);
+
 /* This cluster's system identifier, as owner data and views write it */
 const char *
 zksync_cluster_id(void)
@@ -509,12 +511,34 @@ zksync_json_int(const char *data, int len, const char *key,
 	return true;
 }
 
+/* Longest host name a message shows (gethostname's, at most 255) */
+#define HOST_LABEL_MAX	255
+
+/*
+ * Is `s` a label a message may show: 1..max bytes of printable ASCII, no
+ * backslash?  That is what cluster_name allows (PostgreSQL turns anything
+ * else into '?'; a name with a backslash is not shown), and what a host
+ * name is made of.  Read from JSON, invalid bytes and NUL come as \xNN
+ * (zksync_json_field): the backslash keeps them out too.
+ */
+static bool
+label_ok(const char *s, size_t max)
+{
+	size_t		n = 0;
+
+	for (; s[n]; n++)
+		if (n >= max || s[n] < 0x20 || s[n] > 0x7e || s[n] == '\\')
+			return false;
+	return n > 0;
+}
+
 /*
  * Who made a node, from its `len` bytes of data: true if the data is a
  * zksync backend's owner data (a pid and a port in range); else the node
  * is another client's, and `o` is zeroed.  The text fields come as
  * zksync_json_field() gives them (valid UTF-8); `cluster` only if it is a
- * system identifier (digits).
+ * system identifier (digits), `cluster_name` only if a message may show it
+ * (label_ok).
  */
 bool
 zksync_owner_parse(const char *data, int len, ZkOwner *o)
@@ -538,7 +562,69 @@ zksync_owner_parse(const char *data, int len, ZkOwner *o)
 	c = zksync_json_field(data, len, "cluster");
 	if (c && c[0] != '\0' && strlen(c) <= 20 && strspn(c, "0123456789") == strlen(c))
 		o->cluster = c;
+	/* absent from owner data written before 1.1 */
+	c = zksync_json_field(data, len, "cluster_name");
+	if (c && label_ok(c, NAMEDATALEN - 1))
+		o->cluster_name = c;
 	return true;
+}
+
+/*
+ * How a message names a cluster: its cluster_name, or host:port when that
+ * is empty, quoted, beside its system identifier: "east" (7716...).  Either
+ * part may be missing (an id alone, as owner data without a usable name or
+ * host; a name alone, without an id); "?" if both are.  The name and the
+ * host come from owner data anyone may have written: only printable ASCII
+ * of a bounded length is used (label_ok), quoted with '"' escaped, so no
+ * byte of them can forge a line or a quote of a message; anything else is
+ * left out.
+ */
+static char *
+cluster_label(const char *name, const char *host, int port, const char *id)
+{
+	StringInfoData s;
+	char	   *label = NULL;
+
+	if (name && label_ok(name, NAMEDATALEN - 1))
+		label = pstrdup(name);
+	else if (host && label_ok(host, HOST_LABEL_MAX) && port > 0 && port <= 65535)
+		label = psprintf("%s:%d", host, port);
+	initStringInfo(&s);
+	if (label)
+	{
+		const char *p;
+
+		appendStringInfoChar(&s, '"');
+		for (p = label; *p; p++)
+		{
+			if (*p == '"')
+				appendStringInfoChar(&s, '\\');
+			appendStringInfoChar(&s, *p);
+		}
+		appendStringInfoChar(&s, '"');
+	}
+	if (id && label)
+		appendStringInfo(&s, " (%s)", id);
+	else if (id)
+		appendStringInfoString(&s, id);
+	else if (!label)
+		appendStringInfoChar(&s, '?');
+	return s.data;
+}
+
+/* The cluster of a node's owner (parsed owner data), as messages name it */
+char *
+zksync_owner_cluster(const ZkOwner *o)
+{
+	return cluster_label(o->cluster_name, o->host, o->port, o->cluster);
+}
+
+/* This cluster, as messages name it (as another reads our owner data) */
+char *
+zksync_my_cluster(void)
+{
+	return cluster_label(cluster_name, my_host(), PostPortNumber,
+						 zksync_cluster_id());
 }
 
 /*
@@ -654,6 +740,17 @@ zksync_make_guid(char *buf, size_t len)
 			 b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
+/* This machine's host name, as owner data writes it ("" if unknown) */
+static const char *
+my_host(void)
+{
+	static char host[256];
+
+	if (host[0] == '\0' && gethostname(host, sizeof(host)) == 0)
+		host[sizeof(host) - 1] = '\0';
+	return host;
+}
+
 /*
  * The data of every node we create: who made it, so an operator can see
  * which backend on which cluster holds a lock.  `extra` (may be NULL) is a
@@ -663,7 +760,6 @@ char *
 zksync_owner_data(const char *extra, int *len)
 {
 	static char *dbname = NULL;
-	static char host[256];
 	StringInfoData buf;
 
 	if (dbname == NULL && IsTransactionState() && MyDatabaseId != InvalidOid)
@@ -673,12 +769,10 @@ zksync_owner_data(const char *extra, int *len)
 		if (d)
 			dbname = MemoryContextStrdup(TopMemoryContext, d);
 	}
-	if (host[0] == '\0' && gethostname(host, sizeof(host)) == 0)
-		host[sizeof(host) - 1] = '\0';
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "{\"host\":");
-	escape_json(&buf, host);
+	escape_json(&buf, my_host());
 	appendStringInfo(&buf, ",\"port\":%d,\"database\":", PostPortNumber);
 	escape_json(&buf, dbname ? dbname : "");
 	appendStringInfo(&buf, ",\"pid\":%d,\"application_name\":", MyProcPid);
@@ -686,6 +780,8 @@ zksync_owner_data(const char *extra, int *len)
 	appendStringInfo(&buf, ",\"cluster\":\"%s\",\"backend_start\":",
 					 zksync_cluster_id());
 	escape_json(&buf, zksync_backend_start());
+	appendStringInfoString(&buf, ",\"cluster_name\":");
+	escape_json(&buf, cluster_name ? cluster_name : "");
 	if (extra)
 		appendStringInfo(&buf, ",%s", extra);
 	appendStringInfoChar(&buf, '}');

@@ -54,6 +54,8 @@ typedef struct ZkOwner
 	char	   *application_name;
 	char	   *cluster;		/* system identifier (NULL: not written) */
 	char	   *backend_start;
+	char	   *cluster_name;	/* its cluster_name setting, checked (NULL:
+								 * empty, not written, or not one) */
 } ZkOwner;
 
 /* Paths and names */
@@ -79,6 +81,8 @@ extern char *zksync_owner_data(const char *extra, int *len);
 extern bool zksync_owner_parse(const char *data, int len, ZkOwner *o);
 extern char *zksync_owner_text(const char *data, int len);
 extern const char *zksync_cluster_id(void);
+extern char *zksync_owner_cluster(const ZkOwner *o);
+extern char *zksync_my_cluster(void);
 extern char *zksync_session_text(int64 session);
 extern const char *zksync_backend_start(void);
 

@@ -593,7 +593,7 @@ hop_stands(Graph *g, const MarkRead *m, const MarkHop *hops, const int *recs,
 		return false;
 	if (i > 0)
 		appendStringInfoChar(s, '\n');
-	append_wait_line(s, r->owner.pid, r->owner.cluster, w->what,
+	append_wait_line(s, &r->owner, w->what,
 					 r->name ? r->name : "?", b);
 	if (!h->via_pg)
 		return b->session == next->session && node_stays(next, b->node);
@@ -619,7 +619,7 @@ hop_stands(Graph *g, const MarkRead *m, const MarkHop *hops, const int *recs,
 		if (e == NULL)
 			return false;
 		for (k = 0; k < e->nlinks; k++)
-			append_link_line(s, zksync_cluster_id(), &e->links[k],
+			append_link_line(s, zksync_my_cluster(), &e->links[k],
 							 k + 1 < e->nlinks ? e->links[k + 1].pid : next->owner.pid);
 		return true;
 	}
@@ -631,7 +631,7 @@ hop_stands(Graph *g, const MarkRead *m, const MarkHop *hops, const int *recs,
 	if (k == n)
 		return false;
 	for (k = 0; k < h->nlinks; k++)
-		append_link_line(s, b->owner.cluster, &h->links[k],
+		append_link_line(s, zksync_owner_cluster(&b->owner), &h->links[k],
 						 k + 1 < h->nlinks ? h->links[k + 1].pid : next->owner.pid);
 	return true;
 }

@@ -10,8 +10,10 @@
  *
  *	 zksync_read_waits()	every contender node of every registered queue,
  *							granted or not, with who made it (its owner
- *							data, layout.c) and when (the node's ctime):
- *							the rows of zksync_waits();
+ *							data, layout.c) and when (the node's ctime),
+ *							then the barriers, double-barrier participants
+ *							and barrier waits (gates.c): the rows of
+ *							zksync_waits();
  *	 zksync_read_queue()	the contenders of one named queue: the rows of
  *							zksync_lock_holders() and
  *							zksync_semaphore_leases();
@@ -29,7 +31,9 @@
  * deadlock_timeout logs "still waiting" if log_lock_waits is on (and
  * "acquired" when the wait ends with a grant) and has deadlock.c look for
  * a cycle, then again now and then while the wait lasts.  Nothing of this
- * happens before deadlock_timeout.
+ * happens before deadlock_timeout.  A barrier's wait begins with
+ * zksync_gate_watch_begin() instead: it publishes its record at once, for
+ * the views, and at deadlock_timeout it is only logged (gates.c).
  *
  * What can go wrong: a connection error while reading for a view leaves
  * that queue out of zksync_waits() (the views show what could be read);
@@ -252,21 +256,28 @@ read_targets(Target **t, int nt, ZkWaitRow **out)
 }
 
 /*
- * Every contender of every registered queue under zksync.root.  Returns
- * how many rows; *rows is palloc'd.
+ * Every contender of every registered queue under zksync.root, then every
+ * gate's rows (gates.c: barriers, double barriers and their waits), each
+ * gate read alongside the queues.  Returns how many rows; *rows is
+ * palloc'd.
  */
 int
 zksync_read_waits(ZkWaitRow **rows)
 {
 	ZkReq	   *lists[lengthof(kinds)];
 	Target	  **t = NULL;
+	GateRead   *gates;
+	ZkWaitRow  *grows;
 	int			nt = 0,
 				maxt = 0,
+				n,
+				ng,
 				k,
 				i,
 				q;
 
 	zk_connect();
+	gates = gates_send();
 	for (k = 0; k < nkinds; k++)
 		lists[k] = zk_get_children(psprintf("%s/%s", zksync_root, kinds[k]->subdir));
 	for (k = 0; k < nkinds; k++)
@@ -293,7 +304,17 @@ zksync_read_waits(ZkWaitRow **rows)
 			}
 		zk_req_free(g);
 	}
-	return read_targets(t, nt, rows);
+	n = read_targets(t, nt, rows);
+	ng = gates_collect(gates, &grows);
+	if (ng == 0)
+		return n;
+	*rows = repalloc(*rows, sizeof(ZkWaitRow) * (n + ng + 1));
+	for (i = 0; i < ng; i++)
+	{
+		(*rows)[n + i] = grows[i];
+		(*rows)[n + i].first += n;
+	}
+	return n + ng;
 }
 
 /*
@@ -326,6 +347,8 @@ row_blocks(const ZkWaitRow *rows, int i, int j)
 {
 	const ZkWaitRow *a = &rows[i];
 
+	if (a->gate != ZKG_NONE)
+		return gate_row_blocks(rows, i, j);
 	if (a->granted || j == i || rows[j].first != a->first)
 		return false;
 	return a->kind->blocks(a->queue, a->contenders, a->ncontenders,
@@ -403,30 +426,32 @@ zksync_read_blockers(int pid, ZkWaitRow **rows, int **blockers)
 
 /*
  * Who owns a row's node, for a message's detail: "process 123 on cluster
- * 7301..." or "ZooKeeper session 0x... (another client)"
+ * "east" (7301...)" (zksync_owner_cluster) or "ZooKeeper session 0x...
+ * (another client)"
  */
 char *
 describe_owner(const ZkWaitRow *r)
 {
 	if (r->is_backend)
 		return psprintf(_("process %d on cluster %s"), r->owner.pid,
-						r->owner.cluster ? r->owner.cluster : "?");
+						zksync_owner_cluster(&r->owner));
 	return psprintf(_("ZooKeeper session %s (another client)"),
 					zksync_session_text(r->session));
 }
 
 /*
- * A line of a deadlock's detail: process `pid` on `cluster` waits for
- * `what` named `name` and is blocked by `blocker`'s owner.
+ * A line of a deadlock's detail: process `waiter` (owner data of its
+ * record) waits for `what` named `name` and is blocked by `blocker`'s
+ * owner.
  */
 void
-append_wait_line(StringInfo s, int pid, const char *cluster, ZkQueueWhat what,
+append_wait_line(StringInfo s, const ZkOwner *waiter, ZkQueueWhat what,
 				 const char *name, const ZkWaitRow *blocker)
 {
 	char	   *by = describe_owner(blocker);
+	char	   *cluster = zksync_owner_cluster(waiter);
+	int			pid = waiter->pid;
 
-	if (cluster == NULL)
-		cluster = "?";
 	switch (what)
 	{
 		case ZKQ_WRITE_LOCK:
@@ -497,6 +522,47 @@ zksync_wait_watch_begin(const ZkQueueKind *kind, int queue, const char *name,
 															  DeadlockTimeout);
 }
 
+/*
+ * A wait for gate `name` begins (or goes on, if it is the same): a barrier
+ * to go (`node` the barrier's node), or a double barrier's participants
+ * to come or to leave (`node` our participant node; `participants` how
+ * many it waits for on entering).  Its record is published at once, so
+ * that the views show the wait from its start (gates.c); at
+ * deadlock_timeout it is logged per log_lock_waits, and that is all: a
+ * gate's wait is no edge of a deadlock.  `czxid` is the node's, 0 if
+ * unknown.
+ */
+void
+zksync_gate_watch_begin(ZkGateWhat what, const char *name, const char *node,
+						int64 czxid, int participants)
+{
+	if (watched_wait.active && watched_wait.gate == what &&
+		strcmp(watched_wait.name, name) == 0 &&
+		strcmp(watched_wait.node, node) == 0)
+	{
+		/* the same wait: its record went if its session did */
+		if (!published_here())
+		{
+			watched_wait.published = false;
+			publish_wait();
+		}
+		return;
+	}
+	end_wait(false, -1);
+	memset(&watched_wait, 0, sizeof(watched_wait));
+	watched_wait.active = true;
+	watched_wait.gate = what;
+	strlcpy(watched_wait.name, name, sizeof(watched_wait.name));
+	strlcpy(watched_wait.node, node, sizeof(watched_wait.node));
+	watched_wait.czxid = czxid;
+	watched_wait.participants = participants;
+	watched_wait.start = GetCurrentTimestamp();
+	if (DeadlockTimeout > 0 && log_lock_waits)
+		watched_wait.next_check = TimestampTzPlusMilliseconds(watched_wait.start,
+															  DeadlockTimeout);
+	publish_wait();
+}
+
 /* How long the wait in progress has lasted: whole ms, and the rest in us */
 static void
 elapsed(long *msecs, int *usecs)
@@ -520,6 +586,30 @@ log_still_waiting(const char *detail)
 	const char *name = watched_wait.name;
 
 	elapsed(&msecs, &usecs);
+	watched_wait.logged = true;
+	switch (watched_wait.gate)
+	{
+		case ZKG_NONE:
+			break;
+		case ZKG_BARRIER:
+			ereport(LOG,
+					(errmsg("process %d still waiting for zksync barrier \"%s\" after %ld.%03d ms",
+							MyProcPid, name, msecs, usecs),
+					 detail ? errdetail_log("%s", detail) : 0));
+			return;
+		case ZKG_DBARRIER_ENTER:
+			ereport(LOG,
+					(errmsg("process %d still waiting to enter zksync double barrier \"%s\" after %ld.%03d ms",
+							MyProcPid, name, msecs, usecs),
+					 detail ? errdetail_log("%s", detail) : 0));
+			return;
+		case ZKG_DBARRIER_EXIT:
+			ereport(LOG,
+					(errmsg("process %d still waiting to leave zksync double barrier \"%s\" after %ld.%03d ms",
+							MyProcPid, name, msecs, usecs),
+					 detail ? errdetail_log("%s", detail) : 0));
+			return;
+	}
 	switch (watched_wait.what)
 	{
 		case ZKQ_WRITE_LOCK:
@@ -541,10 +631,12 @@ log_still_waiting(const char *detail)
 					 detail ? errdetail_log("%s", detail) : 0));
 			break;
 	}
-	watched_wait.logged = true;
 }
 
-/* log_lock_waits: a wait logged as "still waiting" ended with a grant */
+/*
+ * log_lock_waits: a wait logged as "still waiting" ended with a grant (a
+ * gate's: passed, entered, left)
+ */
 static void
 log_acquired(void)
 {
@@ -553,6 +645,26 @@ log_acquired(void)
 	const char *name = watched_wait.name;
 
 	elapsed(&msecs, &usecs);
+	switch (watched_wait.gate)
+	{
+		case ZKG_NONE:
+			break;
+		case ZKG_BARRIER:
+			ereport(LOG,
+					(errmsg("process %d passed zksync barrier \"%s\" after %ld.%03d ms",
+							MyProcPid, name, msecs, usecs)));
+			return;
+		case ZKG_DBARRIER_ENTER:
+			ereport(LOG,
+					(errmsg("process %d entered zksync double barrier \"%s\" after %ld.%03d ms",
+							MyProcPid, name, msecs, usecs)));
+			return;
+		case ZKG_DBARRIER_EXIT:
+			ereport(LOG,
+					(errmsg("process %d left zksync double barrier \"%s\" after %ld.%03d ms",
+							MyProcPid, name, msecs, usecs)));
+			return;
+	}
 	switch (watched_wait.what)
 	{
 		case ZKQ_WRITE_LOCK:
@@ -672,6 +784,9 @@ zksync_wait_watched(uint64 seen, bool (*also) (void), TimestampTz deadline)
 				TimestampTzPlusMilliseconds(GetCurrentTimestamp(), CONFIRM_MS);
 			continue;
 		}
-		check_wait();
+		if (watched_wait.gate != ZKG_NONE)
+			check_gate_wait();
+		else
+			check_wait();
 	}
 }

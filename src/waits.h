@@ -8,6 +8,11 @@
  * client's contenders of those queues, and a recipe's wait that goes
  * through zksync_wait_watched() is looked at for deadlocks and logged per
  * log_lock_waits.
+ *
+ * Barriers and double barriers are gates: their waiters join no queue.
+ * A gate's wait (zksync_gate_watch_begin) publishes its record at once,
+ * which is how the views see it (gates.c); it is logged per
+ * log_lock_waits, and is never part of a deadlock.
  *-------------------------------------------------------------------------
  */
 #ifndef ZKSYNC_WAITS_H
@@ -28,6 +33,18 @@ typedef enum ZkQueueWhat
 	ZKQ_READ_LOCK,
 	ZKQ_SEMAPHORE
 } ZkQueueWhat;
+
+/*
+ * What the waiter of a gate waits for; ZKG_NONE for a queue's contender.
+ * Also the mode of a gate's row in the views.
+ */
+typedef enum ZkGateWhat
+{
+	ZKG_NONE,
+	ZKG_BARRIER,				/* a barrier to go */
+	ZKG_DBARRIER_ENTER,			/* a double barrier's participants to come */
+	ZKG_DBARRIER_EXIT			/* ... and to leave */
+} ZkGateWhat;
 
 /*
  * A kind of queue a recipe keeps, registered for the views and the
@@ -87,6 +104,10 @@ typedef struct ZkWaitRow
 	int			ncontenders;
 	int			index;
 	int			capacity;		/* queue 0's capacity if known, else 0 */
+	/* a gate's row (contenders NULL): which, and is it one of its nodes? */
+	ZkGateWhat	gate;
+	bool		standing;		/* the barrier's node or a participant's, not
+								 * a published wait */
 } ZkWaitRow;
 
 extern void zksync_register_queue_kind(const ZkQueueKind *kind);
@@ -102,6 +123,9 @@ extern void zksync_wait_watch_begin(const ZkQueueKind *kind, int queue,
 									int64 czxid);
 extern ZkWaitResult zksync_wait_watched(uint64 seen, bool (*also) (void),
 										TimestampTz deadline);
+extern void zksync_gate_watch_begin(ZkGateWhat what, const char *name,
+									const char *node, int64 czxid,
+									int participants);
 extern void zksync_wait_watch_node_done(void);
 extern void zksync_wait_watch_end(bool granted);
 extern void zksync_wait_watch_fail(void);

@@ -5,7 +5,9 @@
  * waits.c reads the registered queues and keeps the wait in progress;
  * deadlock.c publishes that wait's record and looks for cycles through
  * the records and queues; marks.c writes, reads and verifies the marks
- * that tell a victim of a cycle it cannot see whole (docs/waits.md).
+ * that tell a victim of a cycle it cannot see whole; gates.c reads
+ * barriers, double barriers and the waits published for them
+ * (docs/waits.md).
  * The names declared here carry no public prefix and are hidden from the
  * symbol table of the loaded library.
  *-------------------------------------------------------------------------
@@ -37,6 +39,9 @@ typedef struct Wait
 	char		name[ZKSYNC_NAME_MAX + 1];
 	char		node[ZKSYNC_PATH_MAX];	/* our waiting node */
 	ZkQueueWhat what;			/* what it waits for, in messages */
+	ZkGateWhat	gate;			/* a gate's wait: what it waits for (what is
+								 * then unused); ZKG_NONE for a queue's */
+	int			participants;	/* ZKG_DBARRIER_ENTER: how many it waits for */
 	int64		czxid;			/* of our node, 0 until known */
 	TimestampTz start;
 	TimestampTz next_check;		/* 0: none yet */
@@ -77,7 +82,7 @@ extern int	read_targets(Target **t, int nt, ZkWaitRow **out);
 extern bool row_blocks(const ZkWaitRow *rows, int i, int j);
 extern bool row_is_local_backend(const ZkWaitRow *r);
 extern char *describe_owner(const ZkWaitRow *r);
-extern void append_wait_line(StringInfo s, int pid, const char *cluster,
+extern void append_wait_line(StringInfo s, const ZkOwner *waiter,
 							 ZkQueueWhat what, const char *name,
 							 const ZkWaitRow *blocker);
 extern void log_still_waiting(const char *detail);
@@ -146,6 +151,8 @@ typedef struct MarkRead
 } MarkRead;
 
 extern void check_wait(void);
+extern void publish_wait(void);
+extern bool published_here(void);
 extern void withdraw_record(void);
 extern int	put_ephemeral(const char *path, const char *data);
 extern bool node_stays(const Record *r, const char *node);
@@ -158,6 +165,17 @@ extern char *verify_mark(Graph *g, int me, const MarkRead *m,
 extern void delete_mark(void);
 extern void leave_mark(Graph *g, int *cycle, int len, int victim);
 extern void withdraw_marks(void);
+
+/* ---- gates.c ---- */
+typedef struct GateRead GateRead;
+
+extern GateRead *gates_send(void);
+extern int	gates_collect(GateRead *gr, ZkWaitRow **rows);
+extern bool gate_row_blocks(const ZkWaitRow *rows, int i, int j);
+extern const char *gate_kind_text(ZkGateWhat what);
+extern const char *gate_what_text(ZkGateWhat what);
+extern bool is_gate_kind(const char *kind);
+extern void check_gate_wait(void);
 
 #pragma GCC visibility pop
 

@@ -529,7 +529,9 @@ zksync_waits(PG_FUNCTION_ARGS)
 		values[4] = TimestampTzGetDatum(time_t_to_timestamptz(r->ctime_ms / 1000) +
 										(r->ctime_ms % 1000) * 1000);
 		owner_columns(r, true, &values[5], &nulls[5]);
+		/* a persistent node (a barrier) has no session */
 		values[11] = CStringGetTextDatum(zksync_session_text(r->session));
+		nulls[11] = r->session == 0;
 		values[12] = foreign_datum(r->node);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}

@@ -101,8 +101,8 @@ sub leftovers
 sub zk_line
 {
 	my ($waiter, $what, $holder) = @_;
-	return "Process $waiter->{pid} on cluster $waiter->{cluster} waits for zksync $what; "
-	  . "blocked by process $holder->{pid} on cluster $holder->{cluster}.";
+	return "Process $waiter->{pid} on cluster $waiter->{label} waits for zksync $what; "
+	  . "blocked by process $holder->{pid} on cluster $holder->{label}.";
 }
 
 # Does the 40P01 of $j list exactly these lines, each once (in any order)?
@@ -280,7 +280,7 @@ sub waits_for_pg
 	ok( detail_lists(
 			$p2,
 			zk_line($p2, 'write lock "x"', $p1),
-			"Process $p1->{pid} on cluster $p1->{cluster} waits for ShareLock on transaction $xid; blocked by process $p2->{pid}."),
+			"Process $p1->{pid} on cluster $p1->{label} waits for ShareLock on transaction $xid; blocked by process $p2->{pid}."),
 		'its DETAIL lists the zksync wait and the row lock wait');
 	ok(poll_until(sub { done($p1) }, 30), 'row_waiter\'s UPDATE completes: row_holder\'s transaction has ended');
 	is(error($p1), '', 'without error');
@@ -322,7 +322,7 @@ sub waits_for_pg
 	ok( detail_lists(
 			$q3,
 			zk_line($q3, 'write lock "x"', $q1),
-			"Process $q1->{pid} on cluster $q1->{cluster} waits for ShareLock on transaction $xid; blocked by process $q2->{pid}.",
+			"Process $q1->{pid} on cluster $q1->{label} waits for ShareLock on transaction $xid; blocked by process $q2->{pid}.",
 			zk_line($q2, 'write lock "y"', $q3)),
 		'its DETAIL lists the three waits, the row lock of cluster A among them');
 	is(error($q2), '', 'q2 got y');
@@ -350,9 +350,9 @@ sub waits_for_pg
 	run($h, "SELECT zksync_write_lock('logged')");
 	start($w, "SELECT zksync_write_lock('logged')");
 	ok(poll_until(sub { waits_for($w, 'logged') }), 'a backend of A waits for a lock held on B');
-	my $still = qr/LOG:  process $w->{pid} still waiting for zksync write lock "logged" after (\d+\.\d{3}) ms\n[^\n]*DETAIL:  Blocked by process $h->{pid} on cluster $h->{cluster}\.\n/;
+	my $still = qr/LOG:  process $w->{pid} still waiting for zksync write lock "logged" after (\d+\.\d{3}) ms\n[^\n]*DETAIL:  Blocked by process $h->{pid} on cluster \Q$h->{label}\E\.\n/;
 	ok(poll_until(sub { slurp_file($A->logfile, $offset) =~ $still }, 10),
-		'A\'s log: "still waiting for zksync write lock", DETAIL naming the holder\'s process and cluster')
+		'A\'s log: "still waiting for zksync write lock", DETAIL naming the holder\'s process and cluster (cluster_name and identifier)')
 	  or diag slurp_file($A->logfile, $offset);
 	my ($waited) = slurp_file($A->logfile, $offset) =~ $still;
 	ok(defined $waited && $waited >= 200, 'logged at deadlock_timeout (' . ($waited // '?') . ' ms)');
@@ -513,7 +513,8 @@ END \$\$;
 	$ask->('id', qr/^id (0x[0-9a-f]+)\n/);
 	my ($k_session) = $kout =~ /^id (0x[0-9a-f]+)/;
 	my $r1 = job($A, 'r1');
-	my $other = { pid => 4242, cluster => '999' };
+	# its owner data has no cluster_name (as 1.0 wrote it): host:port names it
+	my $other = { pid => 4242, cluster => '999', label => '"elsewhere:5432" (999)' };
 	my $owner = '{"host":"elsewhere","port":5432,"database":"postgres","pid":4242,'
 	  . '"application_name":"kazoo-as-backend","cluster":"999","backend_start":"2026-01-01 00:00:00+00"';
 	my $guid = '0000aaaa-0000-4000-8000-000000000007';

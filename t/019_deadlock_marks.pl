@@ -248,9 +248,9 @@ $A->safe_psql('postgres', 'CREATE TABLE acct (id int PRIMARY KEY, v int); INSERT
 	my ($detail) = error($q3) =~ /^DETAIL:  (.*?)\n(?:HINT|LOCATION|psql|[A-Z]+:  )/ms;
 	is( join("\n", sort split /\n/, $detail // ''),
 		join("\n",
-			sort "Process $q3->{pid} on cluster $q3->{cluster} waits for zksync write lock \"x\"; blocked by process $q1->{pid} on cluster $q1->{cluster}.",
-			"Process $q1->{pid} on cluster $q1->{cluster} waits for ShareLock on transaction $xid; blocked by process $q2->{pid}.",
-			"Process $q2->{pid} on cluster $q2->{cluster} waits for zksync write lock \"y\"; blocked by process $q3->{pid} on cluster $q3->{cluster}."),
+			sort "Process $q3->{pid} on cluster $q3->{label} waits for zksync write lock \"x\"; blocked by process $q1->{pid} on cluster $q1->{label}.",
+			"Process $q1->{pid} on cluster $q1->{label} waits for ShareLock on transaction $xid; blocked by process $q2->{pid}.",
+			"Process $q2->{pid} on cluster $q2->{label} waits for zksync write lock \"y\"; blocked by process $q3->{pid} on cluster $q3->{label}."),
 		'its DETAIL names the three waits, the row lock of cluster A among them');
 	ok(poll_until(sub { done($q2) }, 30), 'q2 got y');
 	is(error($q2), '', 'without error');

@@ -4,7 +4,9 @@
 #
 #   my $j = job($node, 'name');      a session (verbose errors, 30 s
 #                                    statement_timeout); $j->{pid},
-#                                    $j->{cluster} (its system identifier)
+#                                    $j->{cluster} (its system identifier),
+#                                    $j->{label} (its cluster as messages
+#                                    name it: "cluster_name" (identifier))
 #   run($j, $sql)                    a statement that must succeed at once
 #   start($j, $sql); done($j)        start one; has it ended (no blocking)?
 #   error($j), deadlocked($j)        what it printed on stderr; was it 40P01
@@ -19,6 +21,7 @@ our @EXPORT = qw(job run start done error deadlocked settle);
 
 my $tags = 0;
 my %cluster_of;
+my %label_of;
 
 sub job
 {
@@ -30,11 +33,15 @@ sub job
 	$s->query_safe("SET statement_timeout = '30s'");
 	$cluster_of{ $node->name } //=
 	  $node->safe_psql('postgres', 'SELECT system_identifier FROM pg_control_system()');
+	# the test clusters run with cluster_name = their node's name
+	$label_of{ $node->name } //=
+	  '"' . $node->safe_psql('postgres', 'SHOW cluster_name') . "\" ($cluster_of{ $node->name })";
 	return {
 		s => $s,
 		node => $node,
 		name => $name,
 		cluster => $cluster_of{ $node->name },
+		label => $label_of{ $node->name },
 		pid => $s->query_safe('SELECT pg_backend_pid()'),
 	};
 }
