@@ -49,6 +49,26 @@ zks_as_pg env PGHOST="$PG_DIR" PGUSER=postgres \
 rc=${PIPESTATUS[0]}
 set -e
 
+echo "== make installcheck with no ensemble, as a packager runs it: a new cluster without shared_preload_libraries, zksync.hosts a closed port"
+# The tests that need no ZooKeeper (see Makefile) in a copy of their
+# files, so that the suites' results above stay for the summary.
+noens_dir=$work/pg-noens noens_port=$((PGPORT + 40))
+zks_as_pg mkdir -p "$work/noens"
+zks_as_pg cp -r "$work/src/Makefile" "$work/src/sql" "$work/src/expected" "$work/noens/"
+zks_clusters+=("$noens_dir $noens_port")
+if zks_as_pg env PG_DIR="$noens_dir" PGPORT="$noens_port" PG_PRELOAD= ZK_HOSTS=127.0.0.1:1 \
+     "$work/src/scripts/pg.sh" start > "$work/noens.log" 2>&1 &&
+   zks_as_pg env -u ZK_HOSTS PGHOST="$noens_dir" PGPORT="$noens_port" PGUSER=postgres \
+     make -C "$work/noens" installcheck >> "$work/noens.log" 2>&1; then
+  grep -E '^(test|ok|not ok) ' "$work/noens.log" || true
+  echo "ok - no-ensemble" >> "$log"
+else
+  tail -n 30 "$work/noens.log"
+  echo "not ok - no-ensemble" | tee -a "$log"
+  rc=1
+fi
+zks_as_pg env PG_DIR="$noens_dir" PGPORT="$noens_port" "$work/src/scripts/pg.sh" stop
+
 echo "== fault tests (as root: iptables, signals to ZooKeeper servers)"
 if /usr/bin/python3 "$work/src/t/faults/faults.py" --scripts "$work/src/scripts" --work "$work/faults" \
      --zk-dir "$ZK_DIR" --zk-port "$ZK_PORT" --pg-port $((PGPORT + 20)) \
@@ -86,10 +106,10 @@ else
   rc=1
 fi
 
-passed=$(grep -cE '^(ok - (demo|Vagrantfile|asan|house)$|ok [0-9]+ +- |test .* \.\.\. ok|t/.*\.pl \.+ ok)' "$log" || true)
-failed=$(grep -cE '^(not ok - (demo|Vagrantfile|asan|house)$|not ok [0-9]+ +- |test .* \.\.\. FAILED|t/.*\.pl \.+ (Dubious|Failed))' "$log" || true)
+passed=$(grep -cE '^(ok - (demo|Vagrantfile|asan|house|no-ensemble|package)$|ok [0-9]+ +- |test .* \.\.\. ok|t/.*\.pl \.+ ok)' "$log" || true)
+failed=$(grep -cE '^(not ok - (demo|Vagrantfile|asan|house|no-ensemble|package)$|not ok [0-9]+ +- |test .* \.\.\. FAILED|t/.*\.pl \.+ (Dubious|Failed))' "$log" || true)
 if [ "$rc" != 0 ]; then
-  for f in "$work/src/regression.diffs" "$work/src/output_iso/regression.diffs"; do
+  for f in "$work/src/regression.diffs" "$work/src/output_iso/regression.diffs" "$work/noens/regression.diffs"; do
     [ -s "$f" ] && { echo "== $f"; head -300 "$f"; }
   done
   for f in "$work"/src/tmp_check/log/regress_log_*; do
