@@ -35,3 +35,12 @@ ISOLATION_OPTS = --load-extension=zksync
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# make dist: the PGXN archive of the committed tree (HEAD, not the working
+# copy), zksync-X.Y.Z.zip with every file under zksync-X.Y.Z/, X.Y.Z the
+# version in META.json.  DISTFILE names another place for it.
+DISTVERSION = $(shell sed -n 's/^  "version": "\([^"]*\)",$$/\1/p' $(srcdir)/META.json)
+DISTFILE = $(EXTENSION)-$(DISTVERSION).zip
+.PHONY: dist
+dist:
+	git -C $(srcdir) archive --format=zip --prefix=$(EXTENSION)-$(DISTVERSION)/ -o $(abspath $(DISTFILE)) HEAD
