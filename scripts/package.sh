@@ -112,7 +112,7 @@ put_back() {
   set +e
   zks_as_pg env PG_DIR="$PG_DIR" PGPORT="$PGPORT" "$work/src/scripts/pg.sh" stop
   if dpkg -s "$pkg" >/dev/null 2>&1; then
-    apt-get remove -y -qq "$pkg" >/dev/null
+    apt-get remove -y -qq "$pkg" > "$work/apt.log" 2>&1 || cat "$work/apt.log"
   fi
   make -s -C "$restore_from" install PG_CONFIG="$pg_config" >/dev/null
   zks_cleanup
@@ -124,7 +124,8 @@ make -s -C "$top" uninstall PG_CONFIG="$pg_config" >/dev/null
 left=$(ls -d "$($pg_config --pkglibdir)"/zksync.so "$($pg_config --pkglibdir)"/bitcode/zksync* \
           "$($pg_config --sharedir)"/extension/zksync* 2>/dev/null || true)
 [ -z "$left" ] || fail "left after make uninstall: $left"
-apt-get install -y -qq "$work/build/$deb" >/dev/null
+apt-get install -y -qq "$work/build/$deb" > "$work/apt.log" 2>&1 ||
+  { cat "$work/apt.log"; fail "apt-get install failed"; }
 dpkg -s "$pkg" | grep -q '^Status: install ok installed' || fail "$pkg is not installed"
 
 echo "== a new cluster: CREATE EXTENSION zksync and a lock cycle"
@@ -136,7 +137,7 @@ zks_clusters+=("$PG_DIR $PGPORT")
 zks_as_pg env PG_DIR="$PG_DIR" PGPORT="$PGPORT" PGBIN="$($pg_config --bindir)" \
   "$work/src/scripts/pg.sh" start
 out=$(zks_as_pg env PG_DIR="$PG_DIR" PGPORT="$PGPORT" PGBIN="$($pg_config --bindir)" \
-        "$work/src/scripts/pg.sh" psql -At -v ON_ERROR_STOP=1 <<'SQL'
+        "$work/src/scripts/pg.sh" psql -Atq -v ON_ERROR_STOP=1 <<'SQL'
 CREATE EXTENSION zksync;
 SELECT 'version ' || extversion FROM pg_extension WHERE extname = 'zksync';
 SELECT 'locked' FROM (SELECT zksync_write_lock('package-check')) AS l;
@@ -155,7 +156,7 @@ holders 0"
 postmaster=$(head -1 "$PG_DIR/data/postmaster.pid")
 so=$(awk '$6 ~ /\/zksync\.so$/ { print $6; exit }' "/proc/$postmaster/maps")
 [ -n "$so" ] || fail "the server has no zksync.so loaded"
-owner=$(dpkg -S "$so" | cut -d: -f1)
+owner=$(dpkg -S "$so" 2>/dev/null | cut -d: -f1 || true)
 [ "$owner" = "$pkg" ] || fail "$so belongs to '$owner', not $pkg"
 echo "ok: the server loaded $so, of $owner"
 echo "ok - package"

@@ -2,8 +2,10 @@
 # Run every zksync test against real parts, from a fresh Debian 12 machine:
 # install packages, build and install the extension, start a three-node
 # ZooKeeper ensemble and a PostgreSQL 15 cluster (as the postgres user),
-# run the pg_regress, isolation and TAP suites, the fault tests (with a
-# short soak), the demo and a short sanitizer run, stop everything.
+# run the pg_regress, isolation and TAP suites, make installcheck with no
+# ensemble on a cluster without shared_preload_libraries, the fault tests
+# (with a short soak), the demo, the Debian package and the PGXN archive
+# (scripts/package.sh) and a short sanitizer run, stop everything.
 # Exits non-zero if anything fails.
 #
 # Environment: ZKSYNC_SKIP_INSTALL=1 skips apt-get; ZKSYNC_SKIP_BUILD=1
@@ -92,6 +94,16 @@ if ZKSYNC_SKIP_INSTALL=1 ZKSYNC_SKIP_BUILD=1 DEMO_ZK_PORT=$((ZK_PORT + 10)) DEMO
   echo "ok - demo" >> "$log"
 else
   echo "not ok - demo" | tee -a "$log"
+  rc=1
+fi
+
+echo "== the Debian package and the PGXN archive (scripts/package.sh: the .deb installed by apt-get in place of make install's files, a lock cycle on a new cluster, then the build put back)"
+if ZKSYNC_RESTORE_FROM="$top" PGPORT=$((PGPORT + 41)) bash "$top/scripts/package.sh" > "$work/package.log" 2>&1; then
+  grep '^ok' "$work/package.log"
+  echo "ok - package" >> "$log"
+else
+  tail -n 40 "$work/package.log"
+  echo "not ok - package" | tee -a "$log"
   rc=1
 fi
 
