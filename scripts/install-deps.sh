@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install, from Debian 12's own packages, everything zksync needs to build,
-# test, benchmark and demo.  Needs root.  Set ZKSYNC_SKIP_INSTALL=1 to skip.
+# test, benchmark, demo and package.  Needs root.  Set ZKSYNC_SKIP_INSTALL=1
+# to skip.
 set -euo pipefail
 [ "${ZKSYNC_SKIP_INSTALL:-0}" = 1 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
@@ -17,4 +18,5 @@ apt-get install -y -qq --no-install-recommends \
   iproute2 iptables procps util-linux \
   libcurator-recipes-java default-jdk-headless \
   golang-go golang-github-samuel-go-zookeeper-dev libasan8 libubsan1 \
-  gnuplot-nox ruby >/dev/null
+  gnuplot-nox ruby \
+  dpkg-dev debhelper postgresql-server-dev-all unzip >/dev/null

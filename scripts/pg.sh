@@ -6,7 +6,10 @@
 # Environment: PG_DIR (default /tmp/zksync-pg), PGPORT (default 5499),
 # ZK_HOSTS (zksync.hosts, default: scripts/zk.sh hosts), PG_OS_USER (the
 # operating-system user that runs the server, default postgres; the fault
-# tests use a second one so that iptables can cut one cluster's traffic).
+# tests use a second one so that iptables can cut one cluster's traffic),
+# PG_PRELOAD (shared_preload_libraries of a new cluster, default zksync;
+# empty for none, as a packager's test cluster has), PGBIN (the server's
+# binaries, default pg_config --bindir).
 # The socket lives in PG_DIR.  As root, the commands run as PG_OS_USER
 # (PostgreSQL refuses to run as root).
 set -euo pipefail
@@ -16,6 +19,7 @@ PG_DIR=${PG_DIR:-/tmp/zksync-pg}
 PGPORT=${PGPORT:-5499}
 PGBIN=${PGBIN:-$(pg_config --bindir)}
 PG_OS_USER=${PG_OS_USER:-postgres}
+PG_PRELOAD=${PG_PRELOAD-zksync}
 ZK_HOSTS=${ZK_HOSTS:-$("$here/zk.sh" hosts)}
 
 as_pg() {
@@ -37,7 +41,7 @@ max_prepared_transactions = 5
 fsync = off
 logging_collector = off
 log_line_prefix = '%m [%p] %q%a '
-shared_preload_libraries = 'zksync'
+shared_preload_libraries = '$PG_PRELOAD'
 zksync.hosts = '$ZK_HOSTS'
 CONF
     fi
@@ -53,5 +57,5 @@ CONF
     shift
     as_pg "$PGBIN/psql" -X -h "$PG_DIR" -p "$PGPORT" -U postgres "$@"
     ;;
-  *) sed -n '2,10p' "$0"; exit 2 ;;
+  *) sed -n '2,14p' "$0"; exit 2 ;;
 esac
