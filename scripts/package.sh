@@ -14,7 +14,8 @@
 # 3. The files `make install` put into PostgreSQL 15 are removed (`make
 #    uninstall`), so nothing of the source tree is left; apt-get installs
 #    the package; on a new cluster, CREATE EXTENSION zksync and a lock
-#    cycle against the ensemble work, and the zksync.so the server loaded
+#    cycle against the ensemble work (preloaded: zksync_stats counts it),
+#    and the zksync.so the server loaded
 #    belongs to the package (dpkg -S).
 # 4. Always, also on failure: the package is removed and the checkout's
 #    build installed again (`make install`), so later steps are unaffected.
@@ -144,6 +145,7 @@ SELECT 'locked' FROM (SELECT zksync_write_lock('package-check')) AS l;
 SELECT 'holder ' || mode || ' ' || granted FROM zksync_lock_holders('package-check');
 SELECT 'unlocked ' || zksync_write_unlock('package-check');
 SELECT 'holders ' || count(*) FROM zksync_lock_holders('package-check');
+SELECT 'acquired ' || acquired FROM zksync_stats;
 SQL
 )
 echo "$out"
@@ -151,7 +153,8 @@ expected="version $version
 locked
 holder write true
 unlocked true
-holders 0"
+holders 0
+acquired 1"
 [ "$out" = "$expected" ] || fail "the lock cycle gave something else"
 postmaster=$(head -1 "$PG_DIR/data/postmaster.pid")
 so=$(awk '$6 ~ /\/zksync\.so$/ { print $6; exit }' "/proc/$postmaster/maps")
