@@ -102,7 +102,8 @@ fi
 dpkg -c "$work/build/$deb" > "$work/contents"
 for f in lib/postgresql/15/lib/zksync.so share/postgresql/15/extension/zksync.control \
          share/postgresql/15/extension/zksync--1.0.sql share/postgresql/15/extension/zksync--1.1.sql \
-         share/postgresql/15/extension/zksync--1.0--1.1.sql; do
+         share/postgresql/15/extension/zksync--1.0--1.1.sql \
+         share/doc/$pkg/examples/postgres_exporter-queries.yaml; do
   grep -q " \./usr/$f$" "$work/contents" || fail "$deb lacks /usr/$f"
 done
 echo "ok: $deb ($(dpkg-deb -f "$work/build/$deb" Depends))"

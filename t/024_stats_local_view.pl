@@ -13,6 +13,7 @@ use ZkSyncJobs;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time);
+use CPAN::Meta::YAML;
 
 my $node = new_node('stats');
 $node->append_conf('postgresql.conf', "deadlock_timeout = '100ms'\n");
@@ -183,6 +184,40 @@ is(sq('SELECT acquired FROM zksync_stats'), '0', 'zksync_stats_reset() sets them
 sq('CREATE ROLE mon LOGIN IN ROLE pg_monitor; CREATE ROLE nobody LOGIN');
 is($node->safe_psql('postgres', 'SELECT count(*) >= 0 FROM zksync_local_locks, zksync_stats', extra_params => [ '-U', 'mon' ]),
 	't', 'a pg_monitor member reads both views');
+
+# The query file for postgres_exporter: each query runs as a pg_monitor
+# member and returns exactly the columns its metrics name, one row per
+# state for the local view, with the held lock counted
+{
+	my $yaml = CPAN::Meta::YAML->read("$FindBin::Bin/../monitoring/postgres_exporter-queries.yaml")
+	  or die CPAN::Meta::YAML->errstr;
+	my $doc = $yaml->[0];
+	is_deeply([ sort keys %$doc ], [qw(zksync_local_locks zksync_stats)], 'the exporter file has both metric groups');
+	my $holder = job($node, 'exported');
+	run($holder, q{SELECT zksync_write_lock('exported')});
+	for my $group (sort keys %$doc)
+	{
+		my @names = map { keys %$_ } @{ $doc->{$group}{metrics} };
+		(my $sql = $doc->{$group}{query}) =~ s/\s+\z//;
+		my $as_mon = sub { $node->safe_psql('postgres', $_[0], extra_params => [ '-U', 'mon' ]) };
+		my @columns = map { (split /\|/)[0] } split /\n/, $as_mon->("$sql \\gdesc");
+		is_deeply([ sort @columns ], [ sort @names ], "exporter query $group returns the columns its metrics name");
+		my @rows = split /\n/, $as_mon->($sql);
+		if ($group eq 'zksync_stats')
+		{
+			is(scalar @rows, 1, 'zksync_stats: one row');
+		}
+		else
+		{
+			my %by = map { my @f = split /\|/; ($f[0] => $f[1]) } @rows;
+			is_deeply(\%by, { held => 1, waiting => 0, lost => 0, releasing => 0 },
+				'zksync_local_locks: one row per state, the held lock counted');
+		}
+	}
+	run($holder, 'SELECT zksync_unlock_all()');
+	$holder->{s}->quit;
+}
+
 my ($ret, $out, $err) = $node->psql('postgres', 'SELECT * FROM zksync_stats', extra_params => [ '-U', 'nobody' ]);
 like($err, qr/permission denied/, 'another role may not');
 ($ret, $out, $err) = $node->psql('postgres', 'SELECT zksync_stats_reset()', extra_params => [ '-U', 'mon' ]);
