@@ -287,6 +287,52 @@ class Bench:
         conn.close()
         nowait.close()
 
+    # ---- CPU per cycle, one backend, per thread ----
+    def cpu_single(self, n, rounds):
+        """CPU per cycle of one warm backend cycling its own lock (zksync,
+        synchronous_release on; and pg_advisory_lock), thread by thread,
+        and of the C floor's process (pipelined, delete awaited), alternated
+        over `rounds` rounds of `n` cycles.  Returns {contender: [per round:
+        {"cpu": us per cycle, "cs": context switches per cycle, "threads":
+        [(label, us, cs) per cycle]}]}.  The driver's own CPU is not counted."""
+        conn = self.pg("bench-cpu", [RELEASE_GUC + " = on"])
+        cur = conn.cursor()
+        cur.execute("PREPARE l AS SELECT zksync_write_lock('cpu')")
+        cur.execute("PREPARE u AS SELECT zksync_write_unlock('cpu')")
+        cur.execute("PREPARE al AS SELECT pg_advisory_lock(4538)")
+        cur.execute("PREPARE au AS SELECT pg_advisory_unlock(4538)")
+        cur.execute("SELECT pg_backend_pid()")
+        pid = cur.fetchone()[0]
+        out = {}
+
+        def backend(lock, unlock):
+            self.two_statements(conn, lock, unlock, 20)
+            t0 = thread_usage(pid)
+            self.two_statements(conn, lock, unlock, n)
+            t1 = thread_usage(pid)
+            threads = []
+            for i, tid in enumerate(sorted(t1)):
+                if tid not in t0:
+                    continue
+                label = "backend" if tid == pid else THREAD_LABELS.get(i, "thread %d" % i)
+                threads.append((label, (t1[tid][0] - t0[tid][0]) / 1e3 / n,
+                                (t1[tid][1] - t0[tid][1]) / n))
+            return dict(cpu=sum(t[1] for t in threads), cs=sum(t[2] for t in threads), threads=threads)
+
+        def floor():
+            p = subprocess.run([self.a.floor, self.a.zk_hosts, self.root + "/locks/floor-cpu", "pipelined",
+                                str(n)], capture_output=True, text=True, check=True)
+            m = re.search(r"cpu_us (\d+) context_switches (\d+)", p.stderr)
+            return dict(cpu=int(m.group(1)) / n, cs=int(m.group(2)) / n, threads=[])
+
+        runs = [("zksync", lambda: backend("l", "u")), ("floor", floor),
+                ("advisory", lambda: backend("al", "au"))]
+        for r in range(rounds):
+            for name, fn in runs[r % 3:] + runs[:r % 3]:
+                out.setdefault(name, []).append(fn())
+        conn.close()
+        return out
+
     # ---- bulk: every row's name in one transaction ----
     def bulk(self, names, reps):
         """`reps` runs of each form of locking `names` names row-1 ..
@@ -430,6 +476,11 @@ class Bench:
         """`backends` backends, backend k cycling on its own lock par<k>."""
         return self.contended(zksync_worker, (self.a.pg_host, self.a.pg_port, self.root,
                                               [RELEASE_GUC + " = " + release], "par%d"),
+                              backends, secs)
+
+    def advisory_parallel(self, backends, secs):
+        """`backends` backends, backend k cycling on its own advisory lock."""
+        return self.contended(zksync_worker, (self.a.pg_host, self.a.pg_port, self.root, [], "advisory"),
                               backends, secs)
 
     def kazoo_contended(self, procs, secs):
@@ -665,8 +716,12 @@ def zksync_worker(k, host, port, root, sets, name, ready, start, secs, q):
         name = name % k
     c = connect(host, port, root, "bench-contended", sets)
     cur = c.cursor()
-    cur.execute("PREPARE l AS SELECT zksync_write_lock(%s)", (name,))
-    cur.execute("PREPARE u AS SELECT zksync_write_unlock(%s)", (name,))
+    if name == "advisory":
+        cur.execute("PREPARE l AS SELECT pg_advisory_lock(%s)", (5000 + k,))
+        cur.execute("PREPARE u AS SELECT pg_advisory_unlock(%s)", (5000 + k,))
+    else:
+        cur.execute("PREPARE l AS SELECT zksync_write_lock(%s)", (name,))
+        cur.execute("PREPARE u AS SELECT zksync_write_unlock(%s)", (name,))
     cur.execute("EXECUTE l")
     cur.execute("EXECUTE u")
     cur.execute("SELECT pg_backend_pid()")
@@ -719,6 +774,63 @@ def cpu_seconds(pid):
         with open("/proc/%d/stat" % pid) as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# the threads of a backend after its own, in the order they start: the
+# ZooKeeper client's two, then zksync's watchdog
+THREAD_LABELS = {1: "ZooKeeper I/O thread", 2: "ZooKeeper completion thread", 3: "watchdog thread"}
+
+
+def thread_usage(pid):
+    """{tid: (CPU ns, context switches)} of every thread of a process."""
+    out = {}
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, t)) as f:
+                ns = int(f.read().split()[0])
+            cs = 0
+            with open("/proc/%d/task/%s/status" % (pid, t)) as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                        cs += int(line.split()[1])
+            out[int(t)] = (ns, cs)
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+
+def cpu_lines(single, par_cpu, K):
+    """The "CPU per cycle" table: one backend (medians over the rounds) and
+    K backends or sessions, and the ratio to floor + advisory."""
+    def med(k, f):
+        return statistics.median(x[f] for x in single[k])
+
+    lines = ["| CPU per cycle, us (context switches per cycle) | zksync (synchronous_release on) "
+             "| C floor (pipelined, delete awaited) | advisory lock | zksync / (floor + advisory) |",
+             "|---|---|---|---|---|"]
+    z, f, ad = med("zksync", "cpu"), med("floor", "cpu"), med("advisory", "cpu")
+    lines.append("| 1 backend / 1 session (median of %d rounds) | %.0f (%.1f) | %.0f (%.1f) | %.0f (%.1f) | %.2f |"
+                 % (len(single["zksync"]), z, med("zksync", "cs"), f, med("floor", "cs"), ad,
+                    med("advisory", "cs"), z / (f + ad)))
+    ratios = {"single": z / (f + ad)}
+    if par_cpu:
+        per = {k: 1e6 * sum(c["client"] for c in par_cpu[k]) / max(1, sum(c["cycles"] for c in par_cpu[k]))
+               for k in ("zksync-on", "floor-pipelined", "advisory")}
+        lines.append("| %d backends / %d sessions, each its own lock (all runs) | %.0f | %.0f | %.0f | %.2f |"
+                     % (K, K, per["zksync-on"], per["floor-pipelined"], per["advisory"],
+                        per["zksync-on"] / (per["floor-pipelined"] + per["advisory"])))
+        ratios["parallel"] = per["zksync-on"] / (per["floor-pipelined"] + per["advisory"])
+    lines.append("")
+    lines.append("zksync's backend by thread, us per cycle (context switches), median of the rounds: "
+                 + "; ".join("%s %.0f (%.1f)" % (label,
+                                                 statistics.median(t[1] for x in single["zksync"]
+                                                                   for t in x["threads"] if t[0] == label),
+                                                 statistics.median(t[2] for x in single["zksync"]
+                                                                   for t in x["threads"] if t[0] == label))
+                             for label in [t[0] for t in single["zksync"][0]["threads"]])
+                 + ". The backend's CPU counts all its threads (the SQL of both statements included); "
+                   "the floor's, its whole process; the driver's is not counted.")
+    return lines, ratios
 
 
 def machine_busy():
@@ -941,7 +1053,9 @@ def main():
                          "(default 5, 3 with 2 rounds or fewer)")
     ap.add_argument("--ops-reps", type=int, default=0,
                     help="runs of each hand-over of the operators phase (default 10, 4 with 2 rounds or fewer)")
-    ap.add_argument("--only", choices=["operators", "uncontended"],
+    ap.add_argument("--cpu-cycles", type=int, default=0,
+                    help="cycles of each round of the CPU-per-cycle phase (default 1500, 300 with 2 rounds or fewer)")
+    ap.add_argument("--only", choices=["operators", "uncontended", "cpu"],
                     help="run only this phase and print its tables (OUT/results.md is left alone)")
     ap.add_argument("--machine", default="")
     a = ap.parse_args()
@@ -955,6 +1069,14 @@ def main():
         ops_lines, ops_ratios = operators_lines(*operators(b, a))
         print("\n".join(ops_lines + ["| ratio | value | target | met | from |", "|---|---|---|---|---|"]
                         + ops_ratios))
+        return
+
+    cpu_n = a.cpu_cycles or (300 if a.rounds <= 2 else 1500)
+    cpu_rounds = 3 if a.rounds <= 2 else 5
+    print("== CPU per cycle, one backend: %d rounds x %d cycles" % (cpu_rounds, cpu_n), file=sys.stderr)
+    single_cpu = b.cpu_single(cpu_n, cpu_rounds)
+    if a.only == "cpu":
+        print("\n".join(cpu_lines(single_cpu, None, 1)[0]))
         return
 
     print("== uncontended cycles, %d rounds x %d cycles, contenders alternated" % (a.rounds, a.cycles),
@@ -982,7 +1104,8 @@ def main():
     pruns = [("zksync-on", lambda: b.zksync_parallel(K, a.contention_secs, "on")),
              ("floor-pipelined", lambda: b.floor_parallel("pipelined", K, a.contention_secs)),
              ("zksync-off", lambda: b.zksync_parallel(K, a.contention_secs, "off")),
-             ("floor-nowait", lambda: b.floor_parallel("nowait", K, a.contention_secs))]
+             ("floor-nowait", lambda: b.floor_parallel("nowait", K, a.contention_secs)),
+             ("advisory", lambda: b.advisory_parallel(K, a.contention_secs))]
     for rep in range(2):
         for name, fn in (pruns if rep % 2 == 0 else pruns[::-1]):
             par.setdefault(name, []).append(fn())
@@ -1070,8 +1193,9 @@ def main():
     plabel = {"zksync-on": "zksync, %d backends, synchronous_release on" % K,
               "floor-pipelined": "floor, %d C-client sessions, delete awaited (pipelined)" % K,
               "zksync-off": "zksync, %d backends, synchronous_release off" % K,
-              "floor-nowait": "floor, %d C-client sessions, delete not awaited (nowait)" % K}
-    for k in ("zksync-on", "floor-pipelined", "zksync-off", "floor-nowait"):
+              "floor-nowait": "floor, %d C-client sessions, delete not awaited (nowait)" % K,
+              "advisory": "advisory lock, %d backends, each its own key" % K}
+    for k in ("zksync-on", "floor-pipelined", "zksync-off", "floor-nowait", "advisory"):
         cycles = sum(c["cycles"] for c in par_cpu[k])
         lines.append("| %s | %s | %.0f | %.0f%% |"
                      % (plabel[k], " / ".join("%.0f" % x for x in par[k]),
@@ -1094,6 +1218,9 @@ def main():
     lines.append("per backend: first call (connect) %.1f ms (a plain SELECT 1: %.2f ms), "
                  "memory added by a session: private (RssAnon) %d kB, VmRSS %d kB"
                  % (first_us / 1000, plain_us / 1000, rss_kb, vm_kb))
+    lines.append("")
+    clines, cratios = cpu_lines(single_cpu, par_cpu, K)
+    lines.extend(clines)
     lines.append("")
     lines.extend(ops_lines)
 
@@ -1165,6 +1292,10 @@ def main():
     lines.append(ratio_row("zksync %d backends / floor %d sessions, own locks, synchronous_release off "
                            "/ nowait" % (K, K), r_par_off, "%.2f", ">= 0.9",
                            "%.0f / %.0f cycles/s" % (pm["zksync-off"], pm["floor-nowait"])))
+    lines.append(ratio_row("zksync CPU per cycle / (C floor + advisory lock), 1 backend", cratios["single"],
+                           "%.2f", "<= 1.3", "the CPU per cycle table"))
+    lines.append(ratio_row("zksync CPU per cycle / (C floor + advisory lock), %d backends" % K,
+                           cratios["parallel"], "%.2f", "(no target)", "the CPU per cycle table"))
     lines.append(ratio_row("hand-off with 1000 queued / with 1", r_scale, "%.2f", "<= 3",
                            "medians %.3f / %.3f ms" % (statistics.median(scale[1000]) / 1000,
                                                        statistics.median(scale[1]) / 1000)))

@@ -1,7 +1,9 @@
 /*
  * floor.c - the ZooKeeper C client floor for an uncontended lock cycle.
  *
- *   floor HOSTS DIR MODE N          N cycles on DIR; one line per cycle, in us
+ *   floor HOSTS DIR MODE N          N cycles on DIR; one line per cycle, in us,
+ *                                   then on stderr the process's CPU time
+ *                                   and context switches over the cycles
  *   floor HOSTS DIR MODE -p K SECS  K sessions, session k cycling on DIR<k>
  *                                   (one thread and one zhandle each), for
  *                                   SECS seconds; prints "ready" once all
@@ -44,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 #define THREADED				/* the synchronous API of the mt client */
 #include <zookeeper/zookeeper.h>
 
@@ -673,12 +676,17 @@ main(int argc, char **argv)
 	{
 		Session    *s = calloc(1, sizeof(Session));
 		int			n = atoi(argv[4]);
+		long long	cpu0;
+		struct rusage ru0,
+					ru1;
 
 		s->hosts = argv[1];
 		s->mode = mode;
 		snprintf(s->dir, sizeof(s->dir), "%s", argv[2]);
 		if (session_open(s) != 0)
 			fail(s, "connect", 0);
+		cpu0 = clock_us(CLOCK_PROCESS_CPUTIME_ID);
+		getrusage(RUSAGE_SELF, &ru0);
 		for (i = 0; i < n; i++)
 		{
 			long long	t0 = now_us();
@@ -689,6 +697,10 @@ main(int argc, char **argv)
 		}
 		if ((rc = drain(s)) != ZOK)
 			fail(s, "delete", rc);
+		getrusage(RUSAGE_SELF, &ru1);
+		fprintf(stderr, "cpu_us %lld context_switches %ld\n",
+				clock_us(CLOCK_PROCESS_CPUTIME_ID) - cpu0,
+				(ru1.ru_nvcsw + ru1.ru_nivcsw) - (ru0.ru_nvcsw + ru0.ru_nivcsw));
 		zookeeper_close(s->zh);
 	}
 	else
