@@ -62,6 +62,7 @@
 #include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "commands/dbcommands.h"
+#include "common/pg_prng.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -726,18 +727,49 @@ zksync_node_sequence(const char *child)
 void
 zksync_make_guid(char *buf, size_t len)
 {
+	static pg_prng_state state;
+	static bool seeded = false;
+	static const char hex[] = "0123456789abcdef";
 	uint8		b[16];
+	char		out[37];
+	int			i,
+				o = 0;
 
-	if (!pg_strong_random(b, sizeof(b)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate a random GUID")));
+	/*
+	 * A random (version 4) GUID from a generator of this backend's own,
+	 * seeded once from the strong source: a GUID only has to differ from
+	 * every other client's, and the strong source costs a system call and
+	 * OpenSSL's locking on every lock cycle.
+	 */
+	if (!seeded)
+	{
+		uint64		seed[2];
+
+		if (!pg_strong_random(seed, sizeof(seed)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not generate a random GUID")));
+		state.s0 = seed[0];
+		state.s1 = seed[1] | 1; /* the generator's state must not be 0 */
+		seeded = true;
+	}
+	for (i = 0; i < 16; i += 8)
+	{
+		uint64		r = pg_prng_uint64(&state);
+
+		memcpy(b + i, &r, 8);
+	}
 	b[6] = (b[6] & 0x0f) | 0x40;	/* version 4 */
 	b[8] = (b[8] & 0x3f) | 0x80;	/* variant 1 */
-	snprintf(buf, len,
-			 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-			 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
-			 b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+	for (i = 0; i < 16; i++)
+	{
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[o++] = '-';
+		out[o++] = hex[b[i] >> 4];
+		out[o++] = hex[b[i] & 0x0f];
+	}
+	out[o] = '\0';
+	strlcpy(buf, out, len);
 }
 
 /* This machine's host name, as owner data writes it ("" if unknown) */
