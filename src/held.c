@@ -5,11 +5,15 @@
  * Every node a recipe holds (a lock node, a lease, a double barrier's
  * participant) is watched from its grant on, so that a delete by another
  * client is noticed at once and the hold is lost, as after an expiry
- * (docs/transport.md, "Held nodes are watched").  The watch is set by a
- * getData sent right after the grant and not waited for: its reply says
- * whether the node was still there and ours, and from then on the watch
- * fires when it goes.  Nothing slips between: a delete before the getData
- * makes it answer ZNONODE.  A getData sets no watch on a node that is
+ * (docs/transport.md, "Held nodes are watched").  Where the listing sent
+ * behind our create carries a watch on the directory's children
+ * (zk_get_children_watched) and nothing in the directory has changed
+ * since, that watch is the held node's: the grant costs no request at
+ * all.  Otherwise, and as soon as that child watch fires, the watch is set
+ * by a getData sent and not waited for: its reply says whether the node is
+ * still there and ours, and from then on the watch fires when it goes.
+ * Nothing slips between: a delete before the getData makes it answer
+ * ZNONODE.  A getData sets no watch on a node that is
  * gone, so nothing is left behind in the client (an exists would leave a
  * creation watch).  A change of the node's data consumes the watch: it is
  * set again.  A getData that failed on a connection error is sent again by
@@ -36,6 +40,8 @@
 
 typedef enum ZkHeldState
 {
+	HELD_LISTING,				/* a listing's child watch: the listing is out */
+	HELD_LISTED,				/* the listing was answered: its watch is set */
 	HELD_ARMING,				/* the getData is in flight */
 	HELD_RETRY,					/* it failed on a connection error */
 	HELD_ARMED,					/* present and ours, watched */
@@ -44,16 +50,27 @@ typedef enum ZkHeldState
 
 struct ZkHeld
 {
-	char	   *path;
+	char	   *path;			/* the node (NULL for a listing's, until taken) */
+	char	   *dir;			/* a listing's: the directory listed */
 	int64		session;		/* the session that owns the node */
 	ZkHeldState state;
 	bool		in_client;		/* a getData or a watch refers to it */
-	bool		dropped;		/* the backend let go of it */
+	bool		dropped;		/* no recipe holds it (a listing's: not yet) */
+	bool		by_listing;		/* the watch in the client is the listing's */
 	int64		sent_at_us;		/* when the getData was sent */
 	struct ZkHeld *prev;
 	struct ZkHeld *next;
 };
 static ZkHeld helds = {.prev = &helds,.next = &helds};	/* list head */
+
+/*
+ * The child watches of listings sent behind our creates that no recipe
+ * has taken yet (HELD_LISTING, HELD_LISTED), oldest first; the first
+ * HELD_LISTED one of a directory is taken by the next hold there.
+ */
+static ZkHeld listings = {.prev = &listings,.next = &listings};
+
+static void list_append_locked(ZkHeld *head, ZkHeld *h);
 
 /* how many held nodes were found gone (the backend compares) */
 static uint64 helds_gone = 0;
@@ -73,7 +90,18 @@ held_free_locked(ZkHeld *h)
 	h->prev->next = h->next;
 	h->next->prev = h->prev;
 	free(h->path);
+	free(h->dir);
 	free(h);
+}
+
+/* shared_mu held: link `h` at the end of the list `head` */
+static void
+list_append_locked(ZkHeld *head, ZkHeld *h)
+{
+	h->next = head;
+	h->prev = head->prev;
+	head->prev->next = h;
+	head->prev = h;
 }
 
 /* shared_mu held: the held node is gone (or not ours); tell the backend */
@@ -87,6 +115,7 @@ held_gone_locked(ZkHeld *h)
 
 static void held_watcher(zhandle_t *h, int type, int state, const char *path,
 						 void *ctx);
+static ZkHeld *take_listing_watch(const char *path);
 static void held_get_done(int rc, const char *value, int value_len,
 						  const struct Stat *stat, const void *data);
 
@@ -165,7 +194,29 @@ held_watcher(zhandle_t *handle, int type, int state, const char *path,
 	if (type == ZOO_SESSION_EVENT)
 		return;
 	pthread_mutex_lock(&shared_mu);
-	if (type == ZOO_CHANGED_EVENT && !h->dropped && h->state != HELD_GONE)
+	if (h->by_listing)
+	{
+		/*
+		 * The directory changed (a contender came or went, or our node was
+		 * deleted): from now on watch the node itself, and its getData
+		 * tells whether it is still there and ours.  A listing's watch that
+		 * no hold took is simply done.
+		 */
+		h->by_listing = false;
+		if (!h->dropped && h->state == HELD_ARMED)
+		{
+			again = true;
+			h->sent_at_us = mono_us();
+			h->state = HELD_ARMING;
+		}
+		else
+		{
+			h->in_client = false;
+			if (h->dropped)
+				held_free_locked(h);
+		}
+	}
+	else if (type == ZOO_CHANGED_EVENT && !h->dropped && h->state != HELD_GONE)
 	{
 		again = true;
 		h->sent_at_us = mono_us();
@@ -248,6 +299,11 @@ forget_held_in_client_locked(void)
 		if (held->dropped)
 			held_free_locked(held);
 	}
+	for (held = listings.next; held != &listings; held = next)
+	{
+		next = held->next;
+		held_free_locked(held); /* none is taken: all are dropped */
+	}
 }
 
 /* ===================================================================
@@ -268,6 +324,104 @@ helds_gone_count(void)
 }
 
 /*
+ * client thread, shared_mu held: the listing that carries a child watch
+ * is answered.  Answered: its watch is set.  Failed: no watch was set, and
+ * no hold has taken it, so it goes.
+ */
+static void
+listing_answered_locked(ZkReq *req, int rc, void *ctx)
+{
+	ZkHeld	   *h = (ZkHeld *) ctx;
+
+	if (rc == ZOK)
+		h->state = HELD_LISTED;
+	else
+	{
+		h->in_client = false;
+		held_free_locked(h);
+	}
+}
+
+/*
+ * The children of `dir`, listed behind our create of a node there, with a
+ * watch on them that the node's hold can take (zk_held_watch) if no child
+ * of `dir` changes before the grant: the listing includes our node, so
+ * from its answer on, a delete of our node fires that watch.  Without a
+ * session's id or memory for the watch, a plain listing.
+ */
+ZkReq *
+zk_get_children_watched(const char *dir)
+{
+	ZkHeld	   *h;
+
+	if (zh == NULL || zoo_client_id(zh)->client_id == 0)
+		return zk_get_children(dir);
+	h = calloc(1, sizeof(ZkHeld));
+	if (h != NULL && (h->dir = strdup(dir)) == NULL)
+	{
+		free(h);
+		h = NULL;
+	}
+	if (h == NULL)
+		return zk_get_children(dir);
+	h->session = zoo_client_id(zh)->client_id;
+	h->state = HELD_LISTING;
+	h->in_client = true;
+	h->dropped = true;
+	h->by_listing = true;
+	h->sent_at_us = mono_us();
+	pthread_mutex_lock(&shared_mu);
+	list_append_locked(&listings, h);
+	pthread_mutex_unlock(&shared_mu);
+	return get_children_then(dir, held_watcher, h, listing_answered_locked, h);
+}
+
+/*
+ * The child watch of a listing of the directory of `path` (our node, just
+ * granted) that nothing has fired since its answer, taken for `path`'s
+ * hold: armed at once.  NULL if there is none.  Any such watch will do:
+ * it was set after our create (the create's own change would have fired
+ * it otherwise, and the client runs that event before the create's
+ * answer, which the caller has seen).
+ */
+static ZkHeld *
+take_listing_watch(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	size_t		dirlen = slash ? (size_t) (slash - path) : 0;
+	int64		session = zoo_client_id(zh)->client_id;
+	char	   *copy;
+	ZkHeld	   *h;
+
+	if (slash == NULL)
+		return NULL;
+	copy = strdup(path);
+	if (copy == NULL)
+		return NULL;
+	pthread_mutex_lock(&shared_mu);
+	for (h = listings.next; h != &listings; h = h->next)
+		if (h->state == HELD_LISTED && h->in_client && h->by_listing &&
+			h->session == session && strncmp(h->dir, path, dirlen) == 0 &&
+			h->dir[dirlen] == '\0')
+			break;
+	if (h != &listings)
+	{
+		h->prev->next = h->next;
+		h->next->prev = h->prev;
+		list_append_locked(&helds, h);
+		h->path = copy;
+		h->dropped = false;
+		h->state = HELD_ARMED;
+		copy = NULL;
+	}
+	else
+		h = NULL;
+	pthread_mutex_unlock(&shared_mu);
+	free(copy);
+	return h;
+}
+
+/*
  * Watch `path`, a node of this session that a recipe holds from now on,
  * until zk_held_drop().  Sends the getData that sets the watch and does
  * not wait for it.  NULL without a session (the recipes hear of its end),
@@ -281,6 +435,9 @@ zk_held_watch(const char *path)
 
 	if (zh == NULL || handle_is_dead())
 		return NULL;
+	h = take_listing_watch(path);
+	if (h != NULL)
+		return h;
 	h = calloc(1, sizeof(ZkHeld));
 	if (h != NULL && (h->path = strdup(path)) == NULL)
 	{
@@ -301,10 +458,7 @@ zk_held_watch(const char *path)
 	h->in_client = true;
 	h->sent_at_us = mono_us();
 	pthread_mutex_lock(&shared_mu);
-	h->next = &helds;
-	h->prev = helds.prev;
-	helds.prev->next = h;
-	helds.prev = h;
+	list_append_locked(&helds, h);
 	pthread_mutex_unlock(&shared_mu);
 	held_send(zh, h);
 	return h;

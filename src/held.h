@@ -10,6 +10,7 @@
 typedef struct ZkHeld ZkHeld;
 
 extern ZkHeld *zk_held_watch(const char *path);
+extern struct ZkReq *zk_get_children_watched(const char *dir);
 extern void zk_held_drop(ZkHeld *h);
 extern bool zk_held_gone(const ZkHeld *h);
 extern bool zk_held_confirm(const ZkHeld *h, int timeout_ms);

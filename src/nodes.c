@@ -42,7 +42,7 @@
 #include "nls.h"
 #include "session.h"
 #include "releases.h"
-#include "nodes.h"
+#include "held.h"
 #include "nodes.h"
 
 /*
@@ -301,7 +301,14 @@ zk_protected_create(ZkProtected *pn, const char *dir, const char *suffix,
 							dir, attempts - 1)));
 		pn->create = zk_create(prefix, data, datalen, ZOO_EPHEMERAL_SEQUENTIAL);
 		if (children)
-			g = zk_get_children(dir);
+		{
+			/*
+			 * The server answers in order, so once the listing is answered
+			 * the create is too: one wake-up for both.
+			 */
+			g = zk_get_children_watched(dir);
+			zk_wait(g, 0, false);
+		}
 		rc = zk_call(pn->create);
 		if (rc == ZOK)
 		{
@@ -363,7 +370,7 @@ collect_creates(ZkProtected *pns, int k, ZkReq **cr, char **prefixes,
 		if (rc == ZOK)
 		{
 			strlcpy(pns[i].node, zk_req_path(cr[i]), ZKSYNC_PATH_MAX);
-			children[i] = zk_get_children(dirs[i]);
+			children[i] = zk_get_children_watched(dirs[i]);
 		}
 		else if (rc == ZNONODE)
 		{
@@ -442,7 +449,7 @@ create_each(ZkProtected *pns, int k, char **prefixes, char **dirs,
 			zk_reconnect_or_error("create", dirs[0]);
 			for (i = 0; i < k; i++)
 				if (pns[i].node[0] == '\0' && find_own_node(&pns[i]))
-					children[i] = zk_get_children(dirs[i]);
+					children[i] = zk_get_children_watched(dirs[i]);
 		}
 		else if (missing == 0)
 			return;
@@ -539,7 +546,7 @@ create_chunk(ZkProtected *pns, int k, char **prefixes, char **dirs,
 								   k, k, attempts - 1)));
 		m = zk_create_many(k, prefixes, data, datalen);
 		for (i = 0; i < k; i++)
-			children[i] = zk_get_children(dirs[i]);
+			children[i] = zk_get_children_watched(dirs[i]);
 		rc = zk_call(m);
 		if (rc == ZOK)
 		{

@@ -190,14 +190,16 @@ release_done(int rc, const void *data)
 		req_notify_locked(&rel->notify, rc);
 		drop_release_locked(rel);
 	}
-	pthread_mutex_unlock(&shared_mu);
-	wake_backend();
+	note_wake_locked(NULL);
+	unlock_and_wake();
 }
 
 /*
  * client thread or backend, shared_mu held: queue the delete of `path` for
  * the watchdog to send (it sends REL_RETRY releases once connected).
- * Returns NULL if out of memory.
+ * Returns NULL if out of memory.  The caller wakes the watchdog unless it
+ * sends the delete itself at once (a wake-up per release costs the
+ * watchdog a context switch on every lock cycle).
  */
 static ZkRelease *
 queue_release_locked(const char *path, ZkReq *notify)
@@ -217,7 +219,6 @@ queue_release_locked(const char *path, ZkReq *notify)
 	rel->notify = notify;
 	rel->next = releases;
 	releases = rel;
-	pthread_cond_signal(&watchdog_cv);
 	return rel;
 }
 
@@ -271,8 +272,8 @@ carry_done(int rc, const void *data)
 	}
 	req_set_path_locked(req, copy);
 	req_finish_locked(req, rc);
-	pthread_mutex_unlock(&shared_mu);
-	wake_backend();
+	note_wake_locked(NULL);
+	unlock_and_wake();
 }
 
 /*
@@ -348,6 +349,7 @@ hunt_create_done_locked(ZkReq *req, int rc, void *ctx)
 			hunt->state = HUNT_SEARCH;
 			return;
 		}
+		pthread_cond_signal(&watchdog_cv);
 		drop_hunt_locked(hunt, ZOK);
 	}
 	else if (rc_is_answer(rc) || rc == ZSESSIONEXPIRED || rc == ZCLOSING)
@@ -392,7 +394,10 @@ hunt_list_done(int rc, const struct String_vector *strings, const void *data)
 			if (len < 0 || len >= (int) sizeof(path))
 				continue;		/* too long to be one of ours */
 			if (queue_release_locked(path, hunt->notify))
+			{
 				hunt->notify = NULL;
+				pthread_cond_signal(&watchdog_cv);
+			}
 			else
 			{
 				/* out of memory: the session must go, with the node */
@@ -412,8 +417,8 @@ hunt_list_done(int rc, const struct String_vector *strings, const void *data)
 		note_refusal_locked(rc, hunt->dir);
 		drop_hunt_locked(hunt, rc);
 	}
-	pthread_mutex_unlock(&shared_mu);
-	wake_backend();
+	note_wake_locked(NULL);
+	unlock_and_wake();
 }
 
 /*
@@ -745,6 +750,8 @@ zk_release_node(const char *path, int wait_ms, bool nothrow)
 		}
 		rel->sent_at_us = now;
 	}
+	if (rel && !send_now)
+		pthread_cond_signal(&watchdog_cv);	/* held back, or for a reconnect */
 	pthread_mutex_unlock(&shared_mu);
 	last_release_us = now;
 

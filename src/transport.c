@@ -108,6 +108,20 @@ static int64 answered_at_us = 0;
 /* Written once by the backend before any thread exists; read by threads. */
 static int	event_fd = -1;
 
+/*
+ * The backend's sleep, guarded by shared_mu (see note_wake_locked):
+ * whether it sleeps in sleep_once, the one request it waits for there (or
+ * NULL: anything), a count of the news that could end its wait, and
+ * whether the eventfd must be written once shared_mu is let go.
+ */
+static bool backend_asleep = false;
+static const ZkReq *awaited_req = NULL;
+static uint64 wake_seq = 0;
+static bool wake_owed = false;
+
+/* backend only: wake_seq when sleep_once last looked */
+static uint64 wake_seq_seen = 0;
+
 /* The backend's wait: its latch, postmaster death and event_fd. */
 static WaitEventSet *wait_set = NULL;
 
@@ -129,15 +143,56 @@ mono_us(void)
  * ===================================================================
  */
 
-/* client thread: wake the backend's wait loop */
+/*
+ * client thread (or backend), shared_mu held: news for the backend's wait.
+ * `req` is the request answered, NULL for anything else (a watch, a
+ * session event, a release applied, a held node found gone).  Only a wait
+ * that could end on it is woken: a wait for one request (zk_wait, which
+ * looks at nothing else) only by that request's answer, any other wait by
+ * everything.  A backend that is
+ * not asleep is not signalled at all: it sees the news through wake_seq
+ * before it next sleeps.  Each signal costs a write here and a wake-up,
+ * a read and a context switch in the backend, so this keeps them to the
+ * ones a wait needs (docs/performance.md).
+ */
+void
+note_wake_locked(const ZkReq *req)
+{
+	if (awaited_req != NULL && req != awaited_req)
+		return;					/* the backend waits for one request only */
+	wake_seq++;
+	if (backend_asleep)
+	{
+		backend_asleep = false;
+		wake_owed = true;
+	}
+}
+
+/* client thread (or backend): let go of shared_mu, then signal if owed */
+void
+unlock_and_wake(void)
+{
+	bool		signal = wake_owed;
+
+	wake_owed = false;
+	pthread_mutex_unlock(&shared_mu);
+	if (signal)
+	{
+		uint64		one = 1;
+		ssize_t		r;
+
+		r = write(event_fd, &one, sizeof(one));
+		(void) r;				/* a full counter still wakes the reader */
+	}
+}
+
+/* client thread: wake any wait of the backend (takes shared_mu) */
 void
 wake_backend(void)
 {
-	uint64		one = 1;
-	ssize_t		r;
-
-	r = write(event_fd, &one, sizeof(one));
-	(void) r;					/* a full counter still wakes the reader */
+	pthread_mutex_lock(&shared_mu);
+	note_wake_locked(NULL);
+	unlock_and_wake();
 }
 
 /* shared_mu held: take a request off the `live` list */
@@ -197,6 +252,7 @@ req_finish_locked(ZkReq *req, int rc)
 	req->rc = rc;
 	req->done = true;
 	note_answer_locked(rc, req->sent_at_us);
+	note_wake_locked(req);
 	if (req->then)
 	{
 		ZkReqThen	then = req->then;
@@ -237,8 +293,7 @@ rc_done(int rc, const void *data)
 
 	pthread_mutex_lock(&shared_mu);
 	req_finish_locked(req, rc);
-	pthread_mutex_unlock(&shared_mu);
-	wake_backend();
+	unlock_and_wake();
 }
 
 /* client thread: a sync is done; its value says nothing we need */
@@ -258,8 +313,7 @@ stat_done(int rc, const struct Stat *stat, const void *data)
 	if (rc == ZOK && stat)
 		req->stat = *stat;
 	req_finish_locked(req, rc);
-	pthread_mutex_unlock(&shared_mu);
-	wake_backend();
+	unlock_and_wake();
 }
 
 /* client thread */
@@ -277,8 +331,7 @@ create_done(int rc, const char *value, const struct Stat *stat,
 	if (rc == ZOK && stat)
 		req->stat = *stat;
 	req_finish_locked(req, rc);
-	pthread_mutex_unlock(&shared_mu);
-	wake_backend();
+	unlock_and_wake();
 }
 
 /* client thread */
@@ -310,8 +363,7 @@ data_done(int rc, const char *value, int value_len, const struct Stat *stat,
 	if (rc == ZOK && stat)
 		req->stat = *stat;
 	req_finish_locked(req, rc);
-	pthread_mutex_unlock(&shared_mu);
-	wake_backend();
+	unlock_and_wake();
 }
 
 /* client thread */
@@ -341,8 +393,7 @@ strings_done(int rc, const struct String_vector *strings, const void *data)
 	req->children = copy;
 	req->nchildren = n;
 	req_finish_locked(req, rc);
-	pthread_mutex_unlock(&shared_mu);
-	wake_backend();
+	unlock_and_wake();
 }
 
 /*
@@ -382,8 +433,7 @@ acl_done(int rc, struct ACL_vector *acl, struct Stat *stat, const void *data)
 	if (rc == ZOK && stat)
 		req->stat = *stat;
 	req_finish_locked(req, rc);
-	pthread_mutex_unlock(&shared_mu);
-	wake_backend();
+	unlock_and_wake();
 }
 
 /*
@@ -423,8 +473,7 @@ many_done(int rc, const void *data)
 	req->children = copy;
 	req->nchildren = n;
 	req_finish_locked(req, rc);
-	pthread_mutex_unlock(&shared_mu);
-	wake_backend();
+	unlock_and_wake();
 }
 
 /*
@@ -439,8 +488,8 @@ watcher(zhandle_t *h, int type, int state, const char *path, void *ctx)
 	watch_events++;
 	if (type == ZOO_SESSION_EVENT && state == ZOO_CONNECTED_STATE)
 		connected_events++;
-	pthread_mutex_unlock(&shared_mu);
-	wake_backend();
+	note_wake_locked(NULL);
+	unlock_and_wake();
 }
 
 /* shared_mu held: is a request of the backend's overdue (ZOOKEEPER-4537)? */
@@ -707,14 +756,17 @@ zk_events_seen(void)
 /*
  * The wait loop's one step.  Sleep until a reply, a watch, a hand-off or
  * an interrupt may have changed something, or `deadline` (0: none)
- * passes.  Returns false if the deadline has passed.  Services interrupts
- * (so may throw) unless `nothrow`.
+ * passes; with `req` (not NULL), only its answer counts among the replies
+ * and watches.  Returns false if the deadline has passed.  Services
+ * interrupts (so may throw) unless `nothrow`.  News that came since the
+ * last call returns at once, without sleeping.
  */
-bool
-sleep_once(TimestampTz deadline, bool nothrow)
+static bool
+sleep_for(const ZkReq *req, TimestampTz deadline, bool nothrow)
 {
 	long		timeout_ms = -1;
 	WaitEvent	event;
+	int			n;
 
 	if (deadline != 0)
 	{
@@ -724,7 +776,26 @@ sleep_once(TimestampTz deadline, bool nothrow)
 			return false;
 		timeout_ms = (long) ((deadline - now + 999) / 1000);
 	}
-	if (WaitEventSetWait(wait_set, timeout_ms, &event, 1, PG_WAIT_EXTENSION) == 1)
+	pthread_mutex_lock(&shared_mu);
+	if (wake_seq != wake_seq_seen)
+	{
+		wake_seq_seen = wake_seq;
+		pthread_mutex_unlock(&shared_mu);
+		drain_client_log();
+		return true;
+	}
+	backend_asleep = true;
+	awaited_req = req;
+	pthread_mutex_unlock(&shared_mu);
+
+	n = WaitEventSetWait(wait_set, timeout_ms, &event, 1, PG_WAIT_EXTENSION);
+
+	pthread_mutex_lock(&shared_mu);
+	backend_asleep = false;
+	awaited_req = NULL;
+	wake_seq_seen = wake_seq;
+	pthread_mutex_unlock(&shared_mu);
+	if (n == 1)
 	{
 		if (event.events & WL_SOCKET_READABLE)
 		{
@@ -745,6 +816,13 @@ sleep_once(TimestampTz deadline, bool nothrow)
 	return true;
 }
 
+/* sleep_for() any news */
+bool
+sleep_once(TimestampTz deadline, bool nothrow)
+{
+	return sleep_for(NULL, deadline, nothrow);
+}
+
 /*
  * Wait until `req` is done, or `deadline` (0: none) passes.  Unless
  * `nothrow`, interrupts are serviced, so this may throw (query cancel,
@@ -763,7 +841,7 @@ zk_wait(ZkReq *req, TimestampTz deadline, bool nothrow)
 		pthread_mutex_unlock(&shared_mu);
 		if (ready)
 			return ZKW_DONE;
-		if (!sleep_once(deadline, nothrow))
+		if (!sleep_for(req, deadline, nothrow))
 			return ZKW_TIMEOUT;
 	}
 }
@@ -1044,6 +1122,23 @@ zk_get_children(const char *path)
 	ZkReq	   *req = req_new();
 
 	return req_sent(req, zoo_aget_children(zh, path, 0, strings_done, req));
+}
+
+/*
+ * The children of `path`, and a watch for the next change to them that
+ * runs `fn` with `ctx`; `then` runs, under shared_mu, when the listing is
+ * answered (see req_finish_locked), even if the backend abandoned it.
+ */
+ZkReq *
+get_children_then(const char *path, watcher_fn fn, void *ctx,
+					 ZkReqThen then, void *then_ctx)
+{
+	ZkReq	   *req = req_new();
+
+	req->then = then;
+	req->then_ctx = then_ctx;
+	return req_sent(req, zoo_awget_children(zh, path, fn, ctx, strings_done,
+											req));
 }
 
 /* The children of `path`, and a watch for the next change to them */

@@ -76,8 +76,10 @@ extern struct ACL_vector *node_acl;
 
 extern int64 mono_us(void);
 
-/* client thread: wake the backend's wait loop */
+/* client thread: wake the backend's wait loop (takes shared_mu) */
 extern void wake_backend(void);
+extern void note_wake_locked(const struct ZkReq *req);
+extern void unlock_and_wake(void);
 
 /* client thread: the session watcher and every node watch */
 extern void watcher(zhandle_t *h, int type, int state, const char *path,
@@ -100,6 +102,8 @@ extern bool req_overdue_locked(int64 now);
 /* What runs, under shared_mu, when a request handed over is answered */
 typedef void (*ZkReqThen) (ZkReq *req, int rc, void *ctx);
 extern void req_hand_over_locked(ZkReq *req, ZkReqThen then, void *ctx);
+extern ZkReq *get_children_then(const char *path, watcher_fn fn, void *ctx,
+								   ZkReqThen then, void *then_ctx);
 
 /*
  * One ZooKeeper multi we send (creates, deletes, or deletes and a create),
