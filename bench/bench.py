@@ -473,15 +473,72 @@ class Bench:
                               backends, secs)
 
     def zksync_parallel(self, backends, secs, release):
-        """`backends` backends, backend k cycling on its own lock par<k>."""
-        return self.contended(zksync_worker, (self.a.pg_host, self.a.pg_port, self.root,
-                                              [RELEASE_GUC + " = " + release], "par%d"),
-                              backends, secs)
+        """`backends` backends, backend k cycling on its own lock par<k>,
+        driven by pgbench (see pgbench_parallel)."""
+        return self.pgbench_parallel("SELECT zksync_write_lock('par' || :client_id);\n"
+                                     "SELECT zksync_write_unlock('par' || :client_id);\n",
+                                     backends, secs, ["-c %s=%s" % (RELEASE_GUC, release)])
 
     def advisory_parallel(self, backends, secs):
         """`backends` backends, backend k cycling on its own advisory lock."""
-        return self.contended(zksync_worker, (self.a.pg_host, self.a.pg_port, self.root, [], "advisory"),
-                              backends, secs)
+        return self.pgbench_parallel("SELECT pg_advisory_lock(5000 + :client_id);\n"
+                                     "SELECT pg_advisory_unlock(5000 + :client_id);\n",
+                                     backends, secs, [])
+
+    def pgbench_parallel(self, script, backends, secs, options):
+        """Cycles per second of `backends` backends each running `script`
+        (one cycle) in a loop, driven by pgbench (prepared statements, two
+        driver threads): a C client, as the floor is, so that the driver
+        takes little of the machine.  pgbench runs a second of warm-up
+        first; the CPU of the backends (all their threads) and of pgbench
+        is read over the `secs` seconds after it, and the rate is pgbench's
+        progress over the same seconds.  Sets self.cpu as contended()."""
+        with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
+            f.write(script)
+        os.chmod(f.name, 0o644)
+        app = "bench-par-%d" % os.getpid()
+        env = dict(os.environ, PGAPPNAME=app,
+                   PGOPTIONS=" ".join(["-c zksync.root=%s" % self.root] + options))
+        pgbench = os.path.join(subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True,
+                                              check=True).stdout.strip(), "pgbench")
+        p = subprocess.Popen([pgbench, "-h", self.a.pg_host, "-p", str(self.a.pg_port), "-U", "postgres",
+                              "-n", "-M", "prepared", "-c", str(backends), "-j", "2",
+                              "-T", str(int(secs + 3)), "-P", "1", "-f", f.name, "postgres"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        try:
+            time.sleep(1.5)
+            conn = self.pg("bench-par-probe")
+            cur = conn.cursor()
+            cur.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s", (app,))
+            pids = [r[0] for r in cur.fetchall()] + [p.pid]
+            conn.close()
+            if len(pids) != backends + 1:
+                raise RuntimeError("pgbench has %d of its %d backends" % (len(pids) - 1, backends))
+            t0 = time.time()
+            u0, busy0 = {q: thread_usage(q) for q in pids}, machine_busy()
+            time.sleep(secs)
+            u1, busy1 = {q: thread_usage(q) for q in pids}, machine_busy()
+            t1 = time.time()
+            out, err = p.communicate(timeout=secs + 60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+            os.unlink(f.name)
+        if p.returncode != 0:
+            raise RuntimeError("pgbench failed: %s" % err.strip()[-500:])
+        # "progress: 3.0 s, 1234.5 tps, ..." lines cover the second before each time
+        rates = [float(x) for x in re.findall(r"progress: [\d.]+ s, ([\d.]+) tps", err)]
+        # pgbench started about 1.5 s before t0: its seconds 2 .. 1 + secs are the window
+        window = rates[2:2 + int(secs)] or rates
+        rate = statistics.mean(window)
+        cycles = rate * secs
+
+        def cpu(q):
+            return sum(u1[q][t][0] - u0[q][t][0] for t in u1.get(q, {}) if t in u0.get(q, {})) / 1e9
+
+        self.cpu = dict(cycles=cycles, client=sum(cpu(q) for q in pids[:-1]), driver=cpu(p.pid),
+                        busy=(busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]))
+        return rate
 
     def kazoo_contended(self, procs, secs):
         return self.contended(kazoo_worker, (self.a.zk_hosts, self.root + "/kazoo/contended"), procs, secs)
@@ -716,12 +773,8 @@ def zksync_worker(k, host, port, root, sets, name, ready, start, secs, q):
         name = name % k
     c = connect(host, port, root, "bench-contended", sets)
     cur = c.cursor()
-    if name == "advisory":
-        cur.execute("PREPARE l AS SELECT pg_advisory_lock(%s)", (5000 + k,))
-        cur.execute("PREPARE u AS SELECT pg_advisory_unlock(%s)", (5000 + k,))
-    else:
-        cur.execute("PREPARE l AS SELECT zksync_write_lock(%s)", (name,))
-        cur.execute("PREPARE u AS SELECT zksync_write_unlock(%s)", (name,))
+    cur.execute("PREPARE l AS SELECT zksync_write_lock(%s)", (name,))
+    cur.execute("PREPARE u AS SELECT zksync_write_unlock(%s)", (name,))
     cur.execute("EXECUTE l")
     cur.execute("EXECUTE u")
     cur.execute("SELECT pg_backend_pid()")
@@ -784,7 +837,11 @@ THREAD_LABELS = {1: "ZooKeeper I/O thread", 2: "ZooKeeper completion thread", 3:
 def thread_usage(pid):
     """{tid: (CPU ns, context switches)} of every thread of a process."""
     out = {}
-    for t in os.listdir("/proc/%d/task" % pid):
+    try:
+        tasks = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return out
+    for t in tasks:
         try:
             with open("/proc/%d/task/%s/schedstat" % (pid, t)) as f:
                 ns = int(f.read().split()[0])
@@ -1055,7 +1112,7 @@ def main():
                     help="runs of each hand-over of the operators phase (default 10, 4 with 2 rounds or fewer)")
     ap.add_argument("--cpu-cycles", type=int, default=0,
                     help="cycles of each round of the CPU-per-cycle phase (default 1500, 300 with 2 rounds or fewer)")
-    ap.add_argument("--only", choices=["operators", "uncontended", "cpu"],
+    ap.add_argument("--only", choices=["operators", "uncontended", "cpu", "bulk", "parallel"],
                     help="run only this phase and print its tables (OUT/results.md is left alone)")
     ap.add_argument("--machine", default="")
     a = ap.parse_args()
@@ -1069,6 +1126,25 @@ def main():
         ops_lines, ops_ratios = operators_lines(*operators(b, a))
         print("\n".join(ops_lines + ["| ratio | value | target | met | from |", "|---|---|---|---|---|"]
                         + ops_ratios))
+        return
+
+    if a.only == "bulk":
+        runs = a.bulk_runs or max(1, a.rounds // 2)
+        bulk, _ = b.bulk(a.bulk_names, runs)
+        med = {k: statistics.median(x[0] for x in bulk[k]) / 1000 for k in ("array", "floor")}
+        print("%d-name array call / its C-client floor: %.2f (medians %.1f / %.1f ms; array runs %s)"
+              % (a.bulk_names, med["array"] / med["floor"], med["array"], med["floor"],
+                 " / ".join("%.1f (%s made again)" % (x[0] / 1000, x[2]) for x in bulk["array"])))
+        return
+
+    if a.only == "parallel":
+        K = a.sessions
+        for name, fn in (("zksync-on", lambda: b.zksync_parallel(K, a.contention_secs, "on")),
+                         ("floor-pipelined", lambda: b.floor_parallel("pipelined", K, a.contention_secs)),
+                         ("advisory", lambda: b.advisory_parallel(K, a.contention_secs))):
+            rate = fn()
+            print("%s, %d sessions: %.0f cycles/s, lock client's CPU %.0f us per cycle, machine busy %.0f%%"
+                  % (name, K, rate, 1e6 * b.cpu["client"] / max(1, b.cpu["cycles"]), 100 * b.cpu["busy"]))
         return
 
     cpu_n = a.cpu_cycles or (300 if a.rounds <= 2 else 1500)
@@ -1203,8 +1279,9 @@ def main():
                         100 * statistics.mean(c["busy"] for c in par_cpu[k])))
     driver = sum(c["driver"] for k in ("zksync-on", "zksync-off") for c in par_cpu[k])
     lines.append("")
-    lines.append("Lock client: zksync's backends (all their threads), the floor's process. The backends' "
-                 "Python driver adds %.0f us per cycle; machine CPU: all %d cores, anything running."
+    lines.append("Lock client: the backends (all their threads), the floor's process. The backends are "
+                 "driven by pgbench (C, prepared statements, 2 threads), which adds %.0f us per cycle "
+                 "to zksync's; machine CPU: all %d cores, anything running."
                  % (1e6 * driver / max(1, sum(c["cycles"] for k in ("zksync-on", "zksync-off")
                                                for c in par_cpu[k])), os.cpu_count()))
     lines.append("")

@@ -208,6 +208,7 @@ held_watcher(zhandle_t *handle, int type, int state, const char *path,
 			again = true;
 			h->sent_at_us = mono_us();
 			h->state = HELD_ARMING;
+			wake_watchdog_locked(); /* it watches the getData */
 		}
 		else
 		{
@@ -221,6 +222,7 @@ held_watcher(zhandle_t *handle, int type, int state, const char *path,
 		again = true;
 		h->sent_at_us = mono_us();
 		h->state = HELD_ARMING;
+		wake_watchdog_locked(); /* it watches the getData */
 	}
 	else
 	{
@@ -244,6 +246,26 @@ held_watcher(zhandle_t *handle, int type, int state, const char *path,
 		held_send(handle, h);
 	if (wake)
 		wake_backend();
+}
+
+/*
+ * shared_mu held: how long the watchdog may sleep (at most `sleep_us`): a
+ * tick while a getData waits to be sent again, else until the oldest one
+ * in flight may be overdue.
+ */
+int64
+next_held_due_us_locked(int64 now, int64 sleep_us)
+{
+	ZkHeld	   *held;
+
+	for (held = helds.next; held != &helds; held = held->next)
+	{
+		if (held->state == HELD_RETRY && !held->dropped)
+			sleep_us = Min(sleep_us, ZK_TICK_MS * 1000L);
+		else if (held->state == HELD_ARMING && held->in_client)
+			sleep_us = Min(sleep_us, ZK_OVERDUE_DUE_US(held->sent_at_us, now));
+	}
+	return sleep_us;
 }
 
 /* shared_mu held: is a held node's getData unanswered for too long? */
@@ -459,6 +481,7 @@ zk_held_watch(const char *path)
 	h->sent_at_us = mono_us();
 	pthread_mutex_lock(&shared_mu);
 	list_append_locked(&helds, h);
+	wake_watchdog_locked();		/* it watches the getData */
 	pthread_mutex_unlock(&shared_mu);
 	held_send(zh, h);
 	return h;

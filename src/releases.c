@@ -62,6 +62,7 @@ struct ZkRelease
 	int64		sent_at_us;		/* or, while held back, when released */
 	ZkReq	   *notify;			/* finished once the delete is applied, or
 								 * must wait for a reconnect; then NULL */
+	bool		awaited;		/* the backend waits for it (and pokes) */
 	struct ZkRelease *next;
 };
 static ZkRelease *releases = NULL;
@@ -135,6 +136,7 @@ static zhandle_t *zh_of_deletes = NULL;
 #define ZK_CARRY_MAX 8
 
 static void send_batched_deletes(void);
+static void stop_awaiting_releases(void);
 
 /* ===================================================================
  * Client thread side.  Nothing here may call a PostgreSQL function.
@@ -217,6 +219,7 @@ queue_release_locked(const char *path, ZkReq *notify)
 	rel->state = REL_RETRY;
 	rel->sent_at_us = 0;
 	rel->notify = notify;
+	rel->awaited = false;
 	rel->next = releases;
 	releases = rel;
 	return rel;
@@ -435,15 +438,39 @@ send_hunt(zhandle_t *h, ZkHunt *hunt)
 
 /* ---- what the watchdog picks, shared_mu held ---- */
 
-/* How long to sleep (at most `sleep_us`) to wake for the first held-back release */
+/*
+ * How long the watchdog may sleep (at most `sleep_us`): until the first
+ * held-back release is due; a tick while a release or a hunt waits to be
+ * sent again; until a release that nobody waits for may be overdue (the
+ * backend watches those it waits for).
+ */
 int64
-next_held_back_due_us_locked(int64 now, int64 sleep_us)
+next_release_due_us_locked(int64 now, int64 sleep_us)
 {
 	ZkRelease  *rel;
+	ZkHunt	   *hunt;
 
 	for (rel = releases; rel; rel = rel->next)
+	{
 		if (rel->state == REL_HELD_BACK)
 			sleep_us = Min(sleep_us, Max(rel->sent_at_us + ZK_RELEASE_HOLD_US - now, 100));
+		else if (rel->state == REL_RETRY)
+			sleep_us = Min(sleep_us, ZK_TICK_MS * 1000L);
+		else if (!rel->awaited ||
+				 (rel->notify && req_abandoned_locked(rel->notify)))
+			sleep_us = Min(sleep_us, ZK_OVERDUE_DUE_US(rel->sent_at_us, now));
+		else
+		{
+			/*
+			 * The backend waits for it and pokes itself; look anyway once
+			 * it should have (a safety net, not woken for).
+			 */
+			sleep_us = Min(sleep_us, ZK_OVERDUE_DUE_US(rel->sent_at_us + ZK_SILENT_US, now));
+		}
+	}
+	for (hunt = hunts; hunt; hunt = hunt->next)
+		if (hunt->state == HUNT_SEARCH)
+			sleep_us = Min(sleep_us, ZK_TICK_MS * 1000L);
 	return sleep_us;
 }
 
@@ -493,6 +520,7 @@ pick_retry_releases_locked(ZkRelease **out, int n, int max, int64 now)
 		{
 			rel->state = REL_SENT;
 			rel->sent_at_us = now;
+			rel->awaited = false;
 			out[n++] = rel;
 		}
 	return n;
@@ -661,7 +689,42 @@ zk_await_releases(int wait_ms, bool nothrow)
 			break;
 		sleep_once(silence_check_deadline(deadline), nothrow);
 	}
+	stop_awaiting_releases();
 	check_refused();
+}
+
+/*
+ * The backend waits no longer for the releases in flight: they go on in
+ * the background, watched by the watchdog.  Never throws.
+ */
+static void
+stop_awaiting_releases(void)
+{
+	ZkRelease  *rel;
+	bool		any = false;
+
+	pthread_mutex_lock(&shared_mu);
+	for (rel = releases; rel; rel = rel->next)
+		if (rel->awaited)
+		{
+			rel->awaited = false;
+			any = true;
+		}
+	if (any)
+		wake_watchdog_locked();
+	pthread_mutex_unlock(&shared_mu);
+}
+
+/* shared_mu held: is a release the backend waits for in flight? */
+bool
+releases_awaited_locked(void)
+{
+	ZkRelease  *rel;
+
+	for (rel = releases; rel; rel = rel->next)
+		if (rel->awaited && rel->state == REL_SENT)
+			return true;
+	return false;
 }
 
 /* A delete of ours was refused: say so and close the session.  Never throws. */
@@ -750,8 +813,13 @@ zk_release_node(const char *path, int wait_ms, bool nothrow)
 		}
 		rel->sent_at_us = now;
 	}
+	if (rel)
+		rel->awaited = send_now &&
+			(notify != NULL || zksync_synchronous_release);
 	if (rel && !send_now)
 		pthread_cond_signal(&watchdog_cv);	/* held back, or for a reconnect */
+	else if (rel && !rel->awaited)
+		wake_watchdog_locked(); /* nobody waits for it: the watchdog watches */
 	pthread_mutex_unlock(&shared_mu);
 	last_release_us = now;
 

@@ -492,6 +492,29 @@ watcher(zhandle_t *h, int type, int state, const char *path, void *ctx)
 	unlock_and_wake();
 }
 
+/* shared_mu held: has the backend stopped caring about `req` (see zk_req_free)? */
+bool
+req_abandoned_locked(const ZkReq *req)
+{
+	return req->abandoned;
+}
+
+/*
+ * shared_mu held: how long the watchdog may sleep (at most `sleep_us`) and
+ * still look at an abandoned request in flight once it is overdue.  The
+ * backend looks after the requests it waits for itself (sleep_for).
+ */
+int64
+next_abandoned_due_us_locked(int64 now, int64 sleep_us)
+{
+	ZkReq	   *req;
+
+	for (req = live.next; req != &live; req = req->next)
+		if (req->abandoned && !req->done)
+			sleep_us = Min(sleep_us, ZK_OVERDUE_DUE_US(req->sent_at_us, now));
+	return sleep_us;
+}
+
 /* shared_mu held: is a request of the backend's overdue (ZOOKEEPER-4537)? */
 bool
 req_overdue_locked(int64 now)
@@ -690,7 +713,10 @@ free_or_abandon_locked(ZkReq *req)
 		free_req(req);
 	}
 	else
+	{
 		req->abandoned = true;
+		wake_watchdog_locked(); /* nobody waits for it now: it watches */
+	}
 }
 
 /*
@@ -767,6 +793,8 @@ sleep_for(const ZkReq *req, TimestampTz deadline, bool nothrow)
 	long		timeout_ms = -1;
 	WaitEvent	event;
 	int			n;
+	bool		capped = false;
+	ZkReq	   *r;
 
 	if (deadline != 0)
 	{
@@ -784,11 +812,27 @@ sleep_for(const ZkReq *req, TimestampTz deadline, bool nothrow)
 		drain_client_log();
 		return true;
 	}
+
+	/*
+	 * The requests this backend waits for are its own to watch for
+	 * ZOOKEEPER-4537, not the watchdog's: wake up when one may be overdue.
+	 */
+	for (r = live.next; r != &live; r = r->next)
+		if (!r->done && !r->abandoned)
+			break;
+	if ((r != &live || releases_awaited_locked()) &&
+		(timeout_ms < 0 || timeout_ms > ZK_OVERDUE_US / 1000))
+	{
+		timeout_ms = ZK_OVERDUE_US / 1000;
+		capped = true;
+	}
 	backend_asleep = true;
 	awaited_req = req;
 	pthread_mutex_unlock(&shared_mu);
 
 	n = WaitEventSetWait(wait_set, timeout_ms, &event, 1, PG_WAIT_EXTENSION);
+	if (n == 0 && capped && zh != NULL)
+		poke_if_overdue(zh);
 
 	pthread_mutex_lock(&shared_mu);
 	backend_asleep = false;

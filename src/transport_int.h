@@ -55,8 +55,21 @@
  * waiter elsewhere does not wait for a lock nobody is about to take.
  */
 #define ZK_RELEASE_HOLD_US	2000
-/* How often the watchdog looks at outstanding requests. */
+/*
+ * How often the watchdog looks again while it has retries to send, or
+ * while something it watches is overdue and poked.
+ */
 #define ZK_TICK_MS			50
+/* How long the watchdog sleeps when nothing is due (a safety net only) */
+#define ZK_IDLE_TICK_MS		1000
+
+/*
+ * When a watched request sent at `sent_us` next needs a look, as a sleep
+ * from `now` (us): when it becomes overdue, or a tick on if it is.
+ */
+#define ZK_OVERDUE_DUE_US(sent_us, now) \
+	((sent_us) + ZK_OVERDUE_US > (now) ? (sent_us) + ZK_OVERDUE_US - (now) : \
+	 ZK_TICK_MS * 1000L)
 
 /* ---- shared state ---- */
 
@@ -98,6 +111,8 @@ extern ZkReq *req_alloc(void);
 extern void req_finish_locked(ZkReq *req, int rc);
 extern void req_notify_locked(ZkReq **notify, int rc);
 extern bool req_overdue_locked(int64 now);
+extern bool req_abandoned_locked(const ZkReq *req);
+extern int64 next_abandoned_due_us_locked(int64 now, int64 sleep_us);
 
 /* What runs, under shared_mu, when a request handed over is answered */
 typedef void (*ZkReqThen) (ZkReq *req, int rc, void *ctx);
@@ -145,10 +160,11 @@ extern bool send_create_carrying_releases(ZkReq *req, const char *path,
 										  int flags);
 extern void check_refused(void);
 extern void forget_releases_locked(void);
-extern int64 next_held_back_due_us_locked(int64 now, int64 sleep_us);
+extern int64 next_release_due_us_locked(int64 now, int64 sleep_us);
 extern int	pick_due_releases_locked(ZkRelease **out, int n, int max,
 									 int64 now);
 extern bool releases_overdue_locked(int64 now);
+extern bool releases_awaited_locked(void);
 extern int	pick_retry_releases_locked(ZkRelease **out, int n, int max,
 									   int64 now);
 extern void send_release(zhandle_t *h, ZkRelease *rel);
@@ -161,6 +177,7 @@ extern void send_hunt(zhandle_t *h, ZkHunt *hunt);
 
 extern void forget_held_in_client_locked(void);
 extern bool held_overdue_locked(int64 now);
+extern int64 next_held_due_us_locked(int64 now, int64 sleep_us);
 extern int	pick_held_to_arm_locked(ZkHeld **out, int max, int64 now);
 extern void held_send(zhandle_t *handle, ZkHeld *h);
 extern uint64 helds_gone_count(void);
@@ -171,6 +188,8 @@ extern bool start_watchdog(zhandle_t *h);
 extern void stop_watchdog(void);
 extern bool watchdog_is_running(void);
 extern void forget_poke_locked(void);
+extern void wake_watchdog_locked(void);
+extern void poke_if_overdue(zhandle_t *h);
 
 /* client thread: keep the client's log lines for the backend */
 extern void log_to_ring(const char *message);

@@ -8,10 +8,15 @@
  * session reaches the server (ZOOKEEPER-4537).  The client sends no ping
  * while a request is outstanding, so a lone session would stall for 2/3 of
  * the session timeout and then drop its connection.  Whenever a request has
- * been outstanding for more than ZK_OVERDUE_US, the watchdog sends one
- * cheap read (exists on "/") on the same session, which unsticks the
- * server.  It runs whether or not the backend waits, so a delete in flight
- * while the backend sits idle is not stuck either.
+ * been outstanding for more than ZK_OVERDUE_US, one cheap read (exists on
+ * "/") goes out on the same session, which unsticks the server: sent by
+ * the backend for the requests it waits for (poke_if_overdue, from its
+ * wait), by the watchdog for those nobody waits for.  The watchdog sleeps
+ * until one of those may be overdue, or something else is due, and
+ * otherwise until woken (wake_watchdog_locked): a tick of its own on every
+ * busy backend would cost a context switch per lock cycle.  It runs
+ * whether or not the backend waits, so a delete in flight while the
+ * backend sits idle is not stuck either.
  *
  * The watchdog also sends what the other files queue for "once connected"
  * or "when the time is up": releases held back or failed on a connection
@@ -47,6 +52,7 @@ pthread_cond_t watchdog_cv = PTHREAD_COND_INITIALIZER;
 
 /* ---- guarded by shared_mu ---- */
 static bool watchdog_stop = false;
+static bool watchdog_idle = false;	/* asleep with nothing due */
 static bool poke_in_flight = false;
 static int64 poke_sent_us = 0;
 
@@ -91,16 +97,25 @@ poke_done(int rc, const struct Stat *stat, const void *data)
 }
 
 /*
- * shared_mu held: sleep until the next tick, or the first held-back
- * release is due, or someone signals watchdog_cv.
+ * shared_mu held: sleep until something is due (a held-back release, a
+ * retry, a request nobody waits for that may be overdue), or someone
+ * signals watchdog_cv.  With nothing due it sleeps ZK_IDLE_TICK_MS and is
+ * woken by wake_watchdog_locked() when there is: a backend cycling locks
+ * with its releases awaited never wakes it.
  */
 static void
 sleep_until_due_locked(void)
 {
 	struct timespec until;
-	int64		sleep_us;
+	int64		now = mono_us();
+	int64		sleep_us = ZK_IDLE_TICK_MS * 1000L;
 
-	sleep_us = next_held_back_due_us_locked(mono_us(), ZK_TICK_MS * 1000L);
+	sleep_us = next_release_due_us_locked(now, sleep_us);
+	sleep_us = next_held_due_us_locked(now, sleep_us);
+	sleep_us = next_abandoned_due_us_locked(now, sleep_us);
+	if (poke_in_flight)
+		sleep_us = Min(sleep_us, ZK_TICK_MS * 1000L);
+	watchdog_idle = sleep_us >= ZK_IDLE_TICK_MS * 1000L;
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_nsec += sleep_us * 1000L;
 	while (until.tv_nsec >= 1000000000L)
@@ -109,6 +124,21 @@ sleep_until_due_locked(void)
 		until.tv_nsec -= 1000000000L;
 	}
 	pthread_cond_timedwait(&watchdog_cv, &shared_mu, &until);
+	watchdog_idle = false;
+}
+
+/*
+ * shared_mu held (any thread): there is something for the watchdog to
+ * watch; wake it if it sleeps with nothing due.
+ */
+void
+wake_watchdog_locked(void)
+{
+	if (watchdog_idle)
+	{
+		watchdog_idle = false;
+		pthread_cond_signal(&watchdog_cv);
+	}
 }
 
 /*
@@ -148,6 +178,29 @@ pick_work_locked(zhandle_t *h, Picked *p)
 	p->nhunts = pick_hunts_locked(p->hunts, PICK_HUNTS);
 }
 
+/*
+ * Any thread, without shared_mu: send the poke now if something is overdue
+ * and no poke is out (the backend calls it when its own wait for a request
+ * has lasted ZK_OVERDUE_US).
+ */
+void
+poke_if_overdue(zhandle_t *h)
+{
+	Picked		p;
+
+	memset(&p, 0, sizeof(p));
+	pthread_mutex_lock(&shared_mu);
+	if (zoo_state(h) == ZOO_CONNECTED_STATE)
+		poke_if_overdue_locked(&p, mono_us());
+	pthread_mutex_unlock(&shared_mu);
+	if (p.poke && zoo_aexists(h, "/", 0, poke_done, NULL) != ZOK)
+	{
+		pthread_mutex_lock(&shared_mu);
+		poke_in_flight = false;
+		pthread_mutex_unlock(&shared_mu);
+	}
+}
+
 /* Send what was picked, without shared_mu (the client takes its own locks) */
 static void
 send_picked(zhandle_t *h, const Picked *p)
@@ -169,10 +222,10 @@ send_picked(zhandle_t *h, const Picked *p)
 }
 
 /*
- * watchdog thread: every ZK_TICK_MS, whatever the backend is doing, send
- * one cheap read if a request is overdue (ZOOKEEPER-4537), and send again
- * the releases that failed on a connection error; and send each held-back
- * release once its ZK_RELEASE_HOLD_US are up.  It calls only the
+ * watchdog thread: whenever something is due, whatever the backend is
+ * doing, send one cheap read if a request is overdue (ZOOKEEPER-4537),
+ * and send again the releases that failed on a connection error; and
+ * send each held-back release once its ZK_RELEASE_HOLD_US are up.  It calls only the
  * ZooKeeper client (which is thread-safe), never PostgreSQL, and never
  * while holding shared_mu.  It runs only while its handle is open:
  * close_handle() stops and joins it first.

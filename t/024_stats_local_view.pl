@@ -147,8 +147,15 @@ kill 'STOP', $b->{pid};
 my $expired = poll_until(sub { scalar(grep { m{/locks/p/} } zk_nodes()) == 0 }, 30);
 kill 'CONT', $b->{pid};
 ok($expired, 'the paused backend\'s session expired');
-$b->{s}->query('SELECT 1');
-settle($b);
+# the resumed client learns of the expiry when it reconnects: the backend's
+# next statements notice it once it has
+poll_until(
+	sub {
+		$b->{s}->query('SELECT 1');
+		settle($b);
+		stats()->{sessions_expired} > $before->{sessions_expired};
+	},
+	10);
 my $after = stats();
 is($after->{sessions_expired} - $before->{sessions_expired}, 1, 'one expiry counted');
 is($after->{lost} - $before->{lost}, 1, 'and its lock lost');
