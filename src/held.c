@@ -50,7 +50,8 @@ typedef enum ZkHeldState
 
 struct ZkHeld
 {
-	char	   *path;			/* the node (NULL for a listing's, until taken) */
+	char	   *path;			/* the node (NULL for a listing's, until
+								 * taken) */
 	char	   *dir;			/* a listing's: the directory listed */
 	int64		session;		/* the session that owns the node */
 	ZkHeldState state;
@@ -198,9 +199,9 @@ held_watcher(zhandle_t *handle, int type, int state, const char *path,
 	{
 		/*
 		 * The directory changed (a contender came or went, or our node was
-		 * deleted): from now on watch the node itself, and its getData
-		 * tells whether it is still there and ours.  A listing's watch that
-		 * no hold took is simply done.
+		 * deleted): from now on watch the node itself, and its getData tells
+		 * whether it is still there and ours.  A listing's watch that no hold
+		 * took is simply done.
 		 */
 		h->by_listing = false;
 		if (!h->dropped && h->state == HELD_ARMED)

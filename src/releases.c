@@ -462,8 +462,8 @@ next_release_due_us_locked(int64 now, int64 sleep_us)
 		else
 		{
 			/*
-			 * The backend waits for it and pokes itself; look anyway once
-			 * it should have (a safety net, not woken for).
+			 * The backend waits for it and pokes itself; look anyway once it
+			 * should have (a safety net, not woken for).
 			 */
 			sleep_us = Min(sleep_us, ZK_OVERDUE_DUE_US(rel->sent_at_us + ZK_SILENT_US, now));
 		}

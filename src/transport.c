@@ -109,10 +109,8 @@ static int64 answered_at_us = 0;
 static int	event_fd = -1;
 
 /*
- * The backend's sleep, guarded by shared_mu (see note_wake_locked):
- * whether it sleeps in sleep_once, the one request it waits for there (or
- * NULL: anything), a count of the news that could end its wait, and
- * whether the eventfd must be written once shared_mu is let go.
+ * The backend's sleep (note_wake_locked), guarded by shared_mu: asleep in
+ * sleep_for, for one request (NULL: anything); news so far; a signal owed.
  */
 static bool backend_asleep = false;
 static const ZkReq *awaited_req = NULL;
@@ -144,16 +142,10 @@ mono_us(void)
  */
 
 /*
- * client thread (or backend), shared_mu held: news for the backend's wait.
- * `req` is the request answered, NULL for anything else (a watch, a
- * session event, a release applied, a held node found gone).  Only a wait
- * that could end on it is woken: a wait for one request (zk_wait, which
- * looks at nothing else) only by that request's answer, any other wait by
- * everything.  A backend that is
- * not asleep is not signalled at all: it sees the news through wake_seq
- * before it next sleeps.  Each signal costs a write here and a wake-up,
- * a read and a context switch in the backend, so this keeps them to the
- * ones a wait needs (docs/performance.md).
+ * client thread (or backend), shared_mu held: news for the backend's wait:
+ * `req` answered, or (NULL) anything else.  Wakes only a sleeping backend,
+ * and only a wait that looks at it (docs/transport.md, "Wake-ups"); a busy
+ * one sees wake_seq move before it next sleeps.
  */
 void
 note_wake_locked(const ZkReq *req)
@@ -500,9 +492,8 @@ req_abandoned_locked(const ZkReq *req)
 }
 
 /*
- * shared_mu held: how long the watchdog may sleep (at most `sleep_us`) and
- * still look at an abandoned request in flight once it is overdue.  The
- * backend looks after the requests it waits for itself (sleep_for).
+ * shared_mu held: how long the watchdog may sleep (at most `sleep_us`) to
+ * see an abandoned request overdue (sleep_for watches the others).
  */
 int64
 next_abandoned_due_us_locked(int64 now, int64 sleep_us)
@@ -793,7 +784,7 @@ sleep_for(const ZkReq *req, TimestampTz deadline, bool nothrow)
 	long		timeout_ms = -1;
 	WaitEvent	event;
 	int			n;
-	bool		capped = false;
+	bool		capped;
 	ZkReq	   *r;
 
 	if (deadline != 0)
@@ -813,41 +804,35 @@ sleep_for(const ZkReq *req, TimestampTz deadline, bool nothrow)
 		return true;
 	}
 
-	/*
-	 * The requests this backend waits for are its own to watch for
-	 * ZOOKEEPER-4537, not the watchdog's: wake up when one may be overdue.
-	 */
-	for (r = live.next; r != &live; r = r->next)
-		if (!r->done && !r->abandoned)
-			break;
-	if ((r != &live || releases_awaited_locked()) &&
-		(timeout_ms < 0 || timeout_ms > ZK_OVERDUE_US / 1000))
-	{
+	/* what it waits for, the backend watches itself (ZOOKEEPER-4537) */
+	for (r = live.next; r != &live && (r->done || r->abandoned); r = r->next)
+		;
+	capped = (r != &live || releases_awaited_locked()) &&
+		(timeout_ms < 0 || timeout_ms > ZK_OVERDUE_US / 1000);
+	if (capped)
 		timeout_ms = ZK_OVERDUE_US / 1000;
-		capped = true;
-	}
 	backend_asleep = true;
 	awaited_req = req;
 	pthread_mutex_unlock(&shared_mu);
 
 	n = WaitEventSetWait(wait_set, timeout_ms, &event, 1, PG_WAIT_EXTENSION);
-	if (n == 0 && capped && zh != NULL)
-		poke_if_overdue(zh);
 
 	pthread_mutex_lock(&shared_mu);
 	backend_asleep = false;
 	awaited_req = NULL;
 	wake_seq_seen = wake_seq;
 	pthread_mutex_unlock(&shared_mu);
+	if (n == 0 && capped && zh != NULL)
+		poke_if_overdue(zh);
 	if (n == 1)
 	{
 		if (event.events & WL_SOCKET_READABLE)
 		{
 			uint64		buf;
-			ssize_t		r;
+			ssize_t		got;
 
-			r = read(event_fd, &buf, sizeof(buf));
-			(void) r;
+			got = read(event_fd, &buf, sizeof(buf));
+			(void) got;
 		}
 		if (event.events & WL_LATCH_SET)
 		{
@@ -1169,13 +1154,12 @@ zk_get_children(const char *path)
 }
 
 /*
- * The children of `path`, and a watch for the next change to them that
- * runs `fn` with `ctx`; `then` runs, under shared_mu, when the listing is
- * answered (see req_finish_locked), even if the backend abandoned it.
+ * zk_get_children_watch() with watcher `fn` and `ctx`; `then` runs when the
+ * listing is answered (req_finish_locked), even if abandoned.
  */
 ZkReq *
 get_children_then(const char *path, watcher_fn fn, void *ctx,
-					 ZkReqThen then, void *then_ctx)
+				  ZkReqThen then, void *then_ctx)
 {
 	ZkReq	   *req = req_new();
 

@@ -118,7 +118,7 @@ extern int64 next_abandoned_due_us_locked(int64 now, int64 sleep_us);
 typedef void (*ZkReqThen) (ZkReq *req, int rc, void *ctx);
 extern void req_hand_over_locked(ZkReq *req, ZkReqThen then, void *ctx);
 extern ZkReq *get_children_then(const char *path, watcher_fn fn, void *ctx,
-								   ZkReqThen then, void *then_ctx);
+								ZkReqThen then, void *then_ctx);
 
 /*
  * One ZooKeeper multi we send (creates, deletes, or deletes and a create),
