@@ -60,7 +60,17 @@ B's grant, and the ZooKeeper requests of B's session (the last client xid
 that the servers' cons shows).  --only
 operators runs that phase alone and prints its tables; --only uncontended
 runs the uncontended cycles alone and prints their table and zksync's
-cycle-time ratios to the floor (for a quick before and after).
+cycle-time ratios to the floor (for a quick before and after); --only cpu,
+--only bulk and --only parallel run the CPU-per-cycle phase, the 1000-name
+call and the 64-session runs alone.
+
+CPU per cycle (first, before anything else loads the servers): one warm
+backend cycling its own lock, thread by thread (the backend's, the
+ZooKeeper client's I/O and completion threads, the watchdog), beside the C
+floor's whole process (pipelined, delete awaited) and an advisory-lock
+cycle in a backend, alternated over rounds; with the 64-session runs' CPU
+(zksync and advisory locks driven by pgbench, a C client as the floor is),
+in the "CPU per cycle" table.
 
 Prints a table with medians, p99, worst cycle and the ratios (each with its
 target and whether it was met), writes OUT/results.md, OUT/latency.dat and
