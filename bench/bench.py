@@ -826,17 +826,14 @@ def kazoo_worker(k, hosts, path, ready, start, secs, q):
 
 def cpu_seconds(pid):
     """CPU time of a process, all its threads (the ZooKeeper client's
-    included): the scheduler's nanosecond counts, or else clock ticks."""
-    total = 0
-    try:
-        for t in os.listdir("/proc/%d/task" % pid):
-            with open("/proc/%d/task/%s/schedstat" % (pid, t)) as f:
-                total += int(f.read().split()[0])
-        return total / 1e9
-    except (OSError, ValueError, IndexError):
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    included): the scheduler's nanosecond counts (thread_usage), or else
+    clock ticks."""
+    threads = thread_usage(pid)
+    if threads:
+        return sum(ns for ns, _ in threads.values()) / 1e9
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # the threads of a backend after its own, in the order they start: the

@@ -190,37 +190,27 @@ held_watcher(zhandle_t *handle, int type, int state, const char *path,
 {
 	ZkHeld	   *h = (ZkHeld *) ctx;
 	bool		wake = false;
-	bool		again = false;
+	bool		again;
+	bool		listing;
 
 	if (type == ZOO_SESSION_EVENT)
 		return;
 	pthread_mutex_lock(&shared_mu);
-	if (h->by_listing)
+
+	/*
+	 * A listing's watch: the directory changed (a contender came or went, or
+	 * our node was deleted), so from now on watch the node itself, and its
+	 * getData tells whether it is still there and ours; one that no hold took
+	 * is simply done.  A node's watch: a change of its data used the watch
+	 * up, so set it again.  Either way the watch is spent.
+	 */
+	listing = h->by_listing;
+	h->by_listing = false;
+	again = !h->dropped &&
+		(listing ? h->state == HELD_ARMED :
+		 type == ZOO_CHANGED_EVENT && h->state != HELD_GONE);
+	if (again)
 	{
-		/*
-		 * The directory changed (a contender came or went, or our node was
-		 * deleted): from now on watch the node itself, and its getData tells
-		 * whether it is still there and ours.  A listing's watch that no hold
-		 * took is simply done.
-		 */
-		h->by_listing = false;
-		if (!h->dropped && h->state == HELD_ARMED)
-		{
-			again = true;
-			h->sent_at_us = mono_us();
-			h->state = HELD_ARMING;
-			wake_watchdog_locked(); /* it watches the getData */
-		}
-		else
-		{
-			h->in_client = false;
-			if (h->dropped)
-				held_free_locked(h);
-		}
-	}
-	else if (type == ZOO_CHANGED_EVENT && !h->dropped && h->state != HELD_GONE)
-	{
-		again = true;
 		h->sent_at_us = mono_us();
 		h->state = HELD_ARMING;
 		wake_watchdog_locked(); /* it watches the getData */
@@ -392,7 +382,6 @@ zk_get_children_watched(const char *dir)
 	h->in_client = true;
 	h->dropped = true;
 	h->by_listing = true;
-	h->sent_at_us = mono_us();
 	pthread_mutex_lock(&shared_mu);
 	list_append_locked(&listings, h);
 	pthread_mutex_unlock(&shared_mu);
@@ -422,10 +411,10 @@ take_listing_watch(const char *path)
 	if (copy == NULL)
 		return NULL;
 	pthread_mutex_lock(&shared_mu);
+	/* a listing's watch that fired or failed is freed at once: not here */
 	for (h = listings.next; h != &listings; h = h->next)
-		if (h->state == HELD_LISTED && h->in_client && h->by_listing &&
-			h->session == session && strncmp(h->dir, path, dirlen) == 0 &&
-			h->dir[dirlen] == '\0')
+		if (h->state == HELD_LISTED && h->session == session &&
+			strncmp(h->dir, path, dirlen) == 0 && h->dir[dirlen] == '\0')
 			break;
 	if (h != &listings)
 	{

@@ -814,12 +814,15 @@ zk_release_node(const char *path, int wait_ms, bool nothrow)
 		rel->sent_at_us = now;
 	}
 	if (rel)
+	{
 		rel->awaited = send_now &&
 			(notify != NULL || zksync_synchronous_release);
-	if (rel && !send_now)
-		pthread_cond_signal(&watchdog_cv);	/* held back, or for a reconnect */
-	else if (rel && !rel->awaited)
-		wake_watchdog_locked(); /* nobody waits for it: the watchdog watches */
+		if (!send_now)
+			pthread_cond_signal(&watchdog_cv);	/* held back, or for a
+												 * reconnect */
+		else if (!rel->awaited)
+			wake_watchdog_locked(); /* nobody waits for it: it watches */
+	}
 	pthread_mutex_unlock(&shared_mu);
 	last_release_us = now;
 
