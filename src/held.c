@@ -124,7 +124,7 @@ static void held_get_done(int rc, const char *value, int value_len,
 void
 held_send(zhandle_t *handle, ZkHeld *h)
 {
-	if (zoo_awget(handle, h->path, held_watcher, h, held_get_done, h) != ZOK)
+	if (CLIENT_CALL(zoo_awget(handle, h->path, held_watcher, h, held_get_done, h)) != ZOK)
 		held_get_done(ZCONNECTIONLOSS, NULL, 0, NULL, h);
 }
 
@@ -168,7 +168,7 @@ held_get_done(int rc, const char *value, int value_len,
 		{
 			if (h->state != HELD_GONE)
 				h->state = HELD_RETRY;
-			pthread_cond_signal(&watchdog_cv);
+			kick_watchdog_locked();
 		}
 		if (h->dropped)
 			held_free_locked(h);
@@ -229,7 +229,7 @@ held_watcher(zhandle_t *handle, int type, int state, const char *path,
 		{
 			/* the watch went some other way: set it again */
 			h->state = HELD_RETRY;
-			pthread_cond_signal(&watchdog_cv);
+			kick_watchdog_locked();
 		}
 	}
 	pthread_mutex_unlock(&shared_mu);
@@ -367,7 +367,7 @@ zk_get_children_watched(const char *dir)
 {
 	ZkHeld	   *h;
 
-	if (zh == NULL || zoo_client_id(zh)->client_id == 0)
+	if (zh == NULL || zk_session_id() == 0)
 		return zk_get_children(dir);
 	h = calloc(1, sizeof(ZkHeld));
 	if (h != NULL && (h->dir = strdup(dir)) == NULL)
@@ -377,7 +377,7 @@ zk_get_children_watched(const char *dir)
 	}
 	if (h == NULL)
 		return zk_get_children(dir);
-	h->session = zoo_client_id(zh)->client_id;
+	h->session = zk_session_id();
 	h->state = HELD_LISTING;
 	h->in_client = true;
 	h->dropped = true;
@@ -401,7 +401,7 @@ take_listing_watch(const char *path)
 {
 	const char *slash = strrchr(path, '/');
 	size_t		dirlen = slash ? (size_t) (slash - path) : 0;
-	int64		session = zoo_client_id(zh)->client_id;
+	int64		session = zk_session_id();
 	char	   *copy;
 	ZkHeld	   *h;
 
@@ -465,7 +465,7 @@ zk_held_watch(const char *path)
 		close_for_cause();
 		return NULL;
 	}
-	h->session = zoo_client_id(zh)->client_id;
+	h->session = zk_session_id();
 	h->state = HELD_ARMING;
 	h->in_client = true;
 	h->sent_at_us = mono_us();

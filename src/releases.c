@@ -310,7 +310,7 @@ deletes_done(int rc, const void *data)
 void
 send_release(zhandle_t *h, ZkRelease *rel)
 {
-	if (zoo_adelete(h, rel->path, -1, release_done, rel) != ZOK)
+	if (CLIENT_CALL(zoo_adelete(h, rel->path, -1, release_done, rel)) != ZOK)
 		release_done(ZCONNECTIONLOSS, rel);
 }
 
@@ -352,7 +352,7 @@ hunt_create_done_locked(ZkReq *req, int rc, void *ctx)
 			hunt->state = HUNT_SEARCH;
 			return;
 		}
-		pthread_cond_signal(&watchdog_cv);
+		kick_watchdog_locked();
 		drop_hunt_locked(hunt, ZOK);
 	}
 	else if (rc_is_answer(rc) || rc == ZSESSIONEXPIRED || rc == ZCLOSING)
@@ -360,7 +360,7 @@ hunt_create_done_locked(ZkReq *req, int rc, void *ctx)
 	else
 	{
 		hunt->state = HUNT_SEARCH;
-		pthread_cond_signal(&watchdog_cv);
+		kick_watchdog_locked();
 	}
 }
 
@@ -399,7 +399,7 @@ hunt_list_done(int rc, const struct String_vector *strings, const void *data)
 			if (queue_release_locked(path, hunt->notify))
 			{
 				hunt->notify = NULL;
-				pthread_cond_signal(&watchdog_cv);
+				kick_watchdog_locked();
 			}
 			else
 			{
@@ -431,8 +431,8 @@ hunt_list_done(int rc, const struct String_vector *strings, const void *data)
 void
 send_hunt(zhandle_t *h, ZkHunt *hunt)
 {
-	zoo_async(h, hunt->dir, hunt_sync_done, NULL);
-	if (zoo_aget_children(h, hunt->dir, 0, hunt_list_done, hunt) != ZOK)
+	CLIENT_CALL(zoo_async(h, hunt->dir, hunt_sync_done, NULL));
+	if (CLIENT_CALL(zoo_aget_children(h, hunt->dir, 0, hunt_list_done, hunt)) != ZOK)
 		hunt_list_done(ZCONNECTIONLOSS, NULL, hunt);
 }
 
@@ -649,7 +649,7 @@ send_create_carrying_releases(ZkReq *req, const char *path, const char *data,
 	}
 	multi_add_create(m, created, path, data, len, flags);
 	req_attach_multi(req, m);
-	rc = zoo_amulti(zh, m->n, m->ops, m->results, carry_done, req);
+	rc = CLIENT_CALL(zoo_amulti(zh, m->n, m->ops, m->results, carry_done, req));
 	if (rc != ZOK)
 		carry_done(rc, req);	/* ZINVALIDSTATE, or a marshalling error */
 	return true;
@@ -818,7 +818,7 @@ zk_release_node(const char *path, int wait_ms, bool nothrow)
 		rel->awaited = send_now &&
 			(notify != NULL || zksync_synchronous_release);
 		if (!send_now)
-			pthread_cond_signal(&watchdog_cv);	/* held back, or for a
+			kick_watchdog_locked();	/* held back, or for a
 												 * reconnect */
 		else if (!rel->awaited)
 			wake_watchdog_locked(); /* nobody waits for it: it watches */
@@ -871,7 +871,7 @@ send_batched_deletes(void)
 		multi_add_delete(d, batched_deletes[i], batched_deletes[i]->path);
 	nbatched_deletes = 0;
 	zh_of_deletes = zh;
-	if (zoo_amulti(zh, d->n, d->ops, d->results, deletes_done, d) != ZOK)
+	if (CLIENT_CALL(zoo_amulti(zh, d->n, d->ops, d->results, deletes_done, d)) != ZOK)
 		deletes_done(ZCONNECTIONLOSS, d);
 }
 
@@ -961,7 +961,7 @@ zk_abandon_create(ZkReq *create, const char *dir, const char *guid,
 	hunts = hunt;
 	if (create)
 		req_hand_over_locked(create, hunt_create_done_locked, hunt);
-	pthread_cond_signal(&watchdog_cv);
+	kick_watchdog_locked();
 	pthread_mutex_unlock(&shared_mu);
 
 	if (notify)

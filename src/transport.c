@@ -85,8 +85,7 @@ struct ZkReq
 	struct ZkReq *next;
 };
 
-/* ---- shared with the client's threads, guarded by shared_mu ---- */
-pthread_mutex_t shared_mu = PTHREAD_MUTEX_INITIALIZER;
+/* ---- shared with the watchdog thread, guarded by shared_mu ---- */
 static ZkReq live = {.prev = &live,.next = &live};	/* list head */
 static uint64 watch_events = 0;
 
@@ -782,8 +781,14 @@ static bool
 sleep_for(const ZkReq *req, TimestampTz deadline, bool nothrow)
 {
 	long		timeout_ms = -1;
-	WaitEvent	event;
-	int			n;
+	WaitEvent	events[4];
+	WaitEventSet *set;
+	int			n,
+				i,
+				fd = -1,
+				interest = 0;
+	int64		client_us = -1;
+	uint64		epoch = 0;
 	bool		capped;
 	ZkReq	   *r;
 
@@ -796,6 +801,9 @@ sleep_for(const ZkReq *req, TimestampTz deadline, bool nothrow)
 		timeout_ms = (long) ((deadline - now + 999) / 1000);
 	}
 	pthread_mutex_lock(&shared_mu);
+	/* what the client waits for; a timed-out connection may fail requests */
+	if (zh != NULL)
+		epoch = client_interest_locked(zh, &fd, &interest, &client_us);
 	if (wake_seq != wake_seq_seen)
 	{
 		wake_seq_seen = wake_seq;
@@ -811,22 +819,34 @@ sleep_for(const ZkReq *req, TimestampTz deadline, bool nothrow)
 		(timeout_ms < 0 || timeout_ms > ZK_OVERDUE_US / 1000);
 	if (capped)
 		timeout_ms = ZK_OVERDUE_US / 1000;
+	if (client_us >= 0 && (timeout_ms < 0 || client_us / 1000 < timeout_ms))
+		timeout_ms = (long) ((client_us + 999) / 1000);
+	if (zh != NULL)
+		backend_pump_begin_locked();
 	backend_asleep = true;
 	awaited_req = req;
 	pthread_mutex_unlock(&shared_mu);
 
-	n = WaitEventSetWait(wait_set, timeout_ms, &event, 1, PG_WAIT_EXTENSION);
+	/* the client's socket too: the backend reads its own answers */
+	set = wait_set_for(wait_set, fd, interest, event_fd);
+	n = WaitEventSetWait(set, timeout_ms, events, lengthof(events),
+						 PG_WAIT_EXTENSION);
 
 	pthread_mutex_lock(&shared_mu);
 	backend_asleep = false;
 	awaited_req = NULL;
+	if (zh != NULL)
+	{
+		backend_pump_end_locked();
+		client_process_locked(zh, epoch, wait_client_events(events, n, fd));
+	}
 	wake_seq_seen = wake_seq;
 	pthread_mutex_unlock(&shared_mu);
 	if (n == 0 && capped && zh != NULL)
 		poke_if_overdue(zh);
-	if (n == 1)
+	for (i = 0; i < n; i++)
 	{
-		if (event.events & WL_SOCKET_READABLE)
+		if (events[i].fd == event_fd && (events[i].events & WL_SOCKET_READABLE))
 		{
 			uint64		buf;
 			ssize_t		got;
@@ -834,7 +854,7 @@ sleep_for(const ZkReq *req, TimestampTz deadline, bool nothrow)
 			got = read(event_fd, &buf, sizeof(buf));
 			(void) got;
 		}
-		if (event.events & WL_LATCH_SET)
+		if (events[i].events & WL_LATCH_SET)
 		{
 			ResetLatch(MyLatch);
 			if (!nothrow)
@@ -1060,8 +1080,8 @@ zk_create(const char *path, const char *data, int len, int flags)
 
 	if (send_create_carrying_releases(req, path, data, len, flags))
 		return req;
-	return req_sent(req, zoo_acreate2(zh, path, data, len, node_acl, flags,
-									  create_done, req));
+	return req_sent(req, CLIENT_CALL(zoo_acreate2(zh, path, data, len, node_acl, flags,
+									  create_done, req)));
 }
 
 /*
@@ -1094,7 +1114,7 @@ zk_create_many(int n, char **paths, const char *data, int len)
 				 errmsg("out of memory")));
 	}
 	req->multi = m;
-	rc = zoo_amulti(zh, n, m->ops, m->results, many_done, req);
+	rc = CLIENT_CALL(zoo_amulti(zh, n, m->ops, m->results, many_done, req));
 	return req_sent(req, rc);
 }
 
@@ -1103,7 +1123,7 @@ zk_delete(const char *path)
 {
 	ZkReq	   *req = req_new();
 
-	return req_sent(req, zoo_adelete(zh, path, -1, rc_done, req));
+	return req_sent(req, CLIENT_CALL(zoo_adelete(zh, path, -1, rc_done, req)));
 }
 
 ZkReq *
@@ -1112,9 +1132,9 @@ zk_exists(const char *path, bool watch)
 	ZkReq	   *req = req_new();
 
 	if (watch)
-		return req_sent(req, zoo_awexists(zh, path, watcher, NULL,
-										  stat_done, req));
-	return req_sent(req, zoo_aexists(zh, path, 0, stat_done, req));
+		return req_sent(req, CLIENT_CALL(zoo_awexists(zh, path, watcher, NULL,
+										  stat_done, req)));
+	return req_sent(req, CLIENT_CALL(zoo_aexists(zh, path, 0, stat_done, req)));
 }
 
 /*
@@ -1129,8 +1149,8 @@ zk_get(const char *path, bool watch)
 	ZkReq	   *req = req_new();
 
 	if (watch)
-		return req_sent(req, zoo_awget(zh, path, watcher, NULL, data_done, req));
-	return req_sent(req, zoo_aget(zh, path, 0, data_done, req));
+		return req_sent(req, CLIENT_CALL(zoo_awget(zh, path, watcher, NULL, data_done, req)));
+	return req_sent(req, CLIENT_CALL(zoo_aget(zh, path, 0, data_done, req)));
 }
 
 /*
@@ -1142,7 +1162,7 @@ zk_sync(const char *path)
 {
 	ZkReq	   *req = req_new();
 
-	return req_sent(req, zoo_async(zh, path, sync_done, req));
+	return req_sent(req, CLIENT_CALL(zoo_async(zh, path, sync_done, req)));
 }
 
 ZkReq *
@@ -1150,7 +1170,7 @@ zk_get_children(const char *path)
 {
 	ZkReq	   *req = req_new();
 
-	return req_sent(req, zoo_aget_children(zh, path, 0, strings_done, req));
+	return req_sent(req, CLIENT_CALL(zoo_aget_children(zh, path, 0, strings_done, req)));
 }
 
 /*
@@ -1165,8 +1185,8 @@ get_children_then(const char *path, watcher_fn fn, void *ctx,
 
 	req->then = then;
 	req->then_ctx = then_ctx;
-	return req_sent(req, zoo_awget_children(zh, path, fn, ctx, strings_done,
-											req));
+	return req_sent(req, CLIENT_CALL(zoo_awget_children(zh, path, fn, ctx, strings_done,
+											req)));
 }
 
 /* The children of `path`, and a watch for the next change to them */
@@ -1175,8 +1195,8 @@ zk_get_children_watch(const char *path)
 {
 	ZkReq	   *req = req_new();
 
-	return req_sent(req, zoo_awget_children(zh, path, watcher, NULL,
-											strings_done, req));
+	return req_sent(req, CLIENT_CALL(zoo_awget_children(zh, path, watcher, NULL,
+											strings_done, req)));
 }
 
 /* Read the ACL of `path` (zk_req_acl()) */
@@ -1185,7 +1205,7 @@ zk_get_acl(const char *path)
 {
 	ZkReq	   *req = req_new();
 
-	return req_sent(req, zoo_aget_acl(zh, path, acl_done, req));
+	return req_sent(req, CLIENT_CALL(zoo_aget_acl(zh, path, acl_done, req)));
 }
 
 /* Set the data of `path` (any version) */
@@ -1194,5 +1214,5 @@ zk_set(const char *path, const char *data, int len)
 {
 	ZkReq	   *req = req_new();
 
-	return req_sent(req, zoo_aset(zh, path, data, len, -1, stat_done, req));
+	return req_sent(req, CLIENT_CALL(zoo_aset(zh, path, data, len, -1, stat_done, req)));
 }
