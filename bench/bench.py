@@ -65,8 +65,8 @@ cycle-time ratios to the floor (for a quick before and after); --only cpu,
 call and the 64-session runs alone.
 
 CPU per cycle (first, before anything else loads the servers): one warm
-backend cycling its own lock, thread by thread (the backend's, the
-ZooKeeper client's I/O and completion threads, the watchdog), beside the C
+backend cycling its own lock, thread by thread (the backend's, which
+reads its own answers, and the watchdog's), beside the C
 floor's whole process (pipelined, delete awaited) and an advisory-lock
 cycle in a backend, alternated over rounds; with the 64-session runs' CPU
 (zksync and advisory locks driven by pgbench, a C client as the floor is),
@@ -836,9 +836,9 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-# the threads of a backend after its own, in the order they start: the
-# ZooKeeper client's two, then zksync's watchdog
-THREAD_LABELS = {1: "ZooKeeper I/O thread", 2: "ZooKeeper completion thread", 3: "watchdog thread"}
+# the threads of a backend after its own: zksync's watchdog, which drives
+# the (single-threaded) ZooKeeper client while the backend does not wait
+THREAD_LABELS = {1: "watchdog thread"}
 
 
 def thread_usage(pid):

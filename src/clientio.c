@@ -44,13 +44,17 @@
 
 #include <limits.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "miscadmin.h"
 #include "storage/latch.h"
 #include "utils/memutils.h"
 
 #include "transport_int.h"
+
+static WaitEventSet *make_wait_set(int fd, int events);
 
 /* ---- guarded by shared_mu ---- */
 pthread_mutex_t shared_mu = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
@@ -60,8 +64,12 @@ static uint64 io_epoch = 0;		/* moves when that socket's number does */
 static bool backend_pumping = false;	/* the backend's wait polls it */
 static int64 pump_linger_until = 0; /* mono_us: the watchdog keeps off till */
 
+/* Written once by the backend before any thread exists; read by threads. */
+static int	event_fd = -1;
+
 /* ---- backend only ---- */
-static WaitEventSet *socket_set = NULL; /* the base events and the socket */
+static WaitEventSet *base_set = NULL;	/* latch, postmaster death, event_fd */
+static WaitEventSet *socket_set = NULL; /* the same and the socket */
 static int	socket_set_fd = -1;	/* the socket in it */
 static ino_t socket_set_ino = 0;	/* and its inode: a number can be reused */
 static int	socket_set_events = 0;
@@ -84,11 +92,15 @@ client_interest_locked(zhandle_t *h, int *fd, int *interest, int64 *wait_us)
 	rc = zookeeper_interest(h, fd, interest, &tv);
 	if (rc != ZOK && rc != ZNOTHING)
 	{
-		/* an error was handled inside (a reconnect comes); look again soon */
+		/*
+		 * A connection error was handled inside (a reconnect comes): look
+		 * again soon.  A handle that is dead (expired, auth failed) waits
+		 * for the backend to notice and close it: nothing to look for.
+		 */
 		*fd = -1;
 		*interest = 0;
 		tv.tv_sec = 0;
-		tv.tv_usec = 10000;
+		tv.tv_usec = rc == ZINVALIDSTATE ? ZK_IDLE_TICK_MS * 1000L : 10000;
 	}
 	*wait_us = (int64) tv.tv_sec * 1000000 + tv.tv_usec;
 	if (*fd != io_fd)
@@ -246,21 +258,66 @@ backend_pump_end_locked(void)
 }
 
 /*
- * The wait set for a wait on `base`'s events and on the client's socket
- * `fd` for `interest` (fd -1 or no interest: `base` itself).  The set is
- * made again only when the socket changes (a reconnect; the kernel drops
- * a closed socket from the set by itself, and a new one may get the same
+ * Make the eventfd the watchdog's thread wakes the backend through, and the
+ * wait set every wait of the backend starts from (its latch, postmaster
+ * death, the eventfd).  Once per backend; throws if the eventfd cannot be
+ * made.
+ */
+void
+open_wait_set(void)
+{
+	if (event_fd < 0)
+	{
+		event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (event_fd < 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not create an eventfd for the ZooKeeper client: %m")));
+	}
+	if (base_set == NULL)
+		base_set = make_wait_set(-1, 0);
+}
+
+/* A wait set on the latch, postmaster death, event_fd and socket `fd` */
+static WaitEventSet *
+make_wait_set(int fd, int events)
+{
+	WaitEventSet *set = CreateWaitEventSet(TopMemoryContext, fd < 0 ? 3 : 4);
+
+	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	AddWaitEventToSet(set, WL_SOCKET_READABLE, event_fd, NULL, NULL);
+	if (fd >= 0)
+		AddWaitEventToSet(set, events, fd, NULL, NULL);
+	return set;
+}
+
+/* any thread: wake the backend's wait */
+void
+signal_backend(void)
+{
+	uint64		one = 1;
+	ssize_t		r = write(event_fd, &one, sizeof(one));
+
+	(void) r;					/* a full counter still wakes the reader */
+}
+
+/*
+ * The wait set for a wait of the backend on the client's socket `fd` for
+ * `interest` too (fd -1 or no interest: the base set).  The set is made
+ * again only when the socket changes (a reconnect; the kernel drops a
+ * closed socket from the set by itself, and a new one may get the same
  * number, hence the inode).
  */
 WaitEventSet *
-wait_set_for(WaitEventSet *base, int fd, int interest, int event_fd)
+backend_wait_set(int fd, int interest)
 {
 	int			events = ((interest & ZOOKEEPER_READ) ? WL_SOCKET_READABLE : 0) |
 		((interest & ZOOKEEPER_WRITE) ? WL_SOCKET_WRITEABLE : 0);
 	struct stat st;
 
 	if (fd < 0 || events == 0)
-		return base;
+		return base_set;
 	if (fstat(fd, &st) != 0)
 		st.st_ino = 0;
 	if (socket_set != NULL &&
@@ -271,13 +328,7 @@ wait_set_for(WaitEventSet *base, int fd, int interest, int event_fd)
 	}
 	if (socket_set == NULL)
 	{
-		WaitEventSet *set = CreateWaitEventSet(TopMemoryContext, 4);
-
-		AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-		AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-		AddWaitEventToSet(set, WL_SOCKET_READABLE, event_fd, NULL, NULL);
-		AddWaitEventToSet(set, events, fd, NULL, NULL);
-		socket_set = set;
+		socket_set = make_wait_set(fd, events);
 		socket_set_fd = fd;
 		socket_set_ino = st.st_ino;
 		socket_set_events = events;
@@ -290,21 +341,34 @@ wait_set_for(WaitEventSet *base, int fd, int interest, int event_fd)
 	return socket_set;
 }
 
-/* The client's events in what a wait on the socket `fd` returned */
+/*
+ * What a wait of the backend returned: empty the eventfd if it was
+ * written, and say what the client's socket `fd` showed.
+ */
 int
-wait_client_events(const WaitEvent *events, int n, int fd)
+backend_wait_events(const WaitEvent *events, int n, int fd)
 {
 	int			i,
 				got = 0;
 
 	for (i = 0; i < n; i++)
-		if (events[i].fd == fd && fd >= 0)
+	{
+		if (events[i].fd == event_fd &&
+			(events[i].events & WL_SOCKET_READABLE))
+		{
+			uint64		buf;
+			ssize_t		r = read(event_fd, &buf, sizeof(buf));
+
+			(void) r;
+		}
+		else if (fd >= 0 && events[i].fd == fd)
 		{
 			if (events[i].events & WL_SOCKET_READABLE)
 				got |= ZOOKEEPER_READ;
 			if (events[i].events & WL_SOCKET_WRITEABLE)
 				got |= ZOOKEEPER_WRITE;
 		}
+	}
 	return got;
 }
 

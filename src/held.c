@@ -21,11 +21,11 @@
  * holds after a reconnect, and the server fires them for nodes deleted
  * meanwhile.
  *
- * A ZkHeld is shared with the client's threads (it is the context of the
+ * A ZkHeld is shared with the client (it is the context of the
  * getData and of the watch), so it is freed only once both sides are done
  * with it: the backend has dropped it (zk_held_drop) and the client holds
  * no request or watch with it (`in_client` false), or the handle is
- * closed (the client's threads are joined then).  All of it is guarded by
+ * closed (the watchdog is joined then).  All of it is guarded by
  * shared_mu.  What can go wrong: a ZkHeld freed while the client still
  * holds it as a watch's context (a write into freed memory when the watch
  * fires); a PostgreSQL call in the client-thread functions grouped below.
@@ -296,7 +296,7 @@ pick_held_to_arm_locked(ZkHeld **out, int max, int64 now)
 }
 
 /*
- * shared_mu held, the handle closed: the client's threads are gone, so
+ * shared_mu held, the handle closed: the client runs nothing more, so
  * nothing refers to a held node now.
  */
 void

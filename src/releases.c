@@ -19,7 +19,7 @@
  * transaction that held many locks ends in one round trip).
  *
  * Hunts.  A create whose outcome is unknown when its wait is interrupted
- * becomes a "hunt" (zk_abandon_create) that the client's threads finish:
+ * becomes a "hunt" (zk_abandon_create) that the client and the watchdog finish:
  * the node is deleted when the reply comes, or found by its GUID after a
  * sync and a listing once reconnected.  So an interrupted wait returns at
  * once, and nothing is left behind.
@@ -81,7 +81,7 @@ static char refused_path[ZKSYNC_PATH_MAX];
  * Abandoned creates ("hunts").  A wait that ends by an ERROR may not know
  * whether its create reached the server: the reply is still in flight, or
  * was lost with the connection.  It leaves a hunt and returns at once; the
- * client's threads finish the job without the backend:
+ * client and the watchdog finish the job without the backend:
  *
  *	 HUNT_CREATE	the create is in flight; its completion deletes the node
  *					it made, or, if its outcome is unknown, starts a search
@@ -129,7 +129,7 @@ static bool batching = false;
 static ZkRelease *batched_deletes[ZK_DELETE_BATCH];
 static int	nbatched_deletes = 0;
 
-/* the handle the client's threads resend a failed multi's deletes on */
+/* the handle a failed multi's deletes are sent again on */
 static zhandle_t *zh_of_deletes = NULL;
 
 /* At most this many held-back releases ride along with one create. */
@@ -922,7 +922,7 @@ new_hunt(const char *dir, const char *guid)
 /*
  * Give up a protected create whose outcome we do not know (the create is
  * in flight, `create` not NULL; or its reply was lost, `create` NULL): the
- * client's threads delete the node if one was made (see "hunts" above).
+ * client (and the watchdog) delete the node if one was made (see "hunts" above).
  * Waits up to `wait_ms`, only while connected, for that to be done, so
  * that in the usual case nothing is left when the caller's ERROR reaches
  * the client; otherwise it goes on in the background.  Takes over

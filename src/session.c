@@ -13,7 +13,7 @@
  * (zk_register_session_check); this layer calls no recipe by name.
  *
  * Known alive.  The client's own state says "connected" after the process
- * was stopped, until its I/O thread has run again, although the server may
+ * was stopped, until it has read from its socket again, although the server may
  * have expired the session meanwhile.  So we remember when the newest
  * request that the server answered was sent: the session lives at least a
  * session timeout after that (zk_session_known_alive), and grants and the
@@ -253,13 +253,18 @@ open_handle(void)
 	{
 		/*
 		 * By default the client resolves every host name of the connect
-		 * string each time its I/O thread polls, that is for every request
-		 * and reply: some netlink round trips each, a good part of a lock
-		 * cycle.  Resolve at most every ZK_RESOLVE_DELAY_MS instead (and
+		 * string each time it is asked what it waits for, that is for
+		 * every request and reply: some netlink round trips each, a good
+		 * part of a lock cycle.  Resolve at most every ZK_RESOLVE_DELAY_MS instead (and
 		 * always after a connection loss).
 		 */
 		zoo_set_servers_resolution_delay(zh, ZK_RESOLVE_DELAY_MS);
-		start_watchdog(zh);
+		if (!start_watchdog(zh))
+		{
+			/* nobody would keep the session alive between our waits */
+			zookeeper_close(zh);
+			zh = NULL;
+		}
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 
@@ -513,7 +518,7 @@ notice_lost_nodes(void)
  * session only after a whole timeout of silence, so the session lives for
  * two thirds of a timeout more at least.  The client's own state is not
  * enough: after the process was stopped (SIGSTOP, a VM pause), it says
- * "connected" until the client's I/O thread has run again, although the
+ * "connected" until the client has read from its socket again, although the
  * server may have expired the session long ago (docs/transport.md, "Known
  * alive").
  */

@@ -3,45 +3,46 @@
  *	  Requests to ZooKeeper, their completions, and the backend's wait.
  *
  * This file owns the thread boundary: a ZkReq (its fields are seen here
- * only), the completions that the client's threads run for it, the event
+ * only), the completions that the client runs for it, the event
  * counter that every watch moves, and the backend's one wait loop.  The
  * other files of the connection layer (transport_int.h) build on it.
  *
- * Threads.  We use the multi-threaded C client (libzookeeper_mt).  It runs
- * an I/O thread, which keeps the session alive with pings whatever the
- * backend is doing (a lock must stay held through a statement that runs
- * for many session timeouts), and a completion thread, which runs our
- * completion and watcher functions.  Those threads must never call a
- * PostgreSQL function: no palloc, no elog, no latch.  So the functions
- * they run (grouped below under "Client thread side") only copy results
- * into malloc'd memory under `shared_mu` and then write to an eventfd.
- * The backend sleeps in WaitEventSetWait() on that eventfd and its own
- * latch, so a wait is woken by a reply, by a watch, or by an interrupt,
- * whichever comes first.  The threads are created with every signal
- * blocked (session.c), so the kernel always delivers PostgreSQL's signals
- * to the backend thread.
+ * Threads.  We use the single-threaded C client (libzookeeper_st), which
+ * does its I/O in whichever thread calls it: the backend while it waits
+ * (sleep_for polls the client's socket beside the latch and reads its
+ * answers itself), our watchdog thread the rest of the time (it keeps the
+ * session alive with pings whatever the backend is doing: a lock must
+ * stay held through a statement that runs for many session timeouts).
+ * clientio.c says who drives the client when.  The completion and watcher
+ * functions the client runs (grouped below under "Client thread side")
+ * may run on the watchdog's thread, so they must never call a PostgreSQL
+ * function: no palloc, no elog, no latch.  They only copy results into
+ * malloc'd memory under `shared_mu`, and write to an eventfd if the
+ * backend sleeps.  The backend sleeps in WaitEventSetWait() on the
+ * client's socket, that eventfd and its own latch, so a wait is woken by a
+ * reply, by a watch, or by an interrupt, whichever comes first.  The
+ * watchdog is created with every signal blocked (session.c), so the
+ * kernel always delivers PostgreSQL's signals to the backend thread.
  *
  * Request lifetime.  A ZkReq is malloc'd by the backend, linked into the
- * `live` list, and handed to the client as the completion's data.  The
- * completion thread marks it done.  The backend frees it with
+ * `live` list, and handed to the client as the completion's data.  Its
+ * completion marks it done.  The backend frees it with
  * zk_req_free().  If the backend stops caring about a request that is
  * still in flight (an ERROR unwound the stack, a wait was cancelled), the
- * request is marked abandoned and the completion thread frees it when the
+ * request is marked abandoned and its completion frees it when the
  * reply comes, so a late reply never writes into freed memory.
  * zk_req_free_all(), called at (sub)transaction abort, abandons every
  * request that an ERROR left behind.
  *
  * What can go wrong: a result read before zk_wait() said the request is
- * done (a race with the completion thread); a PostgreSQL call slipped into
+ * done (a race with the watchdog's thread); a PostgreSQL call slipped into
  * a completion (a crash or a deadlock on the allocator); a request freed
  * twice, or used after zk_req_free_all().
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include <sys/eventfd.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "miscadmin.h"
 #include "storage/latch.h"
@@ -55,10 +56,11 @@
 #include "transport_int.h"
 
 /*
- * One asynchronous request to ZooKeeper.  The client's completion thread
- * fills in the result fields and then sets `done`; until zk_wait() has
- * reported the request done, the backend must not read them.  Results are
- * malloc'd (the completion thread may not palloc) and are freed with the
+ * One asynchronous request to ZooKeeper.  Its completion (on the backend's
+ * thread or the watchdog's, clientio.c) fills in the result fields and
+ * then sets `done`; until zk_wait() has reported the request done, the
+ * backend must not read them.  Results are
+ * malloc'd (the watchdog's thread may not palloc) and are freed with the
  * request by zk_req_free().
  */
 struct ZkReq
@@ -104,9 +106,6 @@ static int64 answered_sent_us = 0;
 /* When the newest answer from the server arrived (mono_us; 0: none). */
 static int64 answered_at_us = 0;
 
-/* Written once by the backend before any thread exists; read by threads. */
-static int	event_fd = -1;
-
 /*
  * The backend's sleep (note_wake_locked), guarded by shared_mu: asleep in
  * sleep_for, for one request (NULL: anything); news so far; a signal owed.
@@ -118,9 +117,6 @@ static bool wake_owed = false;
 
 /* backend only: wake_seq when sleep_once last looked */
 static uint64 wake_seq_seen = 0;
-
-/* The backend's wait: its latch, postmaster death and event_fd. */
-static WaitEventSet *wait_set = NULL;
 
 /*
  * Microseconds on a clock that keeps running while the process is stopped
@@ -168,13 +164,7 @@ unlock_and_wake(void)
 	wake_owed = false;
 	pthread_mutex_unlock(&shared_mu);
 	if (signal)
-	{
-		uint64		one = 1;
-		ssize_t		r;
-
-		r = write(event_fd, &one, sizeof(one));
-		(void) r;				/* a full counter still wakes the reader */
-	}
+		signal_backend();
 }
 
 /* client thread: wake any wait of the backend (takes shared_mu) */
@@ -610,34 +600,6 @@ silence_check_deadline(TimestampTz deadline)
 	return (deadline != 0 && deadline < soon) ? deadline : soon;
 }
 
-/*
- * Make the eventfd the client's threads wake us through, and the one wait
- * set every wait of this backend uses.  Once per backend; throws if the
- * eventfd cannot be made.
- */
-void
-open_wait_set(void)
-{
-	if (event_fd < 0)
-	{
-		event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		if (event_fd < 0)
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not create an eventfd for the ZooKeeper client: %m")));
-	}
-	if (wait_set == NULL)
-	{
-		/* one set for every wait of this backend: no epoll set per wait */
-		WaitEventSet *set = CreateWaitEventSet(TopMemoryContext, 3);
-
-		AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-		AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-		AddWaitEventToSet(set, WL_SOCKET_READABLE, event_fd, NULL, NULL);
-		wait_set = set;
-	}
-}
-
 /* A new request, linked into `live`; NULL if out of memory.  Never throws. */
 ZkReq *
 req_alloc(void)
@@ -828,7 +790,7 @@ sleep_for(const ZkReq *req, TimestampTz deadline, bool nothrow)
 	pthread_mutex_unlock(&shared_mu);
 
 	/* the client's socket too: the backend reads its own answers */
-	set = wait_set_for(wait_set, fd, interest, event_fd);
+	set = backend_wait_set(fd, interest);
 	n = WaitEventSetWait(set, timeout_ms, events, lengthof(events),
 						 PG_WAIT_EXTENSION);
 
@@ -838,29 +800,19 @@ sleep_for(const ZkReq *req, TimestampTz deadline, bool nothrow)
 	if (zh != NULL)
 	{
 		backend_pump_end_locked();
-		client_process_locked(zh, epoch, wait_client_events(events, n, fd));
+		client_process_locked(zh, epoch, backend_wait_events(events, n, fd));
 	}
 	wake_seq_seen = wake_seq;
 	pthread_mutex_unlock(&shared_mu);
 	if (n == 0 && capped && zh != NULL)
 		poke_if_overdue(zh);
 	for (i = 0; i < n; i++)
-	{
-		if (events[i].fd == event_fd && (events[i].events & WL_SOCKET_READABLE))
-		{
-			uint64		buf;
-			ssize_t		got;
-
-			got = read(event_fd, &buf, sizeof(buf));
-			(void) got;
-		}
 		if (events[i].events & WL_LATCH_SET)
 		{
 			ResetLatch(MyLatch);
 			if (!nothrow)
 				CHECK_FOR_INTERRUPTS();
 		}
-	}
 	drain_client_log();
 	return true;
 }

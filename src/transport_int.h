@@ -122,7 +122,6 @@ extern void forget_answers_locked(void);
 extern bool server_silent_since(int64 since_us);
 extern TimestampTz silence_check_deadline(TimestampTz deadline);
 
-extern void open_wait_set(void);
 extern bool sleep_once(TimestampTz deadline, bool nothrow);
 
 extern ZkReq *req_alloc(void);
@@ -140,7 +139,7 @@ extern ZkReq *get_children_then(const char *path, watcher_fn fn, void *ctx,
 
 /*
  * One ZooKeeper multi we send (creates, deletes, or deletes and a create),
- * kept until the reply; malloc'd, as the client's threads free it.
+ * kept until the reply; malloc'd, as its completion frees it.
  */
 typedef struct ZkRelease ZkRelease;
 typedef struct ZkMulti
@@ -172,9 +171,10 @@ extern bool watchdog_keeps_off_locked(int64 now, int64 *until_us);
 extern int	watchdog_poll(int fd, int interest, int wake_fd, int64 wait_us);
 extern void backend_pump_begin_locked(void);
 extern void backend_pump_end_locked(void);
-extern WaitEventSet *wait_set_for(WaitEventSet *base, int fd, int interest,
-								  int event_fd);
-extern int	wait_client_events(const WaitEvent *events, int n, int fd);
+extern void open_wait_set(void);
+extern void signal_backend(void);
+extern WaitEventSet *backend_wait_set(int fd, int interest);
+extern int	backend_wait_events(const WaitEvent *events, int n, int fd);
 extern void forget_client_io_locked(void);
 
 /* ---- session.c ---- */

@@ -1,7 +1,16 @@
 /*-------------------------------------------------------------------------
  * watchdog.c
- *	  Our own thread beside the client's: pokes for stuck requests, sends
- *	  the queued work of the connection layer; and the client's log ring.
+ *	  Our one thread: drives the client while the backend does not, pokes
+ *	  for stuck requests, sends the queued work of the connection layer;
+ *	  and the client's log ring.
+ *
+ * Driving the client.  The client (libzookeeper_st) has no thread of its
+ * own.  The watchdog calls it whenever the backend does not wait on it
+ * (clientio.c): it sleeps in poll(2) on the client's socket and on an
+ * eventfd of its own, for as long as the client allows (its next ping or
+ * timeout) and nothing else is due, and lets the client read what came.
+ * So the session stays alive and watches fire while the backend runs a
+ * long statement or sits idle.
  *
  * Stuck requests.  ZooKeeper 3.6.0-3.8.0 servers (Debian 12 ships 3.8.0)
  * can leave a request unanswered until some other request from the same
@@ -22,8 +31,8 @@
  * or "when the time is up": releases held back or failed on a connection
  * error (releases.c), searches for abandoned creates (releases.c), and
  * the getData that arms a held node's watch again (held.c).  Like the
- * client's threads, it never calls PostgreSQL and takes no signals; it
- * picks its work under shared_mu and sends it without.
+ * client's completions, it never calls PostgreSQL and takes no signals; it
+ * picks its work and sends it under shared_mu.
  *
  * Logging.  The client would print to stderr, i.e. the server log.  Its
  * messages go through log_to_ring() (client thread) into a small ring that
@@ -258,7 +267,7 @@ poke_if_overdue(zhandle_t *h)
 	}
 }
 
-/* Send what was picked, without shared_mu (the client takes its own locks) */
+/* Send what was picked (any thread; shared_mu is taken for each call) */
 static void
 send_picked(zhandle_t *h, const Picked *p)
 {
@@ -279,12 +288,12 @@ send_picked(zhandle_t *h, const Picked *p)
 }
 
 /*
- * watchdog thread: whenever something is due, whatever the backend is
- * doing, send one cheap read if a request is overdue (ZOOKEEPER-4537),
- * and send again the releases that failed on a connection error; and
- * send each held-back release once its ZK_RELEASE_HOLD_US are up.  It calls only the
- * ZooKeeper client (which is thread-safe), never PostgreSQL, and never
- * while holding shared_mu.  It runs only while its handle is open:
+ * watchdog thread: drive the client while the backend does not; whenever
+ * something is due, whatever the backend is doing, send one cheap read if
+ * a request is overdue (ZOOKEEPER-4537), and send again the releases that
+ * failed on a connection error; and send each held-back release once its
+ * ZK_RELEASE_HOLD_US are up.  It calls only the ZooKeeper client (under
+ * shared_mu), never PostgreSQL.  It runs only while its handle is open:
  * close_handle() stops and joins it first.
  */
 static void *
