@@ -43,6 +43,8 @@
 #include "postgres.h"
 
 #include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
@@ -62,6 +64,8 @@ pthread_mutex_t shared_mu = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
 static int	io_fd = -1;			/* the client's socket when last asked */
 static uint64 io_epoch = 0;		/* moves when that socket's number does */
 static bool backend_pumping = false;	/* the backend's wait polls it */
+static int	sends_depth = 0;	/* client_sends_begin() not ended */
+static int	corked_fd = -1;		/* the socket corked by the outermost */
 static int64 pump_linger_until = 0; /* mono_us: the watchdog keeps off till */
 
 /* Written once by the backend before any thread exists; read by threads. */
@@ -70,7 +74,7 @@ static int	event_fd = -1;
 /* ---- backend only ---- */
 static WaitEventSet *base_set = NULL;	/* latch, postmaster death, event_fd */
 static WaitEventSet *socket_set = NULL; /* the same and the socket */
-static int	socket_set_fd = -1;	/* the socket in it */
+static int	socket_set_fd = -1; /* the socket in it */
 static ino_t socket_set_ino = 0;	/* and its inode: a number can be reused */
 static int	socket_set_events = 0;
 
@@ -94,8 +98,8 @@ client_interest_locked(zhandle_t *h, int *fd, int *interest, int64 *wait_us)
 	{
 		/*
 		 * A connection error was handled inside (a reconnect comes): look
-		 * again soon.  A handle that is dead (expired, auth failed) waits
-		 * for the backend to notice and close it: nothing to look for.
+		 * again soon.  A handle that is dead (expired, auth failed) waits for
+		 * the backend to notice and close it: nothing to look for.
 		 */
 		*fd = -1;
 		*interest = 0;
@@ -173,6 +177,49 @@ client_pump_nowait(zhandle_t *h)
 			client_process_locked(h, epoch, client_events(p.revents));
 	}
 	pthread_mutex_unlock(&shared_mu);
+}
+
+/*
+ * Any thread, shared_mu held: the requests sent until the matching
+ * client_sends_end() go out together.  The client writes each request in
+ * two pieces (its length, then the rest), each a TCP segment of its own,
+ * and every segment costs the server's side a wake-up; corked, the kernel
+ * sends them in as few segments as fit.  Nests.
+ */
+void
+client_sends_begin_locked(void)
+{
+	int			on = 1;
+
+	if (sends_depth++ > 0 || io_fd < 0)
+		return;
+	if (setsockopt(io_fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on)) == 0)
+		corked_fd = io_fd;
+}
+
+/* Any thread, shared_mu held: the outermost end sends what was corked */
+void
+client_sends_end_locked(void)
+{
+	if (sends_depth > 0 && --sends_depth == 0)
+		client_sends_flush_locked();
+}
+
+/*
+ * Any thread, shared_mu held: send what is corked now, and forget any
+ * batch left open (an ERROR between begin and end; a wait, which must
+ * not keep its own requests back).
+ */
+void
+client_sends_flush_locked(void)
+{
+	int			off = 0;
+
+	sends_depth = 0;
+	if (corked_fd < 0)
+		return;
+	(void) setsockopt(corked_fd, IPPROTO_TCP, TCP_CORK, &off, sizeof(off));
+	corked_fd = -1;
 }
 
 /* ---- the watchdog's side ---- */
@@ -313,7 +360,7 @@ WaitEventSet *
 backend_wait_set(int fd, int interest)
 {
 	int			events = ((interest & ZOOKEEPER_READ) ? WL_SOCKET_READABLE : 0) |
-		((interest & ZOOKEEPER_WRITE) ? WL_SOCKET_WRITEABLE : 0);
+	((interest & ZOOKEEPER_WRITE) ? WL_SOCKET_WRITEABLE : 0);
 	struct stat st;
 
 	if (fd < 0 || events == 0)
@@ -376,6 +423,7 @@ backend_wait_events(const WaitEvent *events, int n, int fd)
 void
 forget_client_io_locked(void)
 {
+	client_sends_flush_locked();
 	io_fd = -1;
 	io_epoch++;
 	backend_pumping = false;

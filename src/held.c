@@ -124,7 +124,7 @@ static void held_get_done(int rc, const char *value, int value_len,
 void
 held_send(zhandle_t *handle, ZkHeld *h)
 {
-	if (CLIENT_CALL(zoo_awget(handle, h->path, held_watcher, h, held_get_done, h)) != ZOK)
+	if (CLIENT_SEND(zoo_awget(handle, h->path, held_watcher, h, held_get_done, h)) != ZOK)
 		held_get_done(ZCONNECTIONLOSS, NULL, 0, NULL, h);
 }
 

@@ -299,6 +299,7 @@ zk_protected_create(ZkProtected *pn, const char *dir, const char *suffix,
 					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
 					 errmsg("could not create a node under \"%s\" after %d attempts",
 							dir, attempts - 1)));
+		zk_sends_begin();		/* the create and its listing travel together */
 		pn->create = zk_create(prefix, data, datalen, ZOO_EPHEMERAL_SEQUENTIAL);
 		if (children)
 		{
@@ -307,8 +308,11 @@ zk_protected_create(ZkProtected *pn, const char *dir, const char *suffix,
 			 * the create is too: one wake-up for both.
 			 */
 			g = zk_get_children_watched(dir);
+			zk_sends_end();
 			zk_wait(g, 0, false);
 		}
+		else
+			zk_sends_end();
 		rc = zk_call(pn->create);
 		if (rc == ZOK)
 		{

@@ -310,7 +310,7 @@ deletes_done(int rc, const void *data)
 void
 send_release(zhandle_t *h, ZkRelease *rel)
 {
-	if (CLIENT_CALL(zoo_adelete(h, rel->path, -1, release_done, rel)) != ZOK)
+	if (CLIENT_SEND(zoo_adelete(h, rel->path, -1, release_done, rel)) != ZOK)
 		release_done(ZCONNECTIONLOSS, rel);
 }
 
@@ -431,8 +431,8 @@ hunt_list_done(int rc, const struct String_vector *strings, const void *data)
 void
 send_hunt(zhandle_t *h, ZkHunt *hunt)
 {
-	CLIENT_CALL(zoo_async(h, hunt->dir, hunt_sync_done, NULL));
-	if (CLIENT_CALL(zoo_aget_children(h, hunt->dir, 0, hunt_list_done, hunt)) != ZOK)
+	CLIENT_SEND(zoo_async(h, hunt->dir, hunt_sync_done, NULL));
+	if (CLIENT_SEND(zoo_aget_children(h, hunt->dir, 0, hunt_list_done, hunt)) != ZOK)
 		hunt_list_done(ZCONNECTIONLOSS, NULL, hunt);
 }
 
@@ -649,7 +649,7 @@ send_create_carrying_releases(ZkReq *req, const char *path, const char *data,
 	}
 	multi_add_create(m, created, path, data, len, flags);
 	req_attach_multi(req, m);
-	rc = CLIENT_CALL(zoo_amulti(zh, m->n, m->ops, m->results, carry_done, req));
+	rc = CLIENT_SEND(zoo_amulti(zh, m->n, m->ops, m->results, carry_done, req));
 	if (rc != ZOK)
 		carry_done(rc, req);	/* ZINVALIDSTATE, or a marshalling error */
 	return true;
@@ -818,8 +818,7 @@ zk_release_node(const char *path, int wait_ms, bool nothrow)
 		rel->awaited = send_now &&
 			(notify != NULL || zksync_synchronous_release);
 		if (!send_now)
-			kick_watchdog_locked();	/* held back, or for a
-												 * reconnect */
+			kick_watchdog_locked(); /* held back, or for a reconnect */
 		else if (!rel->awaited)
 			wake_watchdog_locked(); /* nobody waits for it: it watches */
 	}
@@ -871,7 +870,7 @@ send_batched_deletes(void)
 		multi_add_delete(d, batched_deletes[i], batched_deletes[i]->path);
 	nbatched_deletes = 0;
 	zh_of_deletes = zh;
-	if (CLIENT_CALL(zoo_amulti(zh, d->n, d->ops, d->results, deletes_done, d)) != ZOK)
+	if (CLIENT_SEND(zoo_amulti(zh, d->n, d->ops, d->results, deletes_done, d)) != ZOK)
 		deletes_done(ZCONNECTIONLOSS, d);
 }
 

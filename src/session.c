@@ -253,9 +253,9 @@ open_handle(void)
 	{
 		/*
 		 * By default the client resolves every host name of the connect
-		 * string each time it is asked what it waits for, that is for
-		 * every request and reply: some netlink round trips each, a good
-		 * part of a lock cycle.  Resolve at most every ZK_RESOLVE_DELAY_MS instead (and
+		 * string each time it is asked what it waits for, that is for every
+		 * request and reply: some netlink round trips each, a good part of a
+		 * lock cycle.  Resolve at most every ZK_RESOLVE_DELAY_MS instead (and
 		 * always after a connection loss).
 		 */
 		zoo_set_servers_resolution_delay(zh, ZK_RESOLVE_DELAY_MS);

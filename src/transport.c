@@ -686,6 +686,27 @@ zk_req_free(ZkReq *req)
 }
 
 /*
+ * The requests sent until zk_sends_end() go out together, in as few TCP
+ * segments as fit (a create and the listing behind it).  Nests; a wait,
+ * or an ERROR (zk_req_free_all), ends it.
+ */
+void
+zk_sends_begin(void)
+{
+	pthread_mutex_lock(&shared_mu);
+	client_sends_begin_locked();
+	pthread_mutex_unlock(&shared_mu);
+}
+
+void
+zk_sends_end(void)
+{
+	pthread_mutex_lock(&shared_mu);
+	client_sends_end_locked();
+	pthread_mutex_unlock(&shared_mu);
+}
+
+/*
  * Free every request.  For abort paths and session close only: no request
  * pointer held by the backend may be used afterwards.
  */
@@ -699,6 +720,7 @@ zk_req_free_all(void)
 	zk_release_batch_end();
 
 	pthread_mutex_lock(&shared_mu);
+	client_sends_flush_locked();	/* an ERROR may have left sends corked */
 	for (req = live.next; req != &live; req = next)
 	{
 		next = req->next;
@@ -763,6 +785,7 @@ sleep_for(const ZkReq *req, TimestampTz deadline, bool nothrow)
 		timeout_ms = (long) ((deadline - now + 999) / 1000);
 	}
 	pthread_mutex_lock(&shared_mu);
+	client_sends_flush_locked();	/* a wait keeps none of its requests back */
 	/* what the client waits for; a timed-out connection may fail requests */
 	if (zh != NULL)
 		epoch = client_interest_locked(zh, &fd, &interest, &client_us);
@@ -1032,8 +1055,8 @@ zk_create(const char *path, const char *data, int len, int flags)
 
 	if (send_create_carrying_releases(req, path, data, len, flags))
 		return req;
-	return req_sent(req, CLIENT_CALL(zoo_acreate2(zh, path, data, len, node_acl, flags,
-									  create_done, req)));
+	return req_sent(req, CLIENT_SEND(zoo_acreate2(zh, path, data, len, node_acl, flags,
+												  create_done, req)));
 }
 
 /*
@@ -1066,7 +1089,7 @@ zk_create_many(int n, char **paths, const char *data, int len)
 				 errmsg("out of memory")));
 	}
 	req->multi = m;
-	rc = CLIENT_CALL(zoo_amulti(zh, n, m->ops, m->results, many_done, req));
+	rc = CLIENT_SEND(zoo_amulti(zh, n, m->ops, m->results, many_done, req));
 	return req_sent(req, rc);
 }
 
@@ -1075,7 +1098,7 @@ zk_delete(const char *path)
 {
 	ZkReq	   *req = req_new();
 
-	return req_sent(req, CLIENT_CALL(zoo_adelete(zh, path, -1, rc_done, req)));
+	return req_sent(req, CLIENT_SEND(zoo_adelete(zh, path, -1, rc_done, req)));
 }
 
 ZkReq *
@@ -1084,9 +1107,9 @@ zk_exists(const char *path, bool watch)
 	ZkReq	   *req = req_new();
 
 	if (watch)
-		return req_sent(req, CLIENT_CALL(zoo_awexists(zh, path, watcher, NULL,
-										  stat_done, req)));
-	return req_sent(req, CLIENT_CALL(zoo_aexists(zh, path, 0, stat_done, req)));
+		return req_sent(req, CLIENT_SEND(zoo_awexists(zh, path, watcher, NULL,
+													  stat_done, req)));
+	return req_sent(req, CLIENT_SEND(zoo_aexists(zh, path, 0, stat_done, req)));
 }
 
 /*
@@ -1101,8 +1124,8 @@ zk_get(const char *path, bool watch)
 	ZkReq	   *req = req_new();
 
 	if (watch)
-		return req_sent(req, CLIENT_CALL(zoo_awget(zh, path, watcher, NULL, data_done, req)));
-	return req_sent(req, CLIENT_CALL(zoo_aget(zh, path, 0, data_done, req)));
+		return req_sent(req, CLIENT_SEND(zoo_awget(zh, path, watcher, NULL, data_done, req)));
+	return req_sent(req, CLIENT_SEND(zoo_aget(zh, path, 0, data_done, req)));
 }
 
 /*
@@ -1114,7 +1137,7 @@ zk_sync(const char *path)
 {
 	ZkReq	   *req = req_new();
 
-	return req_sent(req, CLIENT_CALL(zoo_async(zh, path, sync_done, req)));
+	return req_sent(req, CLIENT_SEND(zoo_async(zh, path, sync_done, req)));
 }
 
 ZkReq *
@@ -1122,7 +1145,7 @@ zk_get_children(const char *path)
 {
 	ZkReq	   *req = req_new();
 
-	return req_sent(req, CLIENT_CALL(zoo_aget_children(zh, path, 0, strings_done, req)));
+	return req_sent(req, CLIENT_SEND(zoo_aget_children(zh, path, 0, strings_done, req)));
 }
 
 /*
@@ -1137,8 +1160,8 @@ get_children_then(const char *path, watcher_fn fn, void *ctx,
 
 	req->then = then;
 	req->then_ctx = then_ctx;
-	return req_sent(req, CLIENT_CALL(zoo_awget_children(zh, path, fn, ctx, strings_done,
-											req)));
+	return req_sent(req, CLIENT_SEND(zoo_awget_children(zh, path, fn, ctx, strings_done,
+														req)));
 }
 
 /* The children of `path`, and a watch for the next change to them */
@@ -1147,8 +1170,8 @@ zk_get_children_watch(const char *path)
 {
 	ZkReq	   *req = req_new();
 
-	return req_sent(req, CLIENT_CALL(zoo_awget_children(zh, path, watcher, NULL,
-											strings_done, req)));
+	return req_sent(req, CLIENT_SEND(zoo_awget_children(zh, path, watcher, NULL,
+														strings_done, req)));
 }
 
 /* Read the ACL of `path` (zk_req_acl()) */
@@ -1157,7 +1180,7 @@ zk_get_acl(const char *path)
 {
 	ZkReq	   *req = req_new();
 
-	return req_sent(req, CLIENT_CALL(zoo_aget_acl(zh, path, acl_done, req)));
+	return req_sent(req, CLIENT_SEND(zoo_aget_acl(zh, path, acl_done, req)));
 }
 
 /* Set the data of `path` (any version) */
@@ -1166,5 +1189,5 @@ zk_set(const char *path, const char *data, int len)
 {
 	ZkReq	   *req = req_new();
 
-	return req_sent(req, CLIENT_CALL(zoo_aset(zh, path, data, len, -1, stat_done, req)));
+	return req_sent(req, CLIENT_SEND(zoo_aset(zh, path, data, len, -1, stat_done, req)));
 }

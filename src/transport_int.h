@@ -87,12 +87,25 @@
  */
 extern pthread_mutex_t shared_mu;
 
-/* A call into the client, under shared_mu; its value */
+/*
+ * A call into the client, under shared_mu; its value.  CLIENT_SEND for a
+ * call that sends a request: its pieces go out together (clientio.c).
+ */
 #define CLIENT_CALL(call) \
 	({ \
 		int			client_rc_; \
 		pthread_mutex_lock(&shared_mu); \
 		client_rc_ = (call); \
+		pthread_mutex_unlock(&shared_mu); \
+		client_rc_; \
+	})
+#define CLIENT_SEND(call) \
+	({ \
+		int			client_rc_; \
+		pthread_mutex_lock(&shared_mu); \
+		client_sends_begin_locked(); \
+		client_rc_ = (call); \
+		client_sends_end_locked(); \
 		pthread_mutex_unlock(&shared_mu); \
 		client_rc_; \
 	})
@@ -167,6 +180,9 @@ extern uint64 client_interest_locked(zhandle_t *h, int *fd, int *interest,
 									 int64 *wait_us);
 extern void client_process_locked(zhandle_t *h, uint64 epoch, int events);
 extern void client_pump_nowait(zhandle_t *h);
+extern void client_sends_begin_locked(void);
+extern void client_sends_end_locked(void);
+extern void client_sends_flush_locked(void);
 extern bool watchdog_keeps_off_locked(int64 now, int64 *until_us);
 extern int	watchdog_poll(int fd, int interest, int wake_fd, int64 wait_us);
 extern void backend_pump_begin_locked(void);

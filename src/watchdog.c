@@ -259,7 +259,7 @@ poke_if_overdue(zhandle_t *h)
 	if (zoo_state(h) == ZOO_CONNECTED_STATE)
 		poke_if_overdue_locked(&p, mono_us());
 	pthread_mutex_unlock(&shared_mu);
-	if (p.poke && CLIENT_CALL(zoo_aexists(h, "/", 0, poke_done, NULL)) != ZOK)
+	if (p.poke && CLIENT_SEND(zoo_aexists(h, "/", 0, poke_done, NULL)) != ZOK)
 	{
 		pthread_mutex_lock(&shared_mu);
 		poke_in_flight = false;
@@ -273,7 +273,7 @@ send_picked(zhandle_t *h, const Picked *p)
 {
 	int			i;
 
-	if (p->poke && CLIENT_CALL(zoo_aexists(h, "/", 0, poke_done, NULL)) != ZOK)
+	if (p->poke && CLIENT_SEND(zoo_aexists(h, "/", 0, poke_done, NULL)) != ZOK)
 	{
 		pthread_mutex_lock(&shared_mu);
 		poke_in_flight = false;
