@@ -123,9 +123,18 @@ client_interest_locked(zhandle_t *h, int *fd, int *interest, int64 *wait_us)
 void
 client_process_locked(zhandle_t *h, uint64 epoch, int events)
 {
+	int			rc;
+
 	if (epoch != io_epoch)
 		events = 0;				/* seen on a socket that is gone */
-	(void) zookeeper_process(h, events);
+	rc = zookeeper_process(h, events);
+
+	/*
+	 * The client reads one message per call: read the others that have come
+	 * (answers pipelined behind each other), until it finds nothing more.
+	 */
+	while (rc == ZOK && (events & ZOOKEEPER_READ))
+		rc = zookeeper_process(h, ZOOKEEPER_READ);
 }
 
 /* The client's interest as poll(2) events */
@@ -191,7 +200,8 @@ client_sends_begin_locked(void)
 {
 	int			on = 1;
 
-	if (sends_depth++ > 0 || io_fd < 0)
+	sends_depth++;
+	if (corked_fd >= 0 || io_fd < 0)
 		return;
 	if (setsockopt(io_fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on)) == 0)
 		corked_fd = io_fd;
@@ -206,20 +216,26 @@ client_sends_end_locked(void)
 }
 
 /*
- * Any thread, shared_mu held: send what is corked now, and forget any
- * batch left open (an ERROR between begin and end; a wait, which must
- * not keep its own requests back).
+ * Any thread, shared_mu held: send what is corked now (a wait must not keep
+ * its own requests back); a batch still open corks its next request again.
  */
 void
 client_sends_flush_locked(void)
 {
 	int			off = 0;
 
-	sends_depth = 0;
 	if (corked_fd < 0)
 		return;
 	(void) setsockopt(corked_fd, IPPROTO_TCP, TCP_CORK, &off, sizeof(off));
 	corked_fd = -1;
+}
+
+/* Any thread, shared_mu held: as flush, and forget a batch an ERROR left open */
+void
+client_sends_reset_locked(void)
+{
+	sends_depth = 0;
+	client_sends_flush_locked();
 }
 
 /* ---- the watchdog's side ---- */
@@ -423,7 +439,7 @@ backend_wait_events(const WaitEvent *events, int n, int fd)
 void
 forget_client_io_locked(void)
 {
-	client_sends_flush_locked();
+	client_sends_reset_locked();
 	io_fd = -1;
 	io_epoch++;
 	backend_pumping = false;

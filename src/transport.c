@@ -89,6 +89,7 @@ struct ZkReq
 
 /* ---- shared with the watchdog thread, guarded by shared_mu ---- */
 static ZkReq live = {.prev = &live,.next = &live};	/* list head */
+static int	reqs_awaited = 0;	/* live, neither done nor abandoned */
 static uint64 watch_events = 0;
 
 /* session events that said "connected" (a connect or a reconnect) */
@@ -230,6 +231,8 @@ note_answer_locked(int rc, int64 sent_us)
 void
 req_finish_locked(ZkReq *req, int rc)
 {
+	if (!req->done && !req->abandoned)
+		reqs_awaited--;
 	req->rc = rc;
 	req->done = true;
 	note_answer_locked(rc, req->sent_at_us);
@@ -473,6 +476,15 @@ watcher(zhandle_t *h, int type, int state, const char *path, void *ctx)
 	unlock_and_wake();
 }
 
+/* shared_mu held: the backend stops caring about `req`, still in flight */
+static void
+abandon_locked(ZkReq *req)
+{
+	if (!req->done && !req->abandoned)
+		reqs_awaited--;
+	req->abandoned = true;
+}
+
 /* shared_mu held: has the backend stopped caring about `req` (see zk_req_free)? */
 bool
 req_abandoned_locked(const ZkReq *req)
@@ -544,7 +556,7 @@ req_hand_over_locked(ZkReq *req, ZkReqThen then, void *ctx)
 		free_req(req);
 	}
 	else
-		req->abandoned = true;	/* its completion frees it */
+		abandon_locked(req);	/* its completion frees it */
 }
 
 /* The newest request the server answered was sent then (mono_us; 0: none) */
@@ -614,6 +626,7 @@ req_alloc(void)
 	req->prev = live.prev;
 	live.prev->next = req;
 	live.prev = req;
+	reqs_awaited++;
 	pthread_mutex_unlock(&shared_mu);
 	return req;
 }
@@ -666,7 +679,7 @@ free_or_abandon_locked(ZkReq *req)
 	}
 	else
 	{
-		req->abandoned = true;
+		abandon_locked(req);
 		wake_watchdog_locked(); /* nobody waits for it now: it watches */
 	}
 }
@@ -687,8 +700,8 @@ zk_req_free(ZkReq *req)
 
 /*
  * The requests sent until zk_sends_end() go out together, in as few TCP
- * segments as fit (a create and the listing behind it).  Nests; a wait,
- * or an ERROR (zk_req_free_all), ends it.
+ * segments as fit (a create and the listing behind it).  Nests.  A wait
+ * sends what was held so far; an ERROR ends the batch (zk_req_free_all).
  */
 void
 zk_sends_begin(void)
@@ -720,7 +733,7 @@ zk_req_free_all(void)
 	zk_release_batch_end();
 
 	pthread_mutex_lock(&shared_mu);
-	client_sends_flush_locked();	/* an ERROR may have left sends corked */
+	client_sends_reset_locked();	/* an ERROR may have left sends corked */
 	for (req = live.next; req != &live; req = next)
 	{
 		next = req->next;
@@ -774,7 +787,6 @@ sleep_for(const ZkReq *req, TimestampTz deadline, bool nothrow)
 	int64		client_us = -1;
 	uint64		epoch = 0;
 	bool		capped;
-	ZkReq	   *r;
 
 	if (deadline != 0)
 	{
@@ -798,9 +810,7 @@ sleep_for(const ZkReq *req, TimestampTz deadline, bool nothrow)
 	}
 
 	/* what it waits for, the backend watches itself (ZOOKEEPER-4537) */
-	for (r = live.next; r != &live && (r->done || r->abandoned); r = r->next)
-		;
-	capped = (r != &live || releases_awaited_locked()) &&
+	capped = (reqs_awaited > 0 || releases_awaited_locked()) &&
 		(timeout_ms < 0 || timeout_ms > ZK_OVERDUE_US / 1000);
 	if (capped)
 		timeout_ms = ZK_OVERDUE_US / 1000;

@@ -183,6 +183,7 @@ extern void client_pump_nowait(zhandle_t *h);
 extern void client_sends_begin_locked(void);
 extern void client_sends_end_locked(void);
 extern void client_sends_flush_locked(void);
+extern void client_sends_reset_locked(void);
 extern bool watchdog_keeps_off_locked(int64 now, int64 *until_us);
 extern int	watchdog_poll(int fd, int interest, int wake_fd, int64 wait_us);
 extern void backend_pump_begin_locked(void);
