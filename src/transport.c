@@ -7,21 +7,14 @@
  * counter that every watch moves, and the backend's one wait loop.  The
  * other files of the connection layer (transport_int.h) build on it.
  *
- * Threads.  We use the single-threaded C client (libzookeeper_st), which
- * does its I/O in whichever thread calls it: the backend while it waits
- * (sleep_for polls the client's socket beside the latch and reads its
- * answers itself), our watchdog thread the rest of the time (it keeps the
- * session alive with pings whatever the backend is doing: a lock must
- * stay held through a statement that runs for many session timeouts).
- * clientio.c says who drives the client when.  The completion and watcher
- * functions the client runs (grouped below under "Client thread side")
- * may run on the watchdog's thread, so they must never call a PostgreSQL
- * function: no palloc, no elog, no latch.  They only copy results into
- * malloc'd memory under `shared_mu`, and write to an eventfd if the
- * backend sleeps.  The backend sleeps in WaitEventSetWait() on the
- * client's socket, that eventfd and its own latch, so a wait is woken by a
- * reply, by a watch, or by an interrupt, whichever comes first.  The
- * watchdog is created with every signal blocked (session.c), so the
+ * Threads.  The single-threaded C client does its I/O in whichever thread
+ * calls it: the backend while it waits (sleep_for polls the client's
+ * socket beside its latch and an eventfd), our watchdog the rest of the
+ * time (clientio.c).  The completions and watchers the client runs
+ * ("Client thread side" below) may run on the watchdog's thread, so they
+ * never call PostgreSQL: no palloc, no elog, no latch.  They copy results
+ * into malloc'd memory under `shared_mu`, and write the eventfd if the
+ * backend sleeps.  The watchdog takes no signals (session.c), so the
  * kernel always delivers PostgreSQL's signals to the backend thread.
  *
  * Request lifetime.  A ZkReq is malloc'd by the backend, linked into the
