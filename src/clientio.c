@@ -23,7 +23,7 @@
  *   node's watch, a release nobody awaits).  While the backend waits, and
  *   for ZK_PUMP_LINGER_US after, the watchdog leaves the socket alone and
  *   sleeps until something of its own is due: a backend that cycles locks
- *   does its own reading, and the watchdog wakes a few times a second
+ *   does its own reading, and the watchdog wakes some twenty times a second
  *   instead of once per answer.  What came meanwhile is read at the next
  *   entry point (client_pump_nowait), or by the watchdog when it looks.
  *

@@ -66,7 +66,7 @@
 /*
  * After a wait of the backend (which reads the client's socket itself),
  * the watchdog keeps off the socket this long: a backend that cycles locks
- * reads its own answers, and the watchdog looks a few times a second.
+ * reads its own answers, and the watchdog looks some twenty times a second.
  */
 #define ZK_PUMP_LINGER_US	50000
 
