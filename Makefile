@@ -1,6 +1,6 @@
 # zksync: PostgreSQL extension, built with PGXS.
 MODULE_big = zksync
-OBJS = src/zksync.o src/settings.o src/shared.o src/names.o src/layout.o src/transport.o src/session.o src/releases.o src/held.o src/watchdog.o src/nodes.o src/tree.o src/queue.o src/waits.o src/gates.o src/deadlock.o src/marks.o src/lock.o src/locktable.o src/semaphore.o src/barrier.o src/xact.o src/handoff.o
+OBJS = src/zksync.o src/settings.o src/shared.o src/names.o src/layout.o src/transport.o src/clientio.o src/session.o src/releases.o src/held.o src/watchdog.o src/nodes.o src/tree.o src/queue.o src/waits.o src/gates.o src/deadlock.o src/marks.o src/lock.o src/locktable.o src/semaphore.o src/barrier.o src/xact.o src/handoff.o
 
 EXTENSION = zksync
 DATA = zksync--1.0.sql zksync--1.1.sql zksync--1.0--1.1.sql
@@ -11,7 +11,7 @@ PG_CPPFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializer
 ifeq ($(WERROR),1)
 PG_CPPFLAGS += -Werror
 endif
-SHLIB_LINK = -lzookeeper_mt -lpthread
+SHLIB_LINK = -lzookeeper_st -lpthread
 
 # make installcheck runs, against any server, the tests that need no
 # ZooKeeper ensemble: bad input, settings, privileges and the upgrade path.

@@ -65,8 +65,8 @@ cycle-time ratios to the floor (for a quick before and after); --only cpu,
 call and the 64-session runs alone.
 
 CPU per cycle (first, before anything else loads the servers): one warm
-backend cycling its own lock, thread by thread (the backend's, the
-ZooKeeper client's I/O and completion threads, the watchdog), beside the C
+backend cycling its own lock, thread by thread (the backend's, which
+reads its own answers, and the watchdog's), beside the C
 floor's whole process (pipelined, delete awaited) and an advisory-lock
 cycle in a backend, alternated over rounds; with the 64-session runs' CPU
 (zksync and advisory locks driven by pgbench, a C client as the floor is),
@@ -836,9 +836,9 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-# the threads of a backend after its own, in the order they start: the
-# ZooKeeper client's two, then zksync's watchdog
-THREAD_LABELS = {1: "ZooKeeper I/O thread", 2: "ZooKeeper completion thread", 3: "watchdog thread"}
+# the threads of a backend after its own: zksync's watchdog, which drives
+# the (single-threaded) ZooKeeper client while the backend does not wait
+THREAD_LABELS = {1: "watchdog thread"}
 
 
 def thread_usage(pid):
@@ -864,8 +864,9 @@ def thread_usage(pid):
 
 
 def cpu_lines(single, par_cpu, K):
-    """The "CPU per cycle" table: one backend (medians over the rounds) and
-    K backends or sessions, and the ratio to floor + advisory."""
+    """The "CPU per cycle" table: one backend (medians over the rounds; the
+    ratio to floor + advisory is the median of the rounds' ratios) and K
+    backends or sessions, and the ratio to floor + advisory."""
     def med(k, f):
         return statistics.median(x[f] for x in single[k])
 
@@ -873,10 +874,15 @@ def cpu_lines(single, par_cpu, K):
              "| C floor (pipelined, delete awaited) | advisory lock | zksync / (floor + advisory) |",
              "|---|---|---|---|---|"]
     z, f, ad = med("zksync", "cpu"), med("floor", "cpu"), med("advisory", "cpu")
+    # the ratio of each round (its three runs back to back), then the median:
+    # the machine's speed drifts between rounds more than within one
+    per_round = sorted(zr["cpu"] / (fr["cpu"] + ar["cpu"])
+                       for zr, fr, ar in zip(single["zksync"], single["floor"], single["advisory"]))
+    r = statistics.median(per_round)
     lines.append("| 1 backend / 1 session (median of %d rounds) | %.0f (%.1f) | %.0f (%.1f) | %.0f (%.1f) | %.2f |"
                  % (len(single["zksync"]), z, med("zksync", "cs"), f, med("floor", "cs"), ad,
-                    med("advisory", "cs"), z / (f + ad)))
-    ratios = {"single": z / (f + ad)}
+                    med("advisory", "cs"), r))
+    ratios = {"single": r}
     if par_cpu:
         per = {k: 1e6 * sum(c["client"] for c in par_cpu[k]) / max(1, sum(c["cycles"] for c in par_cpu[k]))
                for k in ("zksync-on", "floor-pipelined", "advisory")}
@@ -893,7 +899,8 @@ def cpu_lines(single, par_cpu, K):
                                                                    for t in x["threads"] if t[0] == label))
                              for label in [t[0] for t in single["zksync"][0]["threads"]])
                  + ". The backend's CPU counts all its threads (the SQL of both statements included); "
-                   "the floor's, its whole process; the driver's is not counted.")
+                   "the floor's, its whole process; the driver's is not counted. The one-backend ratio is "
+                   "the median of the rounds' own ratios (%s)." % ", ".join("%.2f" % x for x in per_round))
     return lines, ratios
 
 
@@ -1155,7 +1162,7 @@ def main():
         return
 
     cpu_n = a.cpu_cycles or (300 if a.rounds <= 2 else 1500)
-    cpu_rounds = 3 if a.rounds <= 2 else 5
+    cpu_rounds = 3 if a.rounds <= 2 else 7
     print("== CPU per cycle, one backend: %d rounds x %d cycles" % (cpu_rounds, cpu_n), file=sys.stderr)
     single_cpu = b.cpu_single(cpu_n, cpu_rounds)
     if a.only == "cpu":

@@ -14,7 +14,7 @@ cd "$top"
 zks_install_deps
 zks_build --werror
 mkdir -p bench/out
-gcc -O2 -Wall -Wextra -Werror -Wno-unused-parameter -o bench/out/floor bench/floor.c -lzookeeper_mt
+gcc -O2 -Wall -Wextra -Werror -Wno-unused-parameter -o bench/out/floor bench/floor.c -l:libzookeeper_mt.so.2
 
 zks_workdir bench scripts
 export ZK_PORT=${BENCH_ZK_PORT:-42181} PG_DIR=$work/pg PGPORT=${BENCH_PG_PORT:-56201}

@@ -24,7 +24,7 @@ layer_of() {
     lock|locktable|semaphore|barrier) echo 5 ;;        # recipes
     queue|waits|gates|deadlock|marks|handoff|xact) echo 4 ;; # what recipes share
     nodes|tree) echo 3 ;;                              # node operations
-    session|releases|held|watchdog|transport) echo 2 ;; # the ZooKeeper client
+    session|releases|held|watchdog|transport|clientio) echo 2 ;; # the ZooKeeper client
     settings|names|layout|foreign|shared) echo 1 ;;    # leaves
     *) echo "" ;;
   esac

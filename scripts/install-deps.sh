@@ -13,7 +13,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
   build-essential ca-certificates git \
   postgresql-15 postgresql-server-dev-15 postgresql-client-15 \
-  libzookeeper-mt-dev zookeeper default-jre-headless \
+  libzookeeper-st-dev libzookeeper-mt2 zookeeper default-jre-headless \
   python3 python3-kazoo python3-psycopg2 libipc-run-perl \
   iproute2 iptables procps util-linux \
   libcurator-recipes-java default-jdk-headless \

@@ -50,7 +50,6 @@
 #include "layout.h"
 #include "settings.h"
 #include "handoff.h"
-#include "handoff.h"
 
 /* Longest zksync.hosts for which backends hand locks to each other (bytes) */
 #define ZKSYNC_HOSTS_MAX	256
@@ -78,6 +77,16 @@ typedef struct HandoffSlot
 	char		released[ZKSYNC_PATH_MAX];
 } HandoffSlot;
 
+/*
+ * Ahead of the slots: how many are registered (waiting or handed), so a
+ * release looks at the slots only while somebody waits.
+ */
+typedef struct HandoffHeader
+{
+	pg_atomic_uint32 registered;
+} HandoffHeader;
+
+static HandoffHeader *header = NULL;
 static HandoffSlot *slots = NULL;
 static int	nslots = 0;
 static HandoffSlot *my_slot = NULL;
@@ -89,7 +98,8 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static Size
 slots_size(void)
 {
-	return mul_size(MaxBackends, sizeof(HandoffSlot));
+	return add_size(MAXALIGN(sizeof(HandoffHeader)),
+					mul_size(MaxBackends, sizeof(HandoffSlot)));
 }
 
 static void
@@ -109,10 +119,12 @@ handoff_shmem_startup(void)
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	slots = ShmemInitStruct("zksync hand-off slots", slots_size(), &found);
+	header = ShmemInitStruct("zksync hand-off slots", slots_size(), &found);
+	slots = (HandoffSlot *) ((char *) header + MAXALIGN(sizeof(HandoffHeader)));
 	if (!found)
 	{
-		memset(slots, 0, slots_size());
+		memset(header, 0, slots_size());
+		pg_atomic_init_u32(&header->registered, 0);
 		for (i = 0; i < MaxBackends; i++)
 			SpinLockInit(&slots[i].mutex);
 	}
@@ -181,6 +193,7 @@ zksync_handoff_register(const char *node, const char *ensemble)
 	}
 	h = key_hash(node, ensemble);
 	s = &slots[MyBackendId - 1];
+	pg_atomic_fetch_add_u32(&header->registered, 1);	/* a full barrier */
 	SpinLockAcquire(&s->mutex);
 	strcpy(s->node, node);
 	strcpy(s->ensemble, ensemble);
@@ -253,6 +266,7 @@ zksync_handoff_unregister(void)
 	my_slot->latch = NULL;
 	SpinLockRelease(&my_slot->mutex);
 	my_slot = NULL;
+	pg_atomic_fetch_sub_u32(&header->registered, 1);
 	return handed;
 }
 
@@ -283,7 +297,13 @@ zksync_handoff_release(const char *node, const char *ensemble)
 	}
 	pg_memory_barrier();		/* see zksync_handoff_register() */
 
-	/* then the waiters already registered */
+	/*
+	 * then the waiters already registered, if any: one that counts itself in
+	 * after this read sees our record when it looks (the count is taken
+	 * before its own barrier)
+	 */
+	if (pg_atomic_read_u32(&header->registered) == 0)
+		return;
 	for (i = 0; i < nslots; i++)
 	{
 		HandoffSlot *s = &slots[i];

@@ -21,11 +21,11 @@
  * holds after a reconnect, and the server fires them for nodes deleted
  * meanwhile.
  *
- * A ZkHeld is shared with the client's threads (it is the context of the
+ * A ZkHeld is shared with the client (it is the context of the
  * getData and of the watch), so it is freed only once both sides are done
  * with it: the backend has dropped it (zk_held_drop) and the client holds
  * no request or watch with it (`in_client` false), or the handle is
- * closed (the client's threads are joined then).  All of it is guarded by
+ * closed (the watchdog is joined then).  All of it is guarded by
  * shared_mu.  What can go wrong: a ZkHeld freed while the client still
  * holds it as a watch's context (a write into freed memory when the watch
  * fires); a PostgreSQL call in the client-thread functions grouped below.
@@ -124,7 +124,7 @@ static void held_get_done(int rc, const char *value, int value_len,
 void
 held_send(zhandle_t *handle, ZkHeld *h)
 {
-	if (zoo_awget(handle, h->path, held_watcher, h, held_get_done, h) != ZOK)
+	if (CLIENT_SEND(zoo_awget(handle, h->path, held_watcher, h, held_get_done, h)) != ZOK)
 		held_get_done(ZCONNECTIONLOSS, NULL, 0, NULL, h);
 }
 
@@ -168,7 +168,7 @@ held_get_done(int rc, const char *value, int value_len,
 		{
 			if (h->state != HELD_GONE)
 				h->state = HELD_RETRY;
-			pthread_cond_signal(&watchdog_cv);
+			kick_watchdog_locked();
 		}
 		if (h->dropped)
 			held_free_locked(h);
@@ -229,7 +229,7 @@ held_watcher(zhandle_t *handle, int type, int state, const char *path,
 		{
 			/* the watch went some other way: set it again */
 			h->state = HELD_RETRY;
-			pthread_cond_signal(&watchdog_cv);
+			kick_watchdog_locked();
 		}
 	}
 	pthread_mutex_unlock(&shared_mu);
@@ -296,7 +296,7 @@ pick_held_to_arm_locked(ZkHeld **out, int max, int64 now)
 }
 
 /*
- * shared_mu held, the handle closed: the client's threads are gone, so
+ * shared_mu held, the handle closed: the client runs nothing more, so
  * nothing refers to a held node now.
  */
 void
@@ -367,7 +367,7 @@ zk_get_children_watched(const char *dir)
 {
 	ZkHeld	   *h;
 
-	if (zh == NULL || zoo_client_id(zh)->client_id == 0)
+	if (zh == NULL || zk_session_id() == 0)
 		return zk_get_children(dir);
 	h = calloc(1, sizeof(ZkHeld));
 	if (h != NULL && (h->dir = strdup(dir)) == NULL)
@@ -377,7 +377,7 @@ zk_get_children_watched(const char *dir)
 	}
 	if (h == NULL)
 		return zk_get_children(dir);
-	h->session = zoo_client_id(zh)->client_id;
+	h->session = zk_session_id();
 	h->state = HELD_LISTING;
 	h->in_client = true;
 	h->dropped = true;
@@ -401,7 +401,7 @@ take_listing_watch(const char *path)
 {
 	const char *slash = strrchr(path, '/');
 	size_t		dirlen = slash ? (size_t) (slash - path) : 0;
-	int64		session = zoo_client_id(zh)->client_id;
+	int64		session = zk_session_id();
 	char	   *copy;
 	ZkHeld	   *h;
 
@@ -465,7 +465,7 @@ zk_held_watch(const char *path)
 		close_for_cause();
 		return NULL;
 	}
-	h->session = zoo_client_id(zh)->client_id;
+	h->session = zk_session_id();
 	h->state = HELD_ARMING;
 	h->in_client = true;
 	h->sent_at_us = mono_us();

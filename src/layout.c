@@ -787,12 +787,25 @@ my_host(void)
  * The data of every node we create: who made it, so an operator can see
  * which backend on which cluster holds a lock.  `extra` (may be NULL) is a
  * JSON member list appended inside the object, e.g. "\"participants\":3".
+ * Without `extra` it is built once and kept until application_name
+ * changes (a lock cycle should not format it each time); the caller must
+ * not free or change it.
  */
 char *
 zksync_owner_data(const char *extra, int *len)
 {
 	static char *dbname = NULL;
+	static char *kept = NULL;	/* without extra, for kept_app */
+	static int	kept_len = 0;
+	static char *kept_app = NULL;
+	const char *app = application_name ? application_name : "";
 	StringInfoData buf;
+
+	if (extra == NULL && kept != NULL && strcmp(kept_app, app) == 0)
+	{
+		*len = kept_len;
+		return kept;
+	}
 
 	if (dbname == NULL && IsTransactionState() && MyDatabaseId != InvalidOid)
 	{
@@ -808,7 +821,7 @@ zksync_owner_data(const char *extra, int *len)
 	appendStringInfo(&buf, ",\"port\":%d,\"database\":", PostPortNumber);
 	escape_json(&buf, dbname ? dbname : "");
 	appendStringInfo(&buf, ",\"pid\":%d,\"application_name\":", MyProcPid);
-	escape_json(&buf, application_name ? application_name : "");
+	escape_json(&buf, app);
 	appendStringInfo(&buf, ",\"cluster\":\"%s\",\"backend_start\":",
 					 zksync_cluster_id());
 	escape_json(&buf, zksync_backend_start());
@@ -818,6 +831,18 @@ zksync_owner_data(const char *extra, int *len)
 		appendStringInfo(&buf, ",%s", extra);
 	appendStringInfoChar(&buf, '}');
 	*len = buf.len;
+	if (extra == NULL && dbname != NULL)
+	{
+		/* keep it (dbname known: a backend's first call may come before) */
+		if (kept)
+		{
+			pfree(kept);
+			pfree(kept_app);
+		}
+		kept = MemoryContextStrdup(TopMemoryContext, buf.data);
+		kept_app = MemoryContextStrdup(TopMemoryContext, app);
+		kept_len = buf.len;
+	}
 	return buf.data;
 }
 

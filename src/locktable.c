@@ -389,6 +389,8 @@ holds_check_commit(void)
 
 	if (holds == NULL || hash_get_num_entries(holds) == 0)
 		return;
+	zk_read_news();				/* a watch that fired since the statement
+								 * began */
 	zk_notice_session_end();	/* an expiry the client knows of: lost */
 	watches = palloc(sizeof(ZkHeld *) * hash_get_num_entries(holds));
 	hash_seq_init(&seq, holds);

@@ -299,6 +299,7 @@ zk_protected_create(ZkProtected *pn, const char *dir, const char *suffix,
 					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
 					 errmsg("could not create a node under \"%s\" after %d attempts",
 							dir, attempts - 1)));
+		zk_sends_begin();		/* the create and its listing travel together */
 		pn->create = zk_create(prefix, data, datalen, ZOO_EPHEMERAL_SEQUENTIAL);
 		if (children)
 		{
@@ -307,8 +308,11 @@ zk_protected_create(ZkProtected *pn, const char *dir, const char *suffix,
 			 * the create is too: one wake-up for both.
 			 */
 			g = zk_get_children_watched(dir);
+			zk_sends_end();
 			zk_wait(g, 0, false);
 		}
+		else
+			zk_sends_end();
 		rc = zk_call(pn->create);
 		if (rc == ZOK)
 		{
@@ -360,6 +364,7 @@ collect_creates(ZkProtected *pns, int k, ZkReq **cr, char **prefixes,
 	int			missing = 0;
 	int			i;
 
+	zk_sends_begin();			/* listings go out together between waits */
 	for (i = 0; i < k; i++)
 	{
 		int			rc;
@@ -386,6 +391,7 @@ collect_creates(ZkProtected *pns, int k, ZkReq **cr, char **prefixes,
 		zk_req_free(cr[i]);
 		cr[i] = NULL;
 	}
+	zk_sends_end();
 	return missing;
 }
 
@@ -437,10 +443,12 @@ create_each(ZkProtected *pns, int k, char **prefixes, char **dirs,
 					 errmsg_plural("could not create the node of %d lock after %d rounds",
 								   "could not create the nodes of %d locks after %d rounds",
 								   k, k, rounds - 1)));
+		zk_sends_begin();
 		for (i = 0; i < k; i++)
 			if (pns[i].node[0] == '\0')
 				cr[i] = zk_create(prefixes[i], data, datalen,
 								  ZOO_EPHEMERAL_SEQUENTIAL);
+		zk_sends_end();
 		missing = collect_creates(pns, k, cr, prefixes, dirs, children, &lost);
 		collect_remade_dirs(k, cr, dirs);
 		if (lost)
@@ -468,6 +476,7 @@ make_missing_dirs(char **dirs, int k)
 	bool		parent_gone = false;
 	int			i;
 
+	zk_sends_begin();
 	for (i = 0; i < k; i++)
 		r[i] = zk_exists(dirs[i], false);
 	for (i = 0; i < k; i++)
@@ -477,6 +486,7 @@ make_missing_dirs(char **dirs, int k)
 		zk_req_free(r[i]);
 		r[i] = rc == ZNONODE ? zk_create(dirs[i], "", 0, ZOO_CONTAINER) : NULL;
 	}
+	zk_sends_end();
 	for (i = 0; i < k; i++)
 		if (r[i])
 		{
@@ -544,9 +554,12 @@ create_chunk(ZkProtected *pns, int k, char **prefixes, char **dirs,
 					 errmsg_plural("could not create the node of %d lock after %d attempts",
 								   "could not create the nodes of %d locks after %d attempts",
 								   k, k, attempts - 1)));
+		zk_sends_begin();		/* the multis and listings go out in full
+								 * segments */
 		m = zk_create_many(k, prefixes, data, datalen);
 		for (i = 0; i < k; i++)
 			children[i] = zk_get_children_watched(dirs[i]);
+		zk_sends_end();
 		rc = zk_call(m);
 		if (rc == ZOK)
 		{

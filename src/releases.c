@@ -19,7 +19,7 @@
  * transaction that held many locks ends in one round trip).
  *
  * Hunts.  A create whose outcome is unknown when its wait is interrupted
- * becomes a "hunt" (zk_abandon_create) that the client's threads finish:
+ * becomes a "hunt" (zk_abandon_create) that the client and the watchdog finish:
  * the node is deleted when the reply comes, or found by its GUID after a
  * sync and a listing once reconnected.  So an interrupted wait returns at
  * once, and nothing is left behind.
@@ -81,7 +81,7 @@ static char refused_path[ZKSYNC_PATH_MAX];
  * Abandoned creates ("hunts").  A wait that ends by an ERROR may not know
  * whether its create reached the server: the reply is still in flight, or
  * was lost with the connection.  It leaves a hunt and returns at once; the
- * client's threads finish the job without the backend:
+ * client and the watchdog finish the job without the backend:
  *
  *	 HUNT_CREATE	the create is in flight; its completion deletes the node
  *					it made, or, if its outcome is unknown, starts a search
@@ -129,7 +129,7 @@ static bool batching = false;
 static ZkRelease *batched_deletes[ZK_DELETE_BATCH];
 static int	nbatched_deletes = 0;
 
-/* the handle the client's threads resend a failed multi's deletes on */
+/* the handle a failed multi's deletes are sent again on */
 static zhandle_t *zh_of_deletes = NULL;
 
 /* At most this many held-back releases ride along with one create. */
@@ -310,7 +310,7 @@ deletes_done(int rc, const void *data)
 void
 send_release(zhandle_t *h, ZkRelease *rel)
 {
-	if (zoo_adelete(h, rel->path, -1, release_done, rel) != ZOK)
+	if (CLIENT_SEND(zoo_adelete(h, rel->path, -1, release_done, rel)) != ZOK)
 		release_done(ZCONNECTIONLOSS, rel);
 }
 
@@ -352,7 +352,7 @@ hunt_create_done_locked(ZkReq *req, int rc, void *ctx)
 			hunt->state = HUNT_SEARCH;
 			return;
 		}
-		pthread_cond_signal(&watchdog_cv);
+		kick_watchdog_locked();
 		drop_hunt_locked(hunt, ZOK);
 	}
 	else if (rc_is_answer(rc) || rc == ZSESSIONEXPIRED || rc == ZCLOSING)
@@ -360,7 +360,7 @@ hunt_create_done_locked(ZkReq *req, int rc, void *ctx)
 	else
 	{
 		hunt->state = HUNT_SEARCH;
-		pthread_cond_signal(&watchdog_cv);
+		kick_watchdog_locked();
 	}
 }
 
@@ -399,7 +399,7 @@ hunt_list_done(int rc, const struct String_vector *strings, const void *data)
 			if (queue_release_locked(path, hunt->notify))
 			{
 				hunt->notify = NULL;
-				pthread_cond_signal(&watchdog_cv);
+				kick_watchdog_locked();
 			}
 			else
 			{
@@ -431,8 +431,8 @@ hunt_list_done(int rc, const struct String_vector *strings, const void *data)
 void
 send_hunt(zhandle_t *h, ZkHunt *hunt)
 {
-	zoo_async(h, hunt->dir, hunt_sync_done, NULL);
-	if (zoo_aget_children(h, hunt->dir, 0, hunt_list_done, hunt) != ZOK)
+	CLIENT_SEND(zoo_async(h, hunt->dir, hunt_sync_done, NULL));
+	if (CLIENT_SEND(zoo_aget_children(h, hunt->dir, 0, hunt_list_done, hunt)) != ZOK)
 		hunt_list_done(ZCONNECTIONLOSS, NULL, hunt);
 }
 
@@ -649,7 +649,7 @@ send_create_carrying_releases(ZkReq *req, const char *path, const char *data,
 	}
 	multi_add_create(m, created, path, data, len, flags);
 	req_attach_multi(req, m);
-	rc = zoo_amulti(zh, m->n, m->ops, m->results, carry_done, req);
+	rc = CLIENT_SEND(zoo_amulti(zh, m->n, m->ops, m->results, carry_done, req));
 	if (rc != ZOK)
 		carry_done(rc, req);	/* ZINVALIDSTATE, or a marshalling error */
 	return true;
@@ -818,8 +818,7 @@ zk_release_node(const char *path, int wait_ms, bool nothrow)
 		rel->awaited = send_now &&
 			(notify != NULL || zksync_synchronous_release);
 		if (!send_now)
-			pthread_cond_signal(&watchdog_cv);	/* held back, or for a
-												 * reconnect */
+			kick_watchdog_locked(); /* held back, or for a reconnect */
 		else if (!rel->awaited)
 			wake_watchdog_locked(); /* nobody waits for it: it watches */
 	}
@@ -871,7 +870,7 @@ send_batched_deletes(void)
 		multi_add_delete(d, batched_deletes[i], batched_deletes[i]->path);
 	nbatched_deletes = 0;
 	zh_of_deletes = zh;
-	if (zoo_amulti(zh, d->n, d->ops, d->results, deletes_done, d) != ZOK)
+	if (CLIENT_SEND(zoo_amulti(zh, d->n, d->ops, d->results, deletes_done, d)) != ZOK)
 		deletes_done(ZCONNECTIONLOSS, d);
 }
 
@@ -922,7 +921,7 @@ new_hunt(const char *dir, const char *guid)
 /*
  * Give up a protected create whose outcome we do not know (the create is
  * in flight, `create` not NULL; or its reply was lost, `create` NULL): the
- * client's threads delete the node if one was made (see "hunts" above).
+ * client (and the watchdog) delete the node if one was made (see "hunts" above).
  * Waits up to `wait_ms`, only while connected, for that to be done, so
  * that in the usual case nothing is left when the caller's ERROR reaches
  * the client; otherwise it goes on in the background.  Takes over
@@ -961,7 +960,7 @@ zk_abandon_create(ZkReq *create, const char *dir, const char *guid,
 	hunts = hunt;
 	if (create)
 		req_hand_over_locked(create, hunt_create_done_locked, hunt);
-	pthread_cond_signal(&watchdog_cv);
+	kick_watchdog_locked();
 	pthread_mutex_unlock(&shared_mu);
 
 	if (notify)

@@ -13,7 +13,7 @@
  * (zk_register_session_check); this layer calls no recipe by name.
  *
  * Known alive.  The client's own state says "connected" after the process
- * was stopped, until its I/O thread has run again, although the server may
+ * was stopped, until it has read from its socket again, although the server may
  * have expired the session meanwhile.  So we remember when the newest
  * request that the server answered was sent: the session lives at least a
  * session timeout after that (zk_session_known_alive), and grants and the
@@ -39,6 +39,7 @@
 
 #include <signal.h>
 
+#include "access/xact.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 
@@ -83,6 +84,11 @@ static bool first_connect_due = false;
 
 /* helds_gone_count() when the recipes last looked */
 static uint64 helds_gone_seen = 0;
+
+static void notice_lost_nodes(void);
+
+/* the statement that last read the news (read_news_once) */
+static TimestampTz news_read_for = 0;
 
 /* settings the current handle was made with */
 static char *conn_hosts = NULL;
@@ -169,7 +175,7 @@ handle_is_dead(void)
 
 	if (zh == NULL)
 		return true;
-	state = zoo_state(zh);
+	state = CLIENT_CALL(zoo_state(zh));
 	return state == ZOO_EXPIRED_SESSION_STATE || state == ZOO_AUTH_FAILED_STATE;
 }
 
@@ -177,13 +183,13 @@ handle_is_dead(void)
 bool
 handle_is_connected(void)
 {
-	return zh != NULL && zoo_state(zh) == ZOO_CONNECTED_STATE;
+	return zh != NULL && CLIENT_CALL(zoo_state(zh)) == ZOO_CONNECTED_STATE;
 }
 
 /*
- * Close the handle: stop the watchdog, join the client's threads, and
- * drop what was queued on the session (its nodes go with it).  Never
- * throws.
+ * Close the handle: stop the watchdog, close the session (the client
+ * sends the close and answers what was in flight with ZCLOSING), and drop
+ * what was queued on it (its nodes go with it).  Never throws.
  */
 void
 close_handle(void)
@@ -191,10 +197,10 @@ close_handle(void)
 	if (zh == NULL)
 		return;
 	stop_watchdog();
-	/* joins the client's threads: no callback runs after this */
-	zookeeper_close(zh);
-	zh = NULL;
 	pthread_mutex_lock(&shared_mu);
+	zookeeper_close(zh);		/* no callback runs after this */
+	zh = NULL;
+	forget_client_io_locked();
 	forget_releases_locked();
 	forget_held_in_client_locked();
 	forget_poke_locked();
@@ -238,7 +244,7 @@ open_handle(void)
 
 	zoo_set_debug_level(ZOO_LOG_LEVEL_WARN);
 
-	/* The client's threads inherit this mask: they take no signals. */
+	/* The watchdog's thread inherits this mask: it takes no signals. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	zh = zookeeper_init2(zksync_hosts, watcher, zksync_session_timeout,
@@ -247,13 +253,18 @@ open_handle(void)
 	{
 		/*
 		 * By default the client resolves every host name of the connect
-		 * string each time its I/O thread polls, that is for every request
-		 * and reply: some netlink round trips each, a good part of a lock
-		 * cycle.  Resolve at most every ZK_RESOLVE_DELAY_MS instead (and
+		 * string each time it is asked what it waits for, that is for every
+		 * request and reply: some netlink round trips each, a good part of a
+		 * lock cycle.  Resolve at most every ZK_RESOLVE_DELAY_MS instead (and
 		 * always after a connection loss).
 		 */
 		zoo_set_servers_resolution_delay(zh, ZK_RESOLVE_DELAY_MS);
-		start_watchdog(zh);
+		if (!start_watchdog(zh))
+		{
+			/* nobody would keep the session alive between our waits */
+			zookeeper_close(zh);
+			zh = NULL;
+		}
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 
@@ -267,7 +278,7 @@ open_handle(void)
 	if (zksync_auth && zksync_auth[0])
 	{
 		/* sent before any request of ours: the client orders them */
-		zoo_add_auth(zh, "digest", zksync_auth, strlen(zksync_auth), NULL, NULL);
+		CLIENT_CALL(zoo_add_auth(zh, "digest", zksync_auth, strlen(zksync_auth), NULL, NULL));
 		auth_acl_entries[0].perms = ZOO_PERM_ALL;
 		auth_acl_entries[0].id = ZOO_AUTH_IDS;
 		auth_acl_entries[1].perms = ZOO_PERM_READ;
@@ -419,6 +430,31 @@ count_reconnects(void)
 }
 
 /*
+ * Read what has come from ZooKeeper and nobody has read yet (a held node's
+ * watch, an expiry), without waiting: the backend reads its own answers
+ * while it waits, and the watchdog keeps off the socket for a moment
+ * after (clientio.c).  For the commit check.
+ */
+void
+zk_read_news(void)
+{
+	client_pump_nowait(zh);
+	news_read_for = GetCurrentStatementStartTimestamp();
+}
+
+/*
+ * zk_read_news(), once per statement: every entry point and every
+ * statement's start look for news first, and one look is enough until
+ * the statement waits again (which reads what comes).
+ */
+static void
+read_news_once(void)
+{
+	if (zh != NULL && news_read_for != GetCurrentStatementStartTimestamp())
+		zk_read_news();
+}
+
+/*
  * Has the session ended without the recipes knowing?  The client learnt
  * that it expired, or it was closed for cause.  Then say so, and let the
  * recipes mark what they held as lost.  Needs no connection and does not
@@ -427,6 +463,7 @@ count_reconnects(void)
 void
 zk_notice_session_end(void)
 {
+	read_news_once();
 	count_reconnects();
 	check_refused();
 	if (zh != NULL && handle_is_dead())
@@ -434,7 +471,7 @@ zk_notice_session_end(void)
 		ereport(WARNING,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("ZooKeeper session 0x%llx expired",
-						(unsigned long long) zoo_client_id(zh)->client_id),
+						(unsigned long long) zk_session_id()),
 				 errdetail("Every zksync lock it held is lost.")));
 		zksync_stat_count(ZKSTAT_SESSIONS_EXPIRED, 1);
 		close_handle();
@@ -445,7 +482,7 @@ zk_notice_session_end(void)
 		lost_unnoticed = false;
 		tell_users_session_ended();
 	}
-	zk_notice_lost_nodes();
+	notice_lost_nodes();
 }
 
 /*
@@ -455,6 +492,13 @@ zk_notice_session_end(void)
  */
 void
 zk_notice_lost_nodes(void)
+{
+	read_news_once();
+	notice_lost_nodes();
+}
+
+static void
+notice_lost_nodes(void)
 {
 	uint64		gone = helds_gone_count();
 	int			i;
@@ -474,7 +518,7 @@ zk_notice_lost_nodes(void)
  * session only after a whole timeout of silence, so the session lives for
  * two thirds of a timeout more at least.  The client's own state is not
  * enough: after the process was stopped (SIGSTOP, a VM pause), it says
- * "connected" until the client's I/O thread has run again, although the
+ * "connected" until the client has read from its socket again, although the
  * server may have expired the session long ago (docs/transport.md, "Known
  * alive").
  */
@@ -486,7 +530,7 @@ zk_session_known_alive(void)
 
 	if (!handle_is_connected())
 		return false;
-	timeout = zoo_recv_timeout(zh);
+	timeout = zk_negotiated_timeout();
 	if (timeout <= 0)
 		return false;
 	answered = answered_sent_us_get();
@@ -578,16 +622,21 @@ zk_session_hosts(void)
 int64
 zk_session_id(void)
 {
+	int64		id;
+
 	if (zh == NULL)
 		return 0;
-	return zoo_client_id(zh)->client_id;
+	pthread_mutex_lock(&shared_mu);
+	id = zoo_client_id(zh)->client_id;
+	pthread_mutex_unlock(&shared_mu);
+	return id;
 }
 
 /* The session timeout the server granted, in ms (0 if no session). */
 int
 zk_negotiated_timeout(void)
 {
-	return zh ? zoo_recv_timeout(zh) : 0;
+	return zh ? CLIENT_CALL(zoo_recv_timeout(zh)) : 0;
 }
 
 /* The client's state, in words, for the views. */
@@ -598,7 +647,7 @@ zk_session_state_name(void)
 
 	if (zh == NULL)
 		return "closed";
-	state = zoo_state(zh);
+	state = CLIENT_CALL(zoo_state(zh));
 	if (state == ZOO_CONNECTED_STATE)
 		return "connected";
 	if (state == ZOO_EXPIRED_SESSION_STATE)
@@ -618,11 +667,12 @@ zk_current_server(char *buf, int len)
 
 	if (!handle_is_connected())
 		return NULL;
+	pthread_mutex_lock(&shared_mu);
 	server = zoo_get_current_server(zh);
-	if (server == NULL)
-		return NULL;
-	strlcpy(buf, server, len);
-	return buf;
+	if (server != NULL)
+		strlcpy(buf, server, len);
+	pthread_mutex_unlock(&shared_mu);
+	return server ? buf : NULL;
 }
 
 /* Errors after which the same session may still be reachable. */

@@ -12,6 +12,7 @@
 extern void zk_connect(void);
 extern int	zk_await_reconnect(bool nothrow);
 extern void zk_reset_session(void);
+extern void zk_read_news(void);
 extern void zk_notice_session_end(void);
 extern void zk_notice_lost_nodes(void);
 

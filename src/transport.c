@@ -3,45 +3,39 @@
  *	  Requests to ZooKeeper, their completions, and the backend's wait.
  *
  * This file owns the thread boundary: a ZkReq (its fields are seen here
- * only), the completions that the client's threads run for it, the event
+ * only), the completions that the client runs for it, the event
  * counter that every watch moves, and the backend's one wait loop.  The
  * other files of the connection layer (transport_int.h) build on it.
  *
- * Threads.  We use the multi-threaded C client (libzookeeper_mt).  It runs
- * an I/O thread, which keeps the session alive with pings whatever the
- * backend is doing (a lock must stay held through a statement that runs
- * for many session timeouts), and a completion thread, which runs our
- * completion and watcher functions.  Those threads must never call a
- * PostgreSQL function: no palloc, no elog, no latch.  So the functions
- * they run (grouped below under "Client thread side") only copy results
- * into malloc'd memory under `shared_mu` and then write to an eventfd.
- * The backend sleeps in WaitEventSetWait() on that eventfd and its own
- * latch, so a wait is woken by a reply, by a watch, or by an interrupt,
- * whichever comes first.  The threads are created with every signal
- * blocked (session.c), so the kernel always delivers PostgreSQL's signals
- * to the backend thread.
+ * Threads.  The single-threaded C client does its I/O in whichever thread
+ * calls it: the backend while it waits (sleep_for polls the client's
+ * socket beside its latch and an eventfd), our watchdog the rest of the
+ * time (clientio.c).  The completions and watchers the client runs
+ * ("Client thread side" below) may run on the watchdog's thread, so they
+ * never call PostgreSQL: no palloc, no elog, no latch.  They copy results
+ * into malloc'd memory under `shared_mu`, and write the eventfd if the
+ * backend sleeps.  The watchdog takes no signals (session.c), so the
+ * kernel always delivers PostgreSQL's signals to the backend thread.
  *
  * Request lifetime.  A ZkReq is malloc'd by the backend, linked into the
- * `live` list, and handed to the client as the completion's data.  The
- * completion thread marks it done.  The backend frees it with
+ * `live` list, and handed to the client as the completion's data.  Its
+ * completion marks it done.  The backend frees it with
  * zk_req_free().  If the backend stops caring about a request that is
  * still in flight (an ERROR unwound the stack, a wait was cancelled), the
- * request is marked abandoned and the completion thread frees it when the
+ * request is marked abandoned and its completion frees it when the
  * reply comes, so a late reply never writes into freed memory.
  * zk_req_free_all(), called at (sub)transaction abort, abandons every
  * request that an ERROR left behind.
  *
  * What can go wrong: a result read before zk_wait() said the request is
- * done (a race with the completion thread); a PostgreSQL call slipped into
+ * done (a race with the watchdog's thread); a PostgreSQL call slipped into
  * a completion (a crash or a deadlock on the allocator); a request freed
  * twice, or used after zk_req_free_all().
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include <sys/eventfd.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "miscadmin.h"
 #include "storage/latch.h"
@@ -55,10 +49,11 @@
 #include "transport_int.h"
 
 /*
- * One asynchronous request to ZooKeeper.  The client's completion thread
- * fills in the result fields and then sets `done`; until zk_wait() has
- * reported the request done, the backend must not read them.  Results are
- * malloc'd (the completion thread may not palloc) and are freed with the
+ * One asynchronous request to ZooKeeper.  Its completion (on the backend's
+ * thread or the watchdog's, clientio.c) fills in the result fields and
+ * then sets `done`; until zk_wait() has reported the request done, the
+ * backend must not read them.  Results are
+ * malloc'd (the watchdog's thread may not palloc) and are freed with the
  * request by zk_req_free().
  */
 struct ZkReq
@@ -85,9 +80,9 @@ struct ZkReq
 	struct ZkReq *next;
 };
 
-/* ---- shared with the client's threads, guarded by shared_mu ---- */
-pthread_mutex_t shared_mu = PTHREAD_MUTEX_INITIALIZER;
+/* ---- shared with the watchdog thread, guarded by shared_mu ---- */
 static ZkReq live = {.prev = &live,.next = &live};	/* list head */
+static int	reqs_awaited = 0;	/* live, neither done nor abandoned */
 static uint64 watch_events = 0;
 
 /* session events that said "connected" (a connect or a reconnect) */
@@ -105,9 +100,6 @@ static int64 answered_sent_us = 0;
 /* When the newest answer from the server arrived (mono_us; 0: none). */
 static int64 answered_at_us = 0;
 
-/* Written once by the backend before any thread exists; read by threads. */
-static int	event_fd = -1;
-
 /*
  * The backend's sleep (note_wake_locked), guarded by shared_mu: asleep in
  * sleep_for, for one request (NULL: anything); news so far; a signal owed.
@@ -119,9 +111,6 @@ static bool wake_owed = false;
 
 /* backend only: wake_seq when sleep_once last looked */
 static uint64 wake_seq_seen = 0;
-
-/* The backend's wait: its latch, postmaster death and event_fd. */
-static WaitEventSet *wait_set = NULL;
 
 /*
  * Microseconds on a clock that keeps running while the process is stopped
@@ -169,13 +158,7 @@ unlock_and_wake(void)
 	wake_owed = false;
 	pthread_mutex_unlock(&shared_mu);
 	if (signal)
-	{
-		uint64		one = 1;
-		ssize_t		r;
-
-		r = write(event_fd, &one, sizeof(one));
-		(void) r;				/* a full counter still wakes the reader */
-	}
+		signal_backend();
 }
 
 /* client thread: wake any wait of the backend (takes shared_mu) */
@@ -241,6 +224,8 @@ note_answer_locked(int rc, int64 sent_us)
 void
 req_finish_locked(ZkReq *req, int rc)
 {
+	if (!req->done && !req->abandoned)
+		reqs_awaited--;
 	req->rc = rc;
 	req->done = true;
 	note_answer_locked(rc, req->sent_at_us);
@@ -484,6 +469,15 @@ watcher(zhandle_t *h, int type, int state, const char *path, void *ctx)
 	unlock_and_wake();
 }
 
+/* shared_mu held: the backend stops caring about `req`, still in flight */
+static void
+abandon_locked(ZkReq *req)
+{
+	if (!req->done && !req->abandoned)
+		reqs_awaited--;
+	req->abandoned = true;
+}
+
 /* shared_mu held: has the backend stopped caring about `req` (see zk_req_free)? */
 bool
 req_abandoned_locked(const ZkReq *req)
@@ -555,7 +549,7 @@ req_hand_over_locked(ZkReq *req, ZkReqThen then, void *ctx)
 		free_req(req);
 	}
 	else
-		req->abandoned = true;	/* its completion frees it */
+		abandon_locked(req);	/* its completion frees it */
 }
 
 /* The newest request the server answered was sent then (mono_us; 0: none) */
@@ -611,34 +605,6 @@ silence_check_deadline(TimestampTz deadline)
 	return (deadline != 0 && deadline < soon) ? deadline : soon;
 }
 
-/*
- * Make the eventfd the client's threads wake us through, and the one wait
- * set every wait of this backend uses.  Once per backend; throws if the
- * eventfd cannot be made.
- */
-void
-open_wait_set(void)
-{
-	if (event_fd < 0)
-	{
-		event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		if (event_fd < 0)
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not create an eventfd for the ZooKeeper client: %m")));
-	}
-	if (wait_set == NULL)
-	{
-		/* one set for every wait of this backend: no epoll set per wait */
-		WaitEventSet *set = CreateWaitEventSet(TopMemoryContext, 3);
-
-		AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-		AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-		AddWaitEventToSet(set, WL_SOCKET_READABLE, event_fd, NULL, NULL);
-		wait_set = set;
-	}
-}
-
 /* A new request, linked into `live`; NULL if out of memory.  Never throws. */
 ZkReq *
 req_alloc(void)
@@ -653,6 +619,7 @@ req_alloc(void)
 	req->prev = live.prev;
 	live.prev->next = req;
 	live.prev = req;
+	reqs_awaited++;
 	pthread_mutex_unlock(&shared_mu);
 	return req;
 }
@@ -705,7 +672,7 @@ free_or_abandon_locked(ZkReq *req)
 	}
 	else
 	{
-		req->abandoned = true;
+		abandon_locked(req);
 		wake_watchdog_locked(); /* nobody waits for it now: it watches */
 	}
 }
@@ -725,6 +692,27 @@ zk_req_free(ZkReq *req)
 }
 
 /*
+ * The requests sent until zk_sends_end() go out together, in as few TCP
+ * segments as fit (a create and the listing behind it).  Nests.  A wait
+ * sends what was held so far; an ERROR ends the batch (zk_req_free_all).
+ */
+void
+zk_sends_begin(void)
+{
+	pthread_mutex_lock(&shared_mu);
+	client_sends_begin_locked();
+	pthread_mutex_unlock(&shared_mu);
+}
+
+void
+zk_sends_end(void)
+{
+	pthread_mutex_lock(&shared_mu);
+	client_sends_end_locked();
+	pthread_mutex_unlock(&shared_mu);
+}
+
+/*
  * Free every request.  For abort paths and session close only: no request
  * pointer held by the backend may be used afterwards.
  */
@@ -738,6 +726,7 @@ zk_req_free_all(void)
 	zk_release_batch_end();
 
 	pthread_mutex_lock(&shared_mu);
+	client_sends_reset_locked();	/* an ERROR may have left sends corked */
 	for (req = live.next; req != &live; req = next)
 	{
 		next = req->next;
@@ -782,10 +771,15 @@ static bool
 sleep_for(const ZkReq *req, TimestampTz deadline, bool nothrow)
 {
 	long		timeout_ms = -1;
-	WaitEvent	event;
-	int			n;
+	WaitEvent	events[4];
+	WaitEventSet *set;
+	int			n,
+				i,
+				fd = -1,
+				interest = 0;
+	int64		client_us = -1;
+	uint64		epoch = 0;
 	bool		capped;
-	ZkReq	   *r;
 
 	if (deadline != 0)
 	{
@@ -796,6 +790,10 @@ sleep_for(const ZkReq *req, TimestampTz deadline, bool nothrow)
 		timeout_ms = (long) ((deadline - now + 999) / 1000);
 	}
 	pthread_mutex_lock(&shared_mu);
+	client_sends_flush_locked();	/* a wait keeps none of its requests back */
+	/* what the client waits for; a timed-out connection may fail requests */
+	if (zh != NULL)
+		epoch = client_interest_locked(zh, &fd, &interest, &client_us);
 	if (wake_seq != wake_seq_seen)
 	{
 		wake_seq_seen = wake_seq;
@@ -805,42 +803,42 @@ sleep_for(const ZkReq *req, TimestampTz deadline, bool nothrow)
 	}
 
 	/* what it waits for, the backend watches itself (ZOOKEEPER-4537) */
-	for (r = live.next; r != &live && (r->done || r->abandoned); r = r->next)
-		;
-	capped = (r != &live || releases_awaited_locked()) &&
+	capped = (reqs_awaited > 0 || releases_awaited_locked()) &&
 		(timeout_ms < 0 || timeout_ms > ZK_OVERDUE_US / 1000);
 	if (capped)
 		timeout_ms = ZK_OVERDUE_US / 1000;
+	if (client_us >= 0 && (timeout_ms < 0 || client_us / 1000 < timeout_ms))
+		timeout_ms = (long) ((client_us + 999) / 1000);
+	if (zh != NULL)
+		backend_pump_begin_locked();
 	backend_asleep = true;
 	awaited_req = req;
 	pthread_mutex_unlock(&shared_mu);
 
-	n = WaitEventSetWait(wait_set, timeout_ms, &event, 1, PG_WAIT_EXTENSION);
+	/* the client's socket too: the backend reads its own answers */
+	set = backend_wait_set(fd, interest);
+	n = WaitEventSetWait(set, timeout_ms, events, lengthof(events),
+						 PG_WAIT_EXTENSION);
 
 	pthread_mutex_lock(&shared_mu);
 	backend_asleep = false;
 	awaited_req = NULL;
+	if (zh != NULL)
+	{
+		backend_pump_end_locked();
+		client_process_locked(zh, epoch, backend_wait_events(events, n, fd));
+	}
 	wake_seq_seen = wake_seq;
 	pthread_mutex_unlock(&shared_mu);
 	if (n == 0 && capped && zh != NULL)
 		poke_if_overdue(zh);
-	if (n == 1)
-	{
-		if (event.events & WL_SOCKET_READABLE)
-		{
-			uint64		buf;
-			ssize_t		got;
-
-			got = read(event_fd, &buf, sizeof(buf));
-			(void) got;
-		}
-		if (event.events & WL_LATCH_SET)
+	for (i = 0; i < n; i++)
+		if (events[i].events & WL_LATCH_SET)
 		{
 			ResetLatch(MyLatch);
 			if (!nothrow)
 				CHECK_FOR_INTERRUPTS();
 		}
-	}
 	drain_client_log();
 	return true;
 }
@@ -1060,8 +1058,8 @@ zk_create(const char *path, const char *data, int len, int flags)
 
 	if (send_create_carrying_releases(req, path, data, len, flags))
 		return req;
-	return req_sent(req, zoo_acreate2(zh, path, data, len, node_acl, flags,
-									  create_done, req));
+	return req_sent(req, CLIENT_SEND(zoo_acreate2(zh, path, data, len, node_acl, flags,
+												  create_done, req)));
 }
 
 /*
@@ -1094,7 +1092,7 @@ zk_create_many(int n, char **paths, const char *data, int len)
 				 errmsg("out of memory")));
 	}
 	req->multi = m;
-	rc = zoo_amulti(zh, n, m->ops, m->results, many_done, req);
+	rc = CLIENT_SEND(zoo_amulti(zh, n, m->ops, m->results, many_done, req));
 	return req_sent(req, rc);
 }
 
@@ -1103,7 +1101,7 @@ zk_delete(const char *path)
 {
 	ZkReq	   *req = req_new();
 
-	return req_sent(req, zoo_adelete(zh, path, -1, rc_done, req));
+	return req_sent(req, CLIENT_SEND(zoo_adelete(zh, path, -1, rc_done, req)));
 }
 
 ZkReq *
@@ -1112,9 +1110,9 @@ zk_exists(const char *path, bool watch)
 	ZkReq	   *req = req_new();
 
 	if (watch)
-		return req_sent(req, zoo_awexists(zh, path, watcher, NULL,
-										  stat_done, req));
-	return req_sent(req, zoo_aexists(zh, path, 0, stat_done, req));
+		return req_sent(req, CLIENT_SEND(zoo_awexists(zh, path, watcher, NULL,
+													  stat_done, req)));
+	return req_sent(req, CLIENT_SEND(zoo_aexists(zh, path, 0, stat_done, req)));
 }
 
 /*
@@ -1129,8 +1127,8 @@ zk_get(const char *path, bool watch)
 	ZkReq	   *req = req_new();
 
 	if (watch)
-		return req_sent(req, zoo_awget(zh, path, watcher, NULL, data_done, req));
-	return req_sent(req, zoo_aget(zh, path, 0, data_done, req));
+		return req_sent(req, CLIENT_SEND(zoo_awget(zh, path, watcher, NULL, data_done, req)));
+	return req_sent(req, CLIENT_SEND(zoo_aget(zh, path, 0, data_done, req)));
 }
 
 /*
@@ -1142,7 +1140,7 @@ zk_sync(const char *path)
 {
 	ZkReq	   *req = req_new();
 
-	return req_sent(req, zoo_async(zh, path, sync_done, req));
+	return req_sent(req, CLIENT_SEND(zoo_async(zh, path, sync_done, req)));
 }
 
 ZkReq *
@@ -1150,7 +1148,7 @@ zk_get_children(const char *path)
 {
 	ZkReq	   *req = req_new();
 
-	return req_sent(req, zoo_aget_children(zh, path, 0, strings_done, req));
+	return req_sent(req, CLIENT_SEND(zoo_aget_children(zh, path, 0, strings_done, req)));
 }
 
 /*
@@ -1165,8 +1163,8 @@ get_children_then(const char *path, watcher_fn fn, void *ctx,
 
 	req->then = then;
 	req->then_ctx = then_ctx;
-	return req_sent(req, zoo_awget_children(zh, path, fn, ctx, strings_done,
-											req));
+	return req_sent(req, CLIENT_SEND(zoo_awget_children(zh, path, fn, ctx, strings_done,
+														req)));
 }
 
 /* The children of `path`, and a watch for the next change to them */
@@ -1175,8 +1173,8 @@ zk_get_children_watch(const char *path)
 {
 	ZkReq	   *req = req_new();
 
-	return req_sent(req, zoo_awget_children(zh, path, watcher, NULL,
-											strings_done, req));
+	return req_sent(req, CLIENT_SEND(zoo_awget_children(zh, path, watcher, NULL,
+														strings_done, req)));
 }
 
 /* Read the ACL of `path` (zk_req_acl()) */
@@ -1185,7 +1183,7 @@ zk_get_acl(const char *path)
 {
 	ZkReq	   *req = req_new();
 
-	return req_sent(req, zoo_aget_acl(zh, path, acl_done, req));
+	return req_sent(req, CLIENT_SEND(zoo_aget_acl(zh, path, acl_done, req)));
 }
 
 /* Set the data of `path` (any version) */
@@ -1194,5 +1192,5 @@ zk_set(const char *path, const char *data, int len)
 {
 	ZkReq	   *req = req_new();
 
-	return req_sent(req, zoo_aset(zh, path, data, len, -1, stat_done, req));
+	return req_sent(req, CLIENT_SEND(zoo_aset(zh, path, data, len, -1, stat_done, req)));
 }

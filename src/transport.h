@@ -47,6 +47,8 @@ extern ZkReq *zk_get_children_watch(const char *path);
 extern ZkReq *zk_set(const char *path, const char *data, int len);
 extern ZkReq *zk_get_acl(const char *path);
 
+extern void zk_sends_begin(void);
+extern void zk_sends_end(void);
 extern ZkWaitResult zk_wait(ZkReq *req, TimestampTz deadline, bool nothrow);
 extern int	zk_call(ZkReq *req);
 extern uint64 zk_events_seen(void);

@@ -2,18 +2,18 @@
  * transport_int.h
  *	  What the files of the connection layer share, and nobody else sees.
  *
- * The connection layer is transport.c, session.c, releases.c, held.c and
- * watchdog.c (docs/transport.md tells how they work together).  They share
- * data with the ZooKeeper client's threads and with our watchdog thread,
- * all of it guarded by `shared_mu`; only these five files include this
- * header.  What they offer the rest of zksync is in transport.h,
- * session.h, releases.h and held.h.
+ * The connection layer is transport.c, clientio.c, session.c, releases.c,
+ * held.c and watchdog.c (docs/transport.md tells how they work together).
+ * They share data with our watchdog thread, all of it guarded by
+ * `shared_mu`; only these six files include this header.  What they offer
+ * the rest of zksync is in transport.h, session.h, releases.h and held.h.
  *
- * Functions marked "client thread" below run on the client's threads (or
- * the watchdog's) and so must never call PostgreSQL: no palloc, no elog,
- * no latch.  They only touch malloc'd memory under `shared_mu` and wake the
- * backend through wake_backend().  A function whose name ends in _locked
- * must be called with `shared_mu` held.
+ * Functions marked "client thread" below run inside the client (its
+ * completions and watchers), on the backend's thread or the watchdog's, so
+ * must never call PostgreSQL: no palloc, no elog, no latch.  They only
+ * touch malloc'd memory under `shared_mu` and wake the backend through
+ * wake_backend().  A function whose name ends in _locked must be called
+ * with `shared_mu` held.
  *
  * Names.  One rule for all of zksync: `zk_` for what the ZooKeeper
  * transport and session layers and the node operations offer, `zksync_`
@@ -30,6 +30,7 @@
 
 #include <zookeeper/zookeeper.h>
 
+#include "storage/latch.h"
 #include "utils/timestamp.h"
 
 #include "transport.h"
@@ -62,6 +63,12 @@
 #define ZK_TICK_MS			50
 /* How long the watchdog sleeps when nothing is due (a safety net only) */
 #define ZK_IDLE_TICK_MS		1000
+/*
+ * After a wait of the backend (which reads the client's socket itself),
+ * the watchdog keeps off the socket this long: a backend that cycles locks
+ * reads its own answers, and the watchdog looks some twenty times a second.
+ */
+#define ZK_PUMP_LINGER_US	50000
 
 /*
  * When a watched request sent at `sent_us` next needs a look, as a sleep
@@ -73,11 +80,35 @@
 
 /* ---- shared state ---- */
 
-/* Guards everything the client's threads and the watchdog touch. */
+/*
+ * Guards everything the watchdog touches, and every call into the client
+ * (which is not thread-safe); recursive, since a completion runs inside a
+ * call into the client.
+ */
 extern pthread_mutex_t shared_mu;
 
-/* Wakes the watchdog early (work for it, or time to stop); with shared_mu. */
-extern pthread_cond_t watchdog_cv;
+/*
+ * A call into the client, under shared_mu; its value.  CLIENT_SEND for a
+ * call that sends a request: its pieces go out together (clientio.c).
+ */
+#define CLIENT_CALL(call) \
+	({ \
+		int			client_rc_; \
+		pthread_mutex_lock(&shared_mu); \
+		client_rc_ = (call); \
+		pthread_mutex_unlock(&shared_mu); \
+		client_rc_; \
+	})
+#define CLIENT_SEND(call) \
+	({ \
+		int			client_rc_; \
+		pthread_mutex_lock(&shared_mu); \
+		client_sends_begin_locked(); \
+		client_rc_ = (call); \
+		client_sends_end_locked(); \
+		pthread_mutex_unlock(&shared_mu); \
+		client_rc_; \
+	})
 
 /* The client's handle (session.c; backend-only, NULL: no session). */
 extern zhandle_t *zh;
@@ -104,7 +135,6 @@ extern void forget_answers_locked(void);
 extern bool server_silent_since(int64 since_us);
 extern TimestampTz silence_check_deadline(TimestampTz deadline);
 
-extern void open_wait_set(void);
 extern bool sleep_once(TimestampTz deadline, bool nothrow);
 
 extern ZkReq *req_alloc(void);
@@ -122,7 +152,7 @@ extern ZkReq *get_children_then(const char *path, watcher_fn fn, void *ctx,
 
 /*
  * One ZooKeeper multi we send (creates, deletes, or deletes and a create),
- * kept until the reply; malloc'd, as the client's threads free it.
+ * kept until the reply; malloc'd, as its completion frees it.
  */
 typedef struct ZkRelease ZkRelease;
 typedef struct ZkMulti
@@ -143,6 +173,26 @@ extern void multi_add_delete(ZkMulti *m, ZkRelease *rel, const char *path);
 extern void req_attach_multi(ZkReq *req, ZkMulti *m);
 extern ZkMulti *req_multi(const ZkReq *req);
 extern void req_set_path_locked(ZkReq *req, char *path);
+
+/* ---- clientio.c ---- */
+
+extern uint64 client_interest_locked(zhandle_t *h, int *fd, int *interest,
+									 int64 *wait_us);
+extern void client_process_locked(zhandle_t *h, uint64 epoch, int events);
+extern void client_pump_nowait(zhandle_t *h);
+extern void client_sends_begin_locked(void);
+extern void client_sends_end_locked(void);
+extern void client_sends_flush_locked(void);
+extern void client_sends_reset_locked(void);
+extern bool watchdog_keeps_off_locked(int64 now, int64 *until_us);
+extern int	watchdog_poll(int fd, int interest, int wake_fd, int64 wait_us);
+extern void backend_pump_begin_locked(void);
+extern void backend_pump_end_locked(void);
+extern void open_wait_set(void);
+extern void signal_backend(void);
+extern WaitEventSet *backend_wait_set(int fd, int interest);
+extern int	backend_wait_events(const WaitEvent *events, int n, int fd);
+extern void forget_client_io_locked(void);
 
 /* ---- session.c ---- */
 
@@ -189,9 +239,10 @@ extern void stop_watchdog(void);
 extern bool watchdog_is_running(void);
 extern void forget_poke_locked(void);
 extern void wake_watchdog_locked(void);
+extern void kick_watchdog_locked(void);
 extern void poke_if_overdue(zhandle_t *h);
 
-/* client thread: keep the client's log lines for the backend */
+/* any thread: keep the client's log lines for the backend */
 extern void log_to_ring(const char *message);
 extern void drain_client_log(void);
 

@@ -1,7 +1,16 @@
 /*-------------------------------------------------------------------------
  * watchdog.c
- *	  Our own thread beside the client's: pokes for stuck requests, sends
- *	  the queued work of the connection layer; and the client's log ring.
+ *	  Our one thread: drives the client while the backend does not, pokes
+ *	  for stuck requests, sends the queued work of the connection layer;
+ *	  and the client's log ring.
+ *
+ * Driving the client.  The client (libzookeeper_st) has no thread of its
+ * own.  The watchdog calls it whenever the backend does not wait on it
+ * (clientio.c): it sleeps in poll(2) on the client's socket and on an
+ * eventfd of its own, for as long as the client allows (its next ping or
+ * timeout) and nothing else is due, and lets the client read what came.
+ * So the session stays alive and watches fire while the backend runs a
+ * long statement or sits idle.
  *
  * Stuck requests.  ZooKeeper 3.6.0-3.8.0 servers (Debian 12 ships 3.8.0)
  * can leave a request unanswered until some other request from the same
@@ -22,8 +31,8 @@
  * or "when the time is up": releases held back or failed on a connection
  * error (releases.c), searches for abandoned creates (releases.c), and
  * the getData that arms a held node's watch again (held.c).  Like the
- * client's threads, it never calls PostgreSQL and takes no signals; it
- * picks its work under shared_mu and sends it without.
+ * client's completions, it never calls PostgreSQL and takes no signals; it
+ * picks its work and sends it under shared_mu.
  *
  * Logging.  The client would print to stderr, i.e. the server log.  Its
  * messages go through log_to_ring() (client thread) into a small ring that
@@ -37,8 +46,9 @@
  */
 #include "postgres.h"
 
+#include <sys/eventfd.h>
 #include <time.h>
-
+#include <unistd.h>
 
 #include "nls.h"
 #include "transport_int.h"
@@ -48,13 +58,15 @@
 #define PICK_HELD			16
 #define PICK_HUNTS			4
 
-pthread_cond_t watchdog_cv = PTHREAD_COND_INITIALIZER;
-
 /* ---- guarded by shared_mu ---- */
 static bool watchdog_stop = false;
+static bool watchdog_asleep = false;	/* in its poll */
 static bool watchdog_idle = false;	/* asleep with nothing due */
 static bool poke_in_flight = false;
 static int64 poke_sent_us = 0;
+
+/* Written to wake the watchdog; made before the thread, closed after it. */
+static int	wake_fd = -1;
 
 /* ---- backend-only ---- */
 static pthread_t watchdog_thread;
@@ -86,6 +98,16 @@ typedef struct Picked
  * ===================================================================
  */
 
+/* any thread: make the watchdog's poll return */
+static void
+signal_watchdog(void)
+{
+	uint64		one = 1;
+	ssize_t		r = write(wake_fd, &one, sizeof(one));
+
+	(void) r;					/* a full counter still wakes it */
+}
+
 /* client thread: a poke's reply says only that the session is alive */
 static void
 poke_done(int rc, const struct Stat *stat, const void *data)
@@ -97,16 +119,15 @@ poke_done(int rc, const struct Stat *stat, const void *data)
 }
 
 /*
- * shared_mu held: sleep until something is due (a held-back release, a
- * retry, a request nobody waits for that may be overdue), or someone
- * signals watchdog_cv.  With nothing due it sleeps ZK_IDLE_TICK_MS and is
- * woken by wake_watchdog_locked() when there is: a backend cycling locks
- * with its releases awaited never wakes it.
+ * shared_mu held: how long the watchdog may sleep: until something is due
+ * (a held-back release, a retry, a request nobody waits for that may be
+ * overdue).  With nothing due, ZK_IDLE_TICK_MS, and it is woken by
+ * wake_watchdog_locked() when there is: a backend cycling locks with its
+ * releases awaited never wakes it.
  */
-static void
-sleep_until_due_locked(void)
+static int64
+due_in_us_locked(void)
 {
-	struct timespec until;
 	int64		now = mono_us();
 	int64		sleep_us = ZK_IDLE_TICK_MS * 1000L;
 
@@ -115,16 +136,46 @@ sleep_until_due_locked(void)
 	sleep_us = next_abandoned_due_us_locked(now, sleep_us);
 	if (poke_in_flight)
 		sleep_us = Min(sleep_us, ZK_TICK_MS * 1000L);
-	watchdog_idle = sleep_us >= ZK_IDLE_TICK_MS * 1000L;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_nsec += sleep_us * 1000L;
-	while (until.tv_nsec >= 1000000000L)
+	return sleep_us;
+}
+
+/*
+ * shared_mu held: drive the client until something is due, or someone
+ * wakes us: ask the client what it waits for, sleep without the mutex on
+ * its socket (unless the backend reads it now, clientio.c) and on
+ * `wake_fd`, then let the client act on what came.
+ */
+static void
+drive_client_locked(zhandle_t *h)
+{
+	int64		sleep_us = due_in_us_locked();
+	int64		client_us,
+				keep_off_us;
+	int			fd,
+				interest,
+				events;
+	uint64		epoch;
+	bool		keep_off;
+
+	epoch = client_interest_locked(h, &fd, &interest, &client_us);
+	sleep_us = Min(sleep_us, client_us);
+	keep_off = watchdog_keeps_off_locked(mono_us(), &keep_off_us);
+	if (keep_off)
 	{
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
+		fd = -1;
+		sleep_us = Min(sleep_us, keep_off_us);
 	}
-	pthread_cond_timedwait(&watchdog_cv, &shared_mu, &until);
+	watchdog_idle = sleep_us >= ZK_IDLE_TICK_MS * 1000L;
+	watchdog_asleep = true;
+	pthread_mutex_unlock(&shared_mu);
+
+	events = watchdog_poll(fd, interest, wake_fd, sleep_us);
+
+	pthread_mutex_lock(&shared_mu);
+	watchdog_asleep = false;
 	watchdog_idle = false;
+	if (!keep_off)
+		client_process_locked(h, epoch, events);
 }
 
 /*
@@ -137,7 +188,22 @@ wake_watchdog_locked(void)
 	if (watchdog_idle)
 	{
 		watchdog_idle = false;
-		pthread_cond_signal(&watchdog_cv);
+		signal_watchdog();
+	}
+}
+
+/*
+ * shared_mu held (any thread): the watchdog has work now (a retry, a
+ * release held back); wake it if it sleeps.
+ */
+void
+kick_watchdog_locked(void)
+{
+	if (watchdog_asleep)
+	{
+		watchdog_asleep = false;
+		watchdog_idle = false;
+		signal_watchdog();
 	}
 }
 
@@ -193,7 +259,7 @@ poke_if_overdue(zhandle_t *h)
 	if (zoo_state(h) == ZOO_CONNECTED_STATE)
 		poke_if_overdue_locked(&p, mono_us());
 	pthread_mutex_unlock(&shared_mu);
-	if (p.poke && zoo_aexists(h, "/", 0, poke_done, NULL) != ZOK)
+	if (p.poke && CLIENT_SEND(zoo_aexists(h, "/", 0, poke_done, NULL)) != ZOK)
 	{
 		pthread_mutex_lock(&shared_mu);
 		poke_in_flight = false;
@@ -201,13 +267,13 @@ poke_if_overdue(zhandle_t *h)
 	}
 }
 
-/* Send what was picked, without shared_mu (the client takes its own locks) */
+/* Send what was picked (any thread; shared_mu is taken for each call) */
 static void
 send_picked(zhandle_t *h, const Picked *p)
 {
 	int			i;
 
-	if (p->poke && zoo_aexists(h, "/", 0, poke_done, NULL) != ZOK)
+	if (p->poke && CLIENT_SEND(zoo_aexists(h, "/", 0, poke_done, NULL)) != ZOK)
 	{
 		pthread_mutex_lock(&shared_mu);
 		poke_in_flight = false;
@@ -222,12 +288,12 @@ send_picked(zhandle_t *h, const Picked *p)
 }
 
 /*
- * watchdog thread: whenever something is due, whatever the backend is
- * doing, send one cheap read if a request is overdue (ZOOKEEPER-4537),
- * and send again the releases that failed on a connection error; and
- * send each held-back release once its ZK_RELEASE_HOLD_US are up.  It calls only the
- * ZooKeeper client (which is thread-safe), never PostgreSQL, and never
- * while holding shared_mu.  It runs only while its handle is open:
+ * watchdog thread: drive the client while the backend does not; whenever
+ * something is due, whatever the backend is doing, send one cheap read if
+ * a request is overdue (ZOOKEEPER-4537), and send again the releases that
+ * failed on a connection error; and send each held-back release once its
+ * ZK_RELEASE_HOLD_US are up.  It calls only the ZooKeeper client (under
+ * shared_mu), never PostgreSQL.  It runs only while its handle is open:
  * close_handle() stops and joins it first.
  */
 static void *
@@ -239,15 +305,11 @@ watchdog_main(void *arg)
 	pthread_mutex_lock(&shared_mu);
 	while (!watchdog_stop)
 	{
-		sleep_until_due_locked();
+		drive_client_locked(h);
 		if (watchdog_stop)
 			break;
 		pick_work_locked(h, &p);
-		pthread_mutex_unlock(&shared_mu);
-
 		send_picked(h, &p);
-
-		pthread_mutex_lock(&shared_mu);
 	}
 	pthread_mutex_unlock(&shared_mu);
 	return NULL;
@@ -289,6 +351,10 @@ forget_poke_locked(void)
 bool
 start_watchdog(zhandle_t *h)
 {
+	if (wake_fd < 0)
+		wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (wake_fd < 0)
+		return false;
 	watchdog_stop = false;
 	watchdog_running =
 		pthread_create(&watchdog_thread, NULL, watchdog_main, h) == 0;
@@ -303,7 +369,7 @@ stop_watchdog(void)
 		return;
 	pthread_mutex_lock(&shared_mu);
 	watchdog_stop = true;
-	pthread_cond_signal(&watchdog_cv);
+	signal_watchdog();
 	pthread_mutex_unlock(&shared_mu);
 	pthread_join(watchdog_thread, NULL);
 	watchdog_running = false;
