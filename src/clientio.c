@@ -155,12 +155,12 @@ client_events(short revents)
 
 /*
  * Any thread: read what has come on `h`'s socket, without waiting.  For the
- * places that must see the latest news while nobody reads it (an entry
- * point, the commit check): only while the watchdog keeps off the socket,
+ * places that must see the latest news (an entry point; the commit check,
+ * `always`): unless `always`, only while the watchdog keeps off the socket,
  * since otherwise it reads promptly itself.
  */
 void
-client_pump_nowait(zhandle_t *h)
+client_pump_nowait(zhandle_t *h, bool always)
 {
 	int			fd,
 				interest;
@@ -171,7 +171,7 @@ client_pump_nowait(zhandle_t *h)
 	if (h == NULL)
 		return;
 	pthread_mutex_lock(&shared_mu);
-	if (!backend_pumping && mono_us() >= pump_linger_until)
+	if (!always && !backend_pumping && mono_us() >= pump_linger_until)
 	{
 		pthread_mutex_unlock(&shared_mu);
 		return;

@@ -433,25 +433,29 @@ count_reconnects(void)
  * Read what has come from ZooKeeper and nobody has read yet (a held node's
  * watch, an expiry), without waiting: the backend reads its own answers
  * while it waits, and the watchdog keeps off the socket for a moment
- * after (clientio.c).  For the commit check.
+ * after (clientio.c).  For the commit check, which reads whoever else
+ * might be about to.
  */
 void
 zk_read_news(void)
 {
-	client_pump_nowait(zh);
+	client_pump_nowait(zh, true);
 	news_read_for = GetCurrentStatementStartTimestamp();
 }
 
 /*
- * zk_read_news(), once per statement: every entry point and every
- * statement's start look for news first, and one look is enough until
- * the statement waits again (which reads what comes).
+ * Read the news once per statement: every entry point and every
+ * statement's start look first, and one look is enough until the
+ * statement waits again (which reads what comes).
  */
 static void
 read_news_once(void)
 {
 	if (zh != NULL && news_read_for != GetCurrentStatementStartTimestamp())
-		zk_read_news();
+	{
+		client_pump_nowait(zh, false);
+		news_read_for = GetCurrentStatementStartTimestamp();
+	}
 }
 
 /*

@@ -179,7 +179,7 @@ extern void req_set_path_locked(ZkReq *req, char *path);
 extern uint64 client_interest_locked(zhandle_t *h, int *fd, int *interest,
 									 int64 *wait_us);
 extern void client_process_locked(zhandle_t *h, uint64 epoch, int events);
-extern void client_pump_nowait(zhandle_t *h);
+extern void client_pump_nowait(zhandle_t *h, bool always);
 extern void client_sends_begin_locked(void);
 extern void client_sends_end_locked(void);
 extern void client_sends_flush_locked(void);
