@@ -57,6 +57,7 @@
 #include "transport_int.h"
 
 static WaitEventSet *make_wait_set(int fd, int events);
+static void drain_eventfd(int fd);
 
 /* ---- guarded by shared_mu ---- */
 pthread_mutex_t shared_mu = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
@@ -171,7 +172,7 @@ client_pump_nowait(zhandle_t *h, bool always)
 	if (h == NULL)
 		return;
 	pthread_mutex_lock(&shared_mu);
-	if (!always && !backend_pumping && mono_us() >= pump_linger_until)
+	if (!always && !watchdog_keeps_off_locked(mono_us(), &wait_us))
 	{
 		pthread_mutex_unlock(&shared_mu);
 		return;
@@ -288,12 +289,7 @@ watchdog_poll(int fd, int interest, int wake_fd, int64 wait_us)
 	if (poll(p, n, timeout_ms) > 0)
 	{
 		if (p[0].revents & POLLIN)
-		{
-			uint64		buf;
-			ssize_t		got = read(wake_fd, &buf, sizeof(buf));
-
-			(void) got;
-		}
+			drain_eventfd(wake_fd);
 		if (n == 2)
 			events = client_events(p[1].revents);
 	}
@@ -355,14 +351,31 @@ make_wait_set(int fd, int events)
 	return set;
 }
 
+/* any thread: make a wait on eventfd `fd` return */
+void
+signal_eventfd(int fd)
+{
+	uint64		one = 1;
+	ssize_t		r = write(fd, &one, sizeof(one));
+
+	(void) r;					/* a full counter still wakes the reader */
+}
+
+/* any thread: empty eventfd `fd` after a wait saw it written */
+static void
+drain_eventfd(int fd)
+{
+	uint64		buf;
+	ssize_t		r = read(fd, &buf, sizeof(buf));
+
+	(void) r;
+}
+
 /* any thread: wake the backend's wait */
 void
 signal_backend(void)
 {
-	uint64		one = 1;
-	ssize_t		r = write(event_fd, &one, sizeof(one));
-
-	(void) r;					/* a full counter still wakes the reader */
+	signal_eventfd(event_fd);
 }
 
 /*
@@ -418,12 +431,7 @@ backend_wait_events(const WaitEvent *events, int n, int fd)
 	{
 		if (events[i].fd == event_fd &&
 			(events[i].events & WL_SOCKET_READABLE))
-		{
-			uint64		buf;
-			ssize_t		r = read(event_fd, &buf, sizeof(buf));
-
-			(void) r;
-		}
+			drain_eventfd(event_fd);
 		else if (fd >= 0 && events[i].fd == fd)
 		{
 			if (events[i].events & WL_SOCKET_READABLE)

@@ -189,6 +189,7 @@ extern int	watchdog_poll(int fd, int interest, int wake_fd, int64 wait_us);
 extern void backend_pump_begin_locked(void);
 extern void backend_pump_end_locked(void);
 extern void open_wait_set(void);
+extern void signal_eventfd(int fd);
 extern void signal_backend(void);
 extern WaitEventSet *backend_wait_set(int fd, int interest);
 extern int	backend_wait_events(const WaitEvent *events, int n, int fd);

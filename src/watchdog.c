@@ -65,7 +65,7 @@ static bool watchdog_idle = false;	/* asleep with nothing due */
 static bool poke_in_flight = false;
 static int64 poke_sent_us = 0;
 
-/* Written to wake the watchdog; made before the thread, closed after it. */
+/* Written to wake the watchdog; made before its first thread, kept after. */
 static int	wake_fd = -1;
 
 /* ---- backend-only ---- */
@@ -93,6 +93,8 @@ typedef struct Picked
 	ZkHunt	   *hunts[PICK_HUNTS];
 } Picked;
 
+static void send_picked(zhandle_t *h, const Picked *p);
+
 /* ===================================================================
  * Watchdog and client thread side.  Nothing here may call PostgreSQL.
  * ===================================================================
@@ -102,10 +104,7 @@ typedef struct Picked
 static void
 signal_watchdog(void)
 {
-	uint64		one = 1;
-	ssize_t		r = write(wake_fd, &one, sizeof(one));
-
-	(void) r;					/* a full counter still wakes it */
+	signal_eventfd(wake_fd);
 }
 
 /* client thread: a poke's reply says only that the session is alive */
@@ -259,12 +258,7 @@ poke_if_overdue(zhandle_t *h)
 	if (zoo_state(h) == ZOO_CONNECTED_STATE)
 		poke_if_overdue_locked(&p, mono_us());
 	pthread_mutex_unlock(&shared_mu);
-	if (p.poke && CLIENT_SEND(zoo_aexists(h, "/", 0, poke_done, NULL)) != ZOK)
-	{
-		pthread_mutex_lock(&shared_mu);
-		poke_in_flight = false;
-		pthread_mutex_unlock(&shared_mu);
-	}
+	send_picked(h, &p);
 }
 
 /* Send what was picked (any thread; shared_mu is taken for each call) */
