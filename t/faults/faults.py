@@ -153,6 +153,10 @@ class Harness:
         return out
 
     def ephemerals(self, path=ROOT):
+        # the harness's own session may be on a server that has not yet
+        # applied a write another session was just answered for: catch up
+        # with the leader first, so that what is read here is not older
+        self.zk.sync("/")
         found = []
         for n in self.nodes(path):
             st = self.zk.exists(n)
