@@ -21,11 +21,13 @@
  *   elsewhere (a lock stays held through a statement that runs for many
  *   session timeouts), and reads what comes while nobody waits (a held
  *   node's watch, a release nobody awaits).  While the backend waits, and
- *   for ZK_PUMP_LINGER_US after, the watchdog leaves the socket alone and
- *   sleeps until something of its own is due: a backend that cycles locks
- *   does its own reading, and the watchdog wakes some twenty times a second
- *   instead of once per answer.  What came meanwhile is read at the next
- *   entry point (client_pump_nowait), or by the watchdog when it looks.
+ *   for a linger after (ZK_PUMP_LINGER_US, at most a sixth of the session's
+ *   timeout), the watchdog leaves the socket alone and sleeps until
+ *   something of its own is due: a backend that cycles locks does its own
+ *   reading, and its watchdog wakes about once a second instead of once per
+ *   answer.  What came meanwhile is read at the next entry point
+ *   (client_pump_nowait), or by the watchdog when it looks; woken for work
+ *   of its own, the watchdog reads first.
  *
  * Each thread asks the client what it waits for (client_interest_locked),
  * polls without the mutex, then hands over what the poll saw
@@ -68,6 +70,7 @@ static bool backend_pumping = false;	/* the backend's wait polls it */
 static int	sends_depth = 0;	/* client_sends_begin() not ended */
 static int	corked_fd = -1;		/* the socket corked by the outermost */
 static int64 pump_linger_until = 0; /* mono_us: the watchdog keeps off till */
+static int64 pump_linger_us = ZK_PUMP_LINGER_US;	/* for this session */
 
 /* Written once by the backend before any thread exists; read by threads. */
 static int	event_fd = -1;
@@ -250,7 +253,7 @@ watchdog_keeps_off_locked(int64 now, int64 *until_us)
 {
 	if (backend_pumping)
 	{
-		*until_us = ZK_PUMP_LINGER_US;
+		*until_us = pump_linger_us; /* a wait: look again then */
 		return true;
 	}
 	if (now < pump_linger_until)
@@ -296,16 +299,28 @@ watchdog_poll(int fd, int interest, int wake_fd, int64 wait_us)
 	return events;
 }
 
+/* shared_mu held: is the backend in a wait, reading the socket itself? */
+bool
+backend_pumps_locked(void)
+{
+	return backend_pumping;
+}
+
 /* ---- the backend's side ---- */
 
 /*
- * shared_mu held: the backend is about to wait: it polls the socket now;
- * the watchdog keeps off it.
+ * shared_mu held: the backend is about to wait on `h`: it polls the socket
+ * now; the watchdog keeps off it, and looks again every pump_linger_us.
+ * That is at most a sixth of the session's timeout, so that the socket is
+ * never long unread once the backend stops reading it: the client counts a
+ * silent server as gone after two thirds of the timeout.
  */
 void
-backend_pump_begin_locked(void)
+backend_pump_begin_locked(zhandle_t *h)
 {
 	backend_pumping = true;
+	pump_linger_us = Min((int64) ZK_PUMP_LINGER_US,
+						 (int64) zoo_recv_timeout(h) * 1000 / 6);
 }
 
 /* shared_mu held: the backend's wait is over; the watchdog keeps off a while */
@@ -313,7 +328,7 @@ void
 backend_pump_end_locked(void)
 {
 	backend_pumping = false;
-	pump_linger_until = mono_us() + ZK_PUMP_LINGER_US;
+	pump_linger_until = mono_us() + pump_linger_us;
 }
 
 /*

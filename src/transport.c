@@ -810,7 +810,7 @@ sleep_for(const ZkReq *req, TimestampTz deadline, bool nothrow)
 	if (client_us >= 0 && (timeout_ms < 0 || client_us / 1000 < timeout_ms))
 		timeout_ms = (long) ((client_us + 999) / 1000);
 	if (zh != NULL)
-		backend_pump_begin_locked();
+		backend_pump_begin_locked(zh);
 	backend_asleep = true;
 	awaited_req = req;
 	pthread_mutex_unlock(&shared_mu);

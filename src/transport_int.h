@@ -65,10 +65,11 @@
 #define ZK_IDLE_TICK_MS		1000
 /*
  * After a wait of the backend (which reads the client's socket itself),
- * the watchdog keeps off the socket this long: a backend that cycles locks
- * reads its own answers, and the watchdog looks some twenty times a second.
+ * the watchdog keeps off the socket this long (at most a sixth of the
+ * session's timeout): a backend that cycles locks reads its own answers,
+ * and its watchdog looks about once a second, not once per answer.
  */
-#define ZK_PUMP_LINGER_US	50000
+#define ZK_PUMP_LINGER_US	1000000
 
 /*
  * When a watched request sent at `sent_us` next needs a look, as a sleep
@@ -186,7 +187,8 @@ extern void client_sends_flush_locked(void);
 extern void client_sends_reset_locked(void);
 extern bool watchdog_keeps_off_locked(int64 now, int64 *until_us);
 extern int	watchdog_poll(int fd, int interest, int wake_fd, int64 wait_us);
-extern void backend_pump_begin_locked(void);
+extern bool backend_pumps_locked(void);
+extern void backend_pump_begin_locked(zhandle_t *h);
 extern void backend_pump_end_locked(void);
 extern void open_wait_set(void);
 extern void signal_eventfd(int fd);

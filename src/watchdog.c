@@ -175,6 +175,15 @@ drive_client_locked(zhandle_t *h)
 	watchdog_idle = false;
 	if (!keep_off)
 		client_process_locked(h, epoch, events);
+	else if (!backend_pumps_locked())
+	{
+		/*
+		 * Woken for work of its own while the backend, between waits, has
+		 * left answers unread: read them first, so that nothing is judged
+		 * overdue that has come.
+		 */
+		client_pump_nowait(h, true);
+	}
 }
 
 /*
