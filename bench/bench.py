@@ -38,7 +38,8 @@ Then bulk: 1000 names locked in one transaction, once by one call of
 zksync_xact_write_lock(text[]) and once by a loop of 1000 calls of
 zksync_xact_write_lock(text), each timed right after an untimed run of the
 same form, so that the names' lock directories exist (they are container
-nodes, which the server reaps from about a second after they empty), and
+nodes, which the server reaps once they are empty: within a minute with
+ZooKeeper's default check interval, as bench/run.sh's ensemble has it), and
 its floor: the C client taking 1000 free names at once, creates in multis
 and listings all pipelined, then the deletes in multis (bench/floor.c bulk).
 Then contention (4 and 16 backends, synchronous_release on, vs kazoo
@@ -96,9 +97,11 @@ from kazoo.client import KazooClient
 RELEASE_GUC = "zksync.synchronous_release"
 # bulk phase: attempts of one run (untimed and timed) before giving up on it
 BULK_ATTEMPTS = 3
-# the server's container reaper (scripts/zk.sh: checkIntervalMs=1000; at most
-# 10000 deletions a minute): a pass starts within REAP_S of a COMMIT that
-# empties directories and takes REAP_EACH_S per directory, plus a margin
+# the server's container reaper (bench/run.sh's ensemble: ZooKeeper's default
+# check interval, a minute; the tests' ensemble, scripts/zk.sh: a second; at
+# most 10000 deletions a minute): with a one-second interval a pass starts
+# within REAP_S of a COMMIT that empties directories and takes REAP_EACH_S
+# per directory, plus a margin
 REAP_S = 1.5
 REAP_EACH_S = 0.006
 # the Curator semaphore program's classpath, as t/014_curator_semaphore.pl has it
@@ -351,7 +354,7 @@ class Bench:
         floor of the array call ("floor"), the order rotated run by run.  Each
         timed run follows an untimed run of the same form at once, so the
         lock directories exist: they are containers, which the server reaps
-        from about a second after they empty.  The reaper goes through the
+        once they are empty (see REAP_S).  The reaper goes through the
         empty ones it found one by one (6 ms apart), deleting each that is
         empty when reached, so before each form's untimed run the phase waits
         out a pass that an earlier run's COMMIT may have started (REAP_S); the

@@ -59,7 +59,7 @@ zks_build() {
 zks_as_pg() {
   if [ "$(id -u)" = 0 ]; then
     local v vars=()
-    for v in ZK_DIR ZK_PORT PG_DIR PGPORT ZK_HOSTS; do
+    for v in ZK_DIR ZK_PORT ZK_CONTAINER_CHECK_MS PG_DIR PGPORT ZK_HOSTS; do
       if [ -n "${!v:-}" ]; then vars+=("$v=${!v}"); fi
     done
     runuser -u postgres -- env "${vars[@]}" "$@"

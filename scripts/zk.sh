@@ -6,13 +6,17 @@
 #   scripts/zk.sh leader                     (prints the leader's number)
 #   scripts/zk.sh cmd N WORD                 (a four-letter word, e.g. wchp)
 #
-# Environment: ZK_DIR (data, logs, pids; default /tmp/zksync-zk) and
-# ZK_PORT (first client port, default 2181; the others follow).  Every
-# address is 127.0.0.1.  The ensemble runs as the calling user.
+# Environment: ZK_DIR (data, logs, pids; default /tmp/zksync-zk),
+# ZK_PORT (first client port, default 2181; the others follow) and
+# ZK_CONTAINER_CHECK_MS (how often the servers reap empty containers:
+# default 1000, so that tests see an emptied directory go within seconds;
+# ZooKeeper's own default is 60000).  Every address is 127.0.0.1.  The
+# ensemble runs as the calling user.
 set -euo pipefail
 
 ZK_DIR=${ZK_DIR:-/tmp/zksync-zk}
 ZK_PORT=${ZK_PORT:-2181}
+ZK_CONTAINER_CHECK_MS=${ZK_CONTAINER_CHECK_MS:-1000}
 N=3
 
 port_of() { echo $((ZK_PORT + $1 - 1)); }
@@ -88,8 +92,8 @@ start1() {
   local i=$1 d="$ZK_DIR/n$1"
   alive "$i" && return 0
   # shellcheck disable=SC2086
-  # containers (empty lock and barrier directories) are reaped every second
-  nohup java -Xmx256m -Dzookeeper.log.dir="$d/logs" -Dznode.container.checkIntervalMs=1000 \
+  # containers (empty lock and barrier directories) are reaped this often
+  nohup java -Xmx256m -Dzookeeper.log.dir="$d/logs" -Dznode.container.checkIntervalMs="$ZK_CONTAINER_CHECK_MS" \
     -Dlog4j.configuration="file:$d/log4j.properties" \
     -Dzookeeper.jmx.log4j.disable=true \
     -cp "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:/usr/share/java/log4j-1.2.jar" \
