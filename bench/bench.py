@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """zksync benchmark: the same work side by side, in one run, on one ensemble.
 
-Contenders, alternated round by round so that machine drift hits them alike:
+Contenders, alternated round by round so that machine drift hits them alike,
+all on the first server of --zk-hosts (a write's latency differs from server to
+server, and each contender would otherwise land on one at random):
   floor-sync       the ZooKeeper C client: create, get_children, delete (bench/floor.c)
   floor-pipelined  the same with create and get_children in one round trip,
                    then the delete, awaited
@@ -122,30 +124,45 @@ def summary(us):
                 rate=1e6 / statistics.mean(us))
 
 
+def one_server(hosts):
+    """The first server of a connect string, with its chroot if any."""
+    servers, slash, chroot = hosts.partition("/")
+    return servers.split(",")[0] + slash + chroot
+
+
 class Bench:
     def __init__(self, a):
         self.a = a
         self.root = "/zksync-bench"
         self.lat = {}
+        # The phases of one session at a time (uncontended, CPU per cycle,
+        # bulk, the operators' reads) talk to this one server, every
+        # contender alike: a write's latency and cost differ from server to
+        # server (the leader, a follower; up to 2x on one machine), and a
+        # backend keeps its session on one server for the whole run while the
+        # floor's process connects anew each round.  The phases of many
+        # sessions use every server.
+        self.one = one_server(a.zk_hosts)
+        self.on_one = ["zksync.hosts = '%s'" % self.one]
 
     def pg(self, app="bench", sets=()):
         return connect(self.a.pg_host, self.a.pg_port, self.root, app, sets)
 
     def kz(self):
-        z = KazooClient(hosts=self.a.zk_hosts, timeout=10.0)
+        z = KazooClient(hosts=self.one, timeout=10.0)
         z.start(timeout=30)
         return z
 
     # ---- uncontended contenders: each returns a list of cycle times (us) ----
     def floor(self, mode, n):
-        out = subprocess.run([self.a.floor, self.a.zk_hosts, self.root + "/locks/floor", mode, str(n)],
+        out = subprocess.run([self.a.floor, self.one, self.root + "/locks/floor", mode, str(n)],
                              capture_output=True, text=True, check=True).stdout
         return [int(x) for x in out.split()]
 
     def floor_bulk(self, names, n, dirs):
         """n cycles of `names` locks at once on dirs<1..names> (floor.c
         bulk): [(lock us, release us, creates alone us)]."""
-        out = subprocess.run([self.a.floor, self.a.zk_hosts, dirs, "bulk", str(names), str(n)],
+        out = subprocess.run([self.a.floor, self.one, dirs, "bulk", str(names), str(n)],
                              capture_output=True, text=True, check=True).stdout
         v = [int(x) for x in out.split()]
         return list(zip(v[0::3], v[1::3], v[2::3]))
@@ -223,7 +240,7 @@ class Bench:
         if r.returncode != 0:
             raise RuntimeError("javac failed: " + (r.stderr or r.stdout)[-500:])
         p = subprocess.Popen(["java", "-cp", self.curator_dir + ":" + cp, "CuratorSemaphoreCycle",
-                              self.a.zk_hosts, self.root + "/semaphores/bs-curator", str(max_leases),
+                              self.one, self.root + "/semaphores/bs-curator", str(max_leases),
                               str(warmup)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         line = p.stdout.readline()
         if line.strip() != "READY":
@@ -252,7 +269,7 @@ class Bench:
         subprocess.run(["rm", "-rf", self.curator_dir], check=False)
 
     def uncontended(self):
-        conn = self.pg("bench-zksync", [RELEASE_GUC + " = on"])
+        conn = self.pg("bench-zksync", [RELEASE_GUC + " = on"] + self.on_one)
         cur = conn.cursor()
         cur.execute("PREPARE l AS SELECT zksync_write_lock('b')")
         cur.execute("PREPARE u AS SELECT zksync_write_unlock('b')")
@@ -267,7 +284,7 @@ class Bench:
             cur.execute("PREPARE l%d AS SELECT zksync_write_lock('m%d')" % (i, i))
             cur.execute("PREPARE u%d AS SELECT zksync_write_unlock('m%d')" % (i, i))
         # its own lock: the other backend's session would stand in its queue
-        nowait = self.pg("bench-zksync-nowait", [RELEASE_GUC + " = off"])
+        nowait = self.pg("bench-zksync-nowait", [RELEASE_GUC + " = off"] + self.on_one)
         ncur = nowait.cursor()
         ncur.execute("PREPARE l AS SELECT zksync_write_lock('bn')")
         ncur.execute("PREPARE u AS SELECT zksync_write_unlock('bn')")
@@ -308,7 +325,7 @@ class Bench:
         over `rounds` rounds of `n` cycles.  Returns {contender: [per round:
         {"cpu": us per cycle, "cs": context switches per cycle, "threads":
         [(label, us, cs) per cycle]}]}.  The driver's own CPU is not counted."""
-        conn = self.pg("bench-cpu", [RELEASE_GUC + " = on"])
+        conn = self.pg("bench-cpu", [RELEASE_GUC + " = on"] + self.on_one)
         cur = conn.cursor()
         cur.execute("PREPARE l AS SELECT zksync_write_lock('cpu')")
         cur.execute("PREPARE u AS SELECT zksync_write_unlock('cpu')")
@@ -333,7 +350,7 @@ class Bench:
             return dict(cpu=sum(t[1] for t in threads), cs=sum(t[2] for t in threads), threads=threads)
 
         def floor():
-            p = subprocess.run([self.a.floor, self.a.zk_hosts, self.root + "/locks/floor-cpu", "pipelined",
+            p = subprocess.run([self.a.floor, self.one, self.root + "/locks/floor-cpu", "pipelined",
                                 str(n)], capture_output=True, text=True, check=True)
             m = re.search(r"cpu_us (\d+) context_switches (\d+)", p.stderr)
             return dict(cpu=int(m.group(1)) / n, cs=int(m.group(2)) / n, threads=[])
@@ -364,7 +381,7 @@ class Bench:
         timed run) that fails is rolled back, noted and made again, up to
         BULK_ATTEMPTS times."""
         floor_creates = self.floor_creates = []   # floor: the creates alone, us
-        conn = self.pg("bench-bulk", [RELEASE_GUC + " = on"])
+        conn = self.pg("bench-bulk", [RELEASE_GUC + " = on"] + self.on_one)
         cur = conn.cursor()
         cur.execute("PREPARE ba AS SELECT zksync_xact_write_lock("
                     "ARRAY(SELECT 'row-' || i FROM generate_series(1, %d) i))" % names)
@@ -665,7 +682,7 @@ class Bench:
         root = self.root + "-ops"
         conns = [connect(self.a.pg_host, self.a.pg_port, root, "bench-ops-holder",
                          ["zksync.max_holds = %d" % (max(ns) + 100)]) for _ in range(holders)]
-        reader = connect(self.a.pg_host, self.a.pg_port, root, "bench-ops-reader")
+        reader = connect(self.a.pg_host, self.a.pg_port, root, "bench-ops-reader", self.on_one)
         rcur = reader.cursor()
         out, held = {}, 0
         for n in sorted(ns):
@@ -697,7 +714,7 @@ class Bench:
                 rcur.execute("SELECT count(*) FROM zksync_waits()")
                 rows = rcur.fetchone()[0]
                 us.append((time.perf_counter_ns() - t0) // 1000)
-            fl = subprocess.run([self.a.floor, self.a.zk_hosts, root + "/locks", "read", str(runs)],
+            fl = subprocess.run([self.a.floor, self.one, root + "/locks", "read", str(runs)],
                                 capture_output=True, text=True, check=True).stdout.split()
             if int(fl[-1]) != n:
                 raise RuntimeError("the floor read %s nodes, not the %d held" % (fl[-1], n))
