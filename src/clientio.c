@@ -38,8 +38,8 @@
  * What can go wrong: a call into the client without shared_mu (a data race
  * inside the client); the watchdog sleeping on the socket while the
  * backend reads it (a wasted wake-up per answer); the backend's wait set
- * kept on a socket the client has closed (hence wait_set_for() checks the
- * socket on every wait).
+ * kept on a socket the client has closed (hence backend_wait_set() checks
+ * the socket on every wait).
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

@@ -47,8 +47,6 @@
 #include "postgres.h"
 
 #include <sys/eventfd.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "nls.h"
 #include "transport_int.h"
