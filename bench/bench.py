@@ -13,6 +13,11 @@ server, and each contender would otherwise land on one at random):
                    (prepared statements, one warm backend), with
                    zksync.synchronous_release = on: the unlock returns once
                    ZooKeeper applied the delete
+  zksync-proc      the same cycle inside a procedure: a PL/pgSQL loop in the
+                   backend (PERFORM zksync_write_lock('bp'); PERFORM
+                   zksync_write_unlock('bp')), each cycle timed in the
+                   backend, no client statement per cycle (a stored
+                   procedure's use; synchronous_release on)
   zksync-nowait    the same with zksync.synchronous_release = off: the delete
                    is sent and not waited for
   zksync-xact      BEGIN; SELECT zksync_xact_write_lock('b'); COMMIT
@@ -40,8 +45,8 @@ Then bulk: 1000 names locked in one transaction, once by one call of
 zksync_xact_write_lock(text[]) and once by a loop of 1000 calls of
 zksync_xact_write_lock(text), each timed right after an untimed run of the
 same form, so that the names' lock directories exist (they are container
-nodes, which the server reaps once they are empty: within a minute with
-ZooKeeper's default check interval, as bench/run.sh's ensemble has it), and
+nodes, which the server reaps once they are empty; bench/run.sh's ensemble
+checks once an hour, so not during a run), and
 its floor: the C client taking 1000 free names at once, creates in multis
 and listings all pipelined, then the deletes in multis (bench/floor.c bulk).
 Then contention (4 and 16 backends, synchronous_release on, vs kazoo
@@ -49,7 +54,9 @@ processes on one lock; the backends share one cluster, so they hand the
 lock to each other directly, and 4 backends run once more with
 zksync.local_handoff = off and once with synchronous_release off), 64 backends each cycling its own lock
 against 64 C-client sessions doing the same (both release modes, each
-against the floor of the same mode; with the CPU each side's lock client
+against the floor of the same mode, the backends driven by pgbench; and
+once more with synchronous_release on and the cycles inside a procedure,
+each backend looping in PL/pgSQL; with the CPU each side's lock client
 spends per cycle), scale (hand-off latency through ZooKeeper with 1, 100
 and 1000 contenders queued), a barrier release of 100 waiting backends,
 the per-backend cost of a session, and operators: SELECT count(*) FROM
@@ -99,9 +106,9 @@ from kazoo.client import KazooClient
 RELEASE_GUC = "zksync.synchronous_release"
 # bulk phase: attempts of one run (untimed and timed) before giving up on it
 BULK_ATTEMPTS = 3
-# the server's container reaper (bench/run.sh's ensemble: ZooKeeper's default
-# check interval, a minute; the tests' ensemble, scripts/zk.sh: a second; at
-# most 10000 deletions a minute): with a one-second interval a pass starts
+# the server's container reaper (bench/run.sh's ensemble: once an hour, none
+# during a run; the tests' ensemble, scripts/zk.sh: a second; at most 10000
+# deletions a minute): with a one-second interval a pass starts
 # within REAP_S of a COMMIT that empties directories and takes REAP_EACH_S
 # per directory, plus a margin
 REAP_S = 1.5
@@ -110,6 +117,45 @@ REAP_EACH_S = 0.006
 CURATOR_JARS = ("curator-recipes", "curator-framework", "curator-client", "zookeeper", "zookeeper-jute",
                 "guava", "slf4j-api", "slf4j-nop")
 CURATOR_SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "CuratorSemaphoreCycle.java")
+# The "inside a procedure" contenders: lock cycles run by a PL/pgSQL loop in
+# the backend, the way a stored procedure takes its locks, with no client
+# statement per cycle.  Made in each session that uses them, in pg_temp
+# (nothing is left behind).  zksync_bench_cycles: n cycles on `name`, each
+# timed in the backend (us; the timing brackets the two calls alone).
+# zksync_bench_loop: cycles on `name` until the wall clock reaches `stop`
+# (epoch seconds), counting those that start at or after `start` (the ones
+# before warm the session up).
+PROC_FUNCTIONS = (
+    """CREATE FUNCTION pg_temp.zksync_bench_cycles(name text, n int) RETURNS float8[]
+LANGUAGE plpgsql AS $$
+DECLARE
+    t0 timestamptz;
+    us float8[] := '{}';
+BEGIN
+    FOR i IN 1 .. n LOOP
+        t0 := clock_timestamp();
+        PERFORM zksync_write_lock(name);
+        PERFORM zksync_write_unlock(name);
+        us := us || (extract(epoch FROM clock_timestamp() - t0) * 1e6)::float8;
+    END LOOP;
+    RETURN us;
+END $$""",
+    """CREATE FUNCTION pg_temp.zksync_bench_loop(name text, start float8, stop float8) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    n bigint := 0;
+BEGIN
+    WHILE extract(epoch FROM clock_timestamp()) < start LOOP
+        PERFORM zksync_write_lock(name);
+        PERFORM zksync_write_unlock(name);
+    END LOOP;
+    WHILE extract(epoch FROM clock_timestamp()) < stop LOOP
+        PERFORM zksync_write_lock(name);
+        PERFORM zksync_write_unlock(name);
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END $$""")
 
 
 def pct(values, p):
@@ -216,6 +262,24 @@ class Bench:
             us.append((time.perf_counter_ns() - t0) // 1000)
         return us
 
+    @staticmethod
+    def make_procs(conn):
+        """PROC_FUNCTIONS, in this session's pg_temp."""
+        cur = conn.cursor()
+        for f in PROC_FUNCTIONS:
+            cur.execute(f)
+
+    def proc_cycles(self, conn, name, n):
+        """n cycles on `name` inside PL/pgSQL (zksync_bench_cycles, made by
+        make_procs), in calls of at most 250 cycles: [us], each timed in
+        the backend."""
+        cur = conn.cursor()
+        us = []
+        while len(us) < n:
+            cur.execute("SELECT pg_temp.zksync_bench_cycles(%s, %s)", (name, min(250, n - len(us))))
+            us.extend(int(x) for x in cur.fetchone()[0])
+        return us
+
     def kazoo(self, zk, n):
         lock = zk.Lock(self.root + "/kazoo/b")
         us = []
@@ -276,6 +340,7 @@ class Bench:
         cur.execute("PREPARE xl AS SELECT zksync_xact_write_lock('b')")
         cur.execute("PREPARE al AS SELECT pg_advisory_lock(4537)")
         cur.execute("PREPARE au AS SELECT pg_advisory_unlock(4537)")
+        self.make_procs(conn)
         cur.execute("PREPARE sa AS SELECT zksync_semaphore_acquire('bs', 3)")
         cur.execute("PREPARE sr AS SELECT zksync_semaphore_release('bs')")
         cur.execute("PREPARE ml AS SELECT zksync_write_lock(ARRAY['m1', 'm2', 'm3'])")
@@ -295,6 +360,7 @@ class Bench:
             ("floor-pipelined", lambda n: self.floor("pipelined", n)),
             ("floor-nowait", lambda n: self.floor("nowait", n)),
             ("zksync", lambda n: self.zksync(conn, n)),
+            ("zksync-proc", lambda n: self.proc_cycles(conn, "bp", n)),
             ("zksync-nowait", lambda n: self.zksync(nowait, n)),
             ("zksync-xact", lambda n: self.zksync(conn, n, xact=True)),
             ("zksync-multi3", lambda n: self.two_statements(conn, "ml", "mu", n)),
@@ -320,9 +386,10 @@ class Bench:
     # ---- CPU per cycle, one backend, per thread ----
     def cpu_single(self, n, rounds):
         """CPU per cycle of one warm backend cycling its own lock (zksync,
-        synchronous_release on; and pg_advisory_lock), thread by thread,
-        and of the C floor's process (pipelined, delete awaited), alternated
-        over `rounds` rounds of `n` cycles.  Returns {contender: [per round:
+        synchronous_release on, from the client and inside a procedure; and
+        pg_advisory_lock), thread by thread, and of the C floor's process
+        (pipelined, delete awaited), alternated over `rounds` rounds of `n`
+        cycles.  Returns {contender: [per round:
         {"cpu": us per cycle, "cs": context switches per cycle, "threads":
         [(label, us, cs) per cycle]}]}.  The driver's own CPU is not counted."""
         conn = self.pg("bench-cpu", [RELEASE_GUC + " = on"] + self.on_one)
@@ -331,14 +398,15 @@ class Bench:
         cur.execute("PREPARE u AS SELECT zksync_write_unlock('cpu')")
         cur.execute("PREPARE al AS SELECT pg_advisory_lock(4538)")
         cur.execute("PREPARE au AS SELECT pg_advisory_unlock(4538)")
+        self.make_procs(conn)
         cur.execute("SELECT pg_backend_pid()")
         pid = cur.fetchone()[0]
         out = {}
 
-        def backend(lock, unlock):
-            self.two_statements(conn, lock, unlock, 20)
+        def backend(cycles):
+            cycles(20)
             t0 = thread_usage(pid)
-            self.two_statements(conn, lock, unlock, n)
+            cycles(n)
             t1 = thread_usage(pid)
             threads = []
             for i, tid in enumerate(sorted(t1)):
@@ -355,10 +423,12 @@ class Bench:
             m = re.search(r"cpu_us (\d+) context_switches (\d+)", p.stderr)
             return dict(cpu=int(m.group(1)) / n, cs=int(m.group(2)) / n, threads=[])
 
-        runs = [("zksync", lambda: backend("l", "u")), ("floor", floor),
-                ("advisory", lambda: backend("al", "au"))]
+        runs = [("zksync", lambda: backend(lambda k: self.two_statements(conn, "l", "u", k))),
+                ("floor", floor),
+                ("advisory", lambda: backend(lambda k: self.two_statements(conn, "al", "au", k))),
+                ("zksync-proc", lambda: backend(lambda k: self.proc_cycles(conn, "cpu", k)))]
         for r in range(rounds):
-            for name, fn in runs[r % 3:] + runs[:r % 3]:
+            for name, fn in runs[r % len(runs):] + runs[:r % len(runs)]:
                 out.setdefault(name, []).append(fn())
         conn.close()
         return out
@@ -514,6 +584,57 @@ class Bench:
         return self.pgbench_parallel("SELECT pg_advisory_lock(5000 + :client_id);\n"
                                      "SELECT pg_advisory_unlock(5000 + :client_id);\n",
                                      backends, secs, [])
+
+    def proc_parallel(self, backends, secs):
+        """Cycles per second of `backends` backends, backend k cycling on its
+        own lock parp<k> inside one statement (zksync_bench_loop,
+        synchronous_release on): the stored procedure's use, no client
+        statement per cycle.  Every backend warms up until a common start
+        and counts the cycles it starts in the `secs` seconds after it; the
+        CPU of the backends (all their threads) is read over the same
+        seconds.  Sets self.cpu as contended() (no driver: the backends
+        drive themselves)."""
+        conns = [self.pg("bench-proc", [RELEASE_GUC + " = on"]) for _ in range(backends)]
+        pids, counts = [], [None] * backends
+        try:
+            for c in conns:
+                self.make_procs(c)
+                cur = c.cursor()
+                cur.execute("SELECT pg_backend_pid()")
+                pids.append(cur.fetchone()[0])
+            # each session's first call connects it to ZooKeeper: a second and
+            # a half to connect them all and warm up
+            start = time.time() + 1.5
+            stop = start + secs
+
+            def run(k):
+                try:
+                    cur = conns[k].cursor()
+                    cur.execute("SELECT pg_temp.zksync_bench_loop(%s, %s, %s)", ("parp%d" % k, start, stop))
+                    counts[k] = cur.fetchone()[0]
+                except Exception as e:
+                    counts[k] = e
+
+            ts = [threading.Thread(target=run, args=(k,)) for k in range(backends)]
+            for t in ts:
+                t.start()
+            time.sleep(max(0.0, start - time.time()))
+            u0, busy0 = {q: thread_usage(q) for q in pids}, machine_busy()
+            time.sleep(max(0.0, stop - time.time()))
+            u1, busy1 = {q: thread_usage(q) for q in pids}, machine_busy()
+            for t in ts:
+                t.join(timeout=secs + 60)
+        finally:
+            for c in conns:
+                c.close()
+        failed = [x for x in counts if not isinstance(x, int)]
+        if failed:
+            raise RuntimeError("a backend's loop failed: %s" % failed[0])
+        cycles = sum(counts)
+        client = sum(u1[q][t][0] - u0[q][t][0] for q in pids for t in u1[q] if t in u0[q]) / 1e9
+        self.cpu = dict(cycles=cycles, client=client, driver=0.0,
+                        busy=(busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]))
+        return cycles / secs
 
     def pgbench_parallel(self, script, backends, secs, options):
         """Cycles per second of `backends` backends each running `script`
@@ -902,14 +1023,22 @@ def cpu_lines(single, par_cpu, K):
     lines.append("| 1 backend / 1 session (median of %d rounds) | %.0f (%.1f) | %.0f (%.1f) | %.0f (%.1f) | %.2f |"
                  % (len(single["zksync"]), z, med("zksync", "cs"), f, med("floor", "cs"), ad,
                     med("advisory", "cs"), r))
-    ratios = {"single": r}
+    zp = med("zksync-proc", "cpu")
+    proc_round = statistics.median(pr["cpu"] / fr["cpu"] for pr, fr in zip(single["zksync-proc"], single["floor"]))
+    lines.append("| 1 backend, the cycles inside a procedure (zksync / floor) | %.0f (%.1f) | %.0f (%.1f) | - | %.2f |"
+                 % (zp, med("zksync-proc", "cs"), f, med("floor", "cs"), proc_round))
+    ratios = {"single": r, "single-proc": proc_round}
     if par_cpu:
         per = {k: 1e6 * sum(c["client"] for c in par_cpu[k]) / max(1, sum(c["cycles"] for c in par_cpu[k]))
-               for k in ("zksync-on", "floor-pipelined", "advisory")}
+               for k in ("zksync-on", "zksync-proc-on", "floor-pipelined", "advisory")}
         lines.append("| %d backends / %d sessions, each its own lock (all runs) | %.0f | %.0f | %.0f | %.2f |"
                      % (K, K, per["zksync-on"], per["floor-pipelined"], per["advisory"],
                         per["zksync-on"] / (per["floor-pipelined"] + per["advisory"])))
+        lines.append("| %d backends, the cycles inside a procedure (zksync / floor) | %.0f | %.0f | - | %.2f |"
+                     % (K, per["zksync-proc-on"], per["floor-pipelined"],
+                        per["zksync-proc-on"] / per["floor-pipelined"]))
         ratios["parallel"] = per["zksync-on"] / (per["floor-pipelined"] + per["advisory"])
+        ratios["parallel-proc"] = per["zksync-proc-on"] / per["floor-pipelined"]
     lines.append("")
     lines.append("zksync's backend by thread, us per cycle (context switches), median of the rounds: "
                  + "; ".join("%s %.0f (%.1f)" % (label,
@@ -918,7 +1047,9 @@ def cpu_lines(single, par_cpu, K):
                                                  statistics.median(t[2] for x in single["zksync"]
                                                                    for t in x["threads"] if t[0] == label))
                              for label in [t[0] for t in single["zksync"][0]["threads"]])
-                 + ". The backend's CPU counts all its threads (the SQL of both statements included); "
+                 + ". Inside a procedure: a PL/pgSQL loop in the backend calls the lock and the unlock "
+                   "(PERFORM), no client statement per cycle (the stored procedure's use). "
+                   "The backend's CPU counts all its threads (the SQL of both statements included); "
                    "the floor's, its whole process; the driver's is not counted. The one-backend ratio is "
                    "the median of the rounds' own ratios (%s)." % ", ".join("%.2f" % x for x in per_round))
     return lines, ratios
@@ -1102,7 +1233,7 @@ def uncontended_lines(b):
     for k in sorted(s):
         lines.append("| %s | %d | %.3f | %.3f |" % (k, s[k]["n"], s[k]["median"] / 1000, s[k]["p99"] / 1000))
     lines += ["", "| ratio | value | target | met | from |", "|---|---|---|---|---|"]
-    for k, target in (("zksync", "<= 1.10"), ("zksync-xact", "(no target)")):
+    for k, target in (("zksync", "<= 1.10"), ("zksync-proc", "<= 1.10"), ("zksync-xact", "(no target)")):
         lines.append(ratio_row("%s / floor-pipelined cycle time" % k,
                                s[k]["median"] / s["floor-pipelined"]["median"], "%.3f", target,
                                "medians %.3f / %.3f ms" % (s[k]["median"] / 1000,
@@ -1175,6 +1306,7 @@ def main():
         K = a.sessions
         for name, fn in (("zksync-on", lambda: b.zksync_parallel(K, a.contention_secs, "on")),
                          ("floor-pipelined", lambda: b.floor_parallel("pipelined", K, a.contention_secs)),
+                         ("zksync-proc-on", lambda: b.proc_parallel(K, a.contention_secs)),
                          ("advisory", lambda: b.advisory_parallel(K, a.contention_secs))):
             rate = fn()
             print("%s, %d sessions: %.0f cycles/s, lock client's CPU %.0f us per cycle, machine busy %.0f%%"
@@ -1213,6 +1345,7 @@ def main():
     par, par_cpu = {}, {}
     pruns = [("zksync-on", lambda: b.zksync_parallel(K, a.contention_secs, "on")),
              ("floor-pipelined", lambda: b.floor_parallel("pipelined", K, a.contention_secs)),
+             ("zksync-proc-on", lambda: b.proc_parallel(K, a.contention_secs)),
              ("zksync-off", lambda: b.zksync_parallel(K, a.contention_secs, "off")),
              ("floor-nowait", lambda: b.floor_parallel("nowait", K, a.contention_secs)),
              ("advisory", lambda: b.advisory_parallel(K, a.contention_secs))]
@@ -1233,8 +1366,8 @@ def main():
     lines = []
     lines.append("| contender | cycles | cycles/s | median ms | p99 ms | worst ms |")
     lines.append("|---|---|---|---|---|---|")
-    for k in ("floor-sync", "floor-pipelined", "floor-nowait", "zksync", "zksync-nowait", "zksync-xact",
-              "zksync-multi3", "zksync-3singles", "floor-multi3", "zksync-sem", "curator-sem", "kazoo",
+    for k in ("floor-sync", "floor-pipelined", "floor-nowait", "zksync", "zksync-proc", "zksync-nowait",
+              "zksync-xact", "zksync-multi3", "zksync-3singles", "floor-multi3", "zksync-sem", "curator-sem", "kazoo",
               "advisory"):
         v = s[k]
         lines.append("| %s | %d | %.0f | %.3f | %.3f | %.3f |"
@@ -1302,10 +1435,11 @@ def main():
     lines.append("|---|---|---|---|")
     plabel = {"zksync-on": "zksync, %d backends, synchronous_release on" % K,
               "floor-pipelined": "floor, %d C-client sessions, delete awaited (pipelined)" % K,
+              "zksync-proc-on": "zksync, %d backends, the cycles inside a procedure, synchronous_release on" % K,
               "zksync-off": "zksync, %d backends, synchronous_release off" % K,
               "floor-nowait": "floor, %d C-client sessions, delete not awaited (nowait)" % K,
               "advisory": "advisory lock, %d backends, each its own key" % K}
-    for k in ("zksync-on", "floor-pipelined", "zksync-off", "floor-nowait", "advisory"):
+    for k in ("zksync-on", "zksync-proc-on", "floor-pipelined", "zksync-off", "floor-nowait", "advisory"):
         cycles = sum(c["cycles"] for c in par_cpu[k])
         lines.append("| %s | %s | %.0f | %.0f%% |"
                      % (plabel[k], " / ".join("%.0f" % x for x in par[k]),
@@ -1315,7 +1449,9 @@ def main():
     lines.append("")
     lines.append("Lock client: the backends (all their threads), the floor's process. The backends are "
                  "driven by pgbench (C, prepared statements, 2 threads), which adds %.0f us per cycle "
-                 "to zksync's; machine CPU: all %d cores, anything running."
+                 "to zksync's, except inside a procedure: there each backend runs a PL/pgSQL loop of "
+                 "lock and unlock calls for the whole window, one statement, and nothing drives it; "
+                 "machine CPU: all %d cores, anything running."
                  % (1e6 * driver / max(1, sum(c["cycles"] for k in ("zksync-on", "zksync-off")
                                                for c in par_cpu[k])), os.cpu_count()))
     lines.append("")
@@ -1343,6 +1479,7 @@ def main():
     r_kazoo = s["zksync"]["rate"] / s["kazoo"]["rate"]
     r_cont = c4["zksync"] / c4["kazoo"]
     r_par_on = pm["zksync-on"] / pm["floor-pipelined"]
+    r_par_proc = pm["zksync-proc-on"] / pm["floor-pipelined"]
     r_par_off = pm["zksync-off"] / pm["floor-nowait"]
     r_scale = statistics.median(scale[1000]) / statistics.median(scale[1])
     r_multi = med["zksync-multi3"] / med["zksync"]
@@ -1352,6 +1489,9 @@ def main():
     lines.append(ratio_row("zksync (synchronous_release on) / floor-pipelined cycle time", r_on, "%.3f",
                            "<= 1.10", "medians %.3f / %.3f ms"
                            % (med["zksync"], med["floor-pipelined"])))
+    lines.append(ratio_row("zksync inside a procedure (synchronous_release on) / floor-pipelined cycle time",
+                           med["zksync-proc"] / med["floor-pipelined"], "%.3f", "<= 1.10",
+                           "medians %.3f / %.3f ms" % (med["zksync-proc"], med["floor-pipelined"])))
     lines.append(ratio_row("zksync-nowait (synchronous_release off) / floor-nowait cycle time", r_off, "%.3f",
                            "<= 1.05", "medians %.3f / %.3f ms"
                            % (med["zksync-nowait"], med["floor-nowait"])))
@@ -1375,7 +1515,7 @@ def main():
                            bmed["array"]["lock"] / fc, "%.1f", "(no target)",
                            "medians %.1f / %.1f ms" % (bmed["array"]["lock"], fc)))
     lines.append(ratio_row("%d-name array call / its C-client floor (names used before)" % N,
-                           bmed["array"]["lock"] / bmed["floor"]["lock"], "%.1f", "(no target)",
+                           bmed["array"]["lock"] / bmed["floor"]["lock"], "%.1f", "<= 1.5",
                            "medians %.1f / %.1f ms" % (bmed["array"]["lock"], bmed["floor"]["lock"])))
     lines.append(ratio_row("COMMIT releasing %d names / the floor's release" % N,
                            bmed["array"]["commit"] / bmed["floor"]["commit"], "%.1f", "(no target)",
@@ -1398,8 +1538,11 @@ def main():
                            c4["zksync-nowait"] / c4["kazoo"], "%.2f", "(no target)",
                            "%.0f / %.0f cycles/s" % (c4["zksync-nowait"], c4["kazoo"])))
     lines.append(ratio_row("zksync %d backends / floor %d sessions, own locks, synchronous_release on "
-                           "/ pipelined" % (K, K), r_par_on, "%.2f", ">= 0.9",
+                           "/ pipelined" % (K, K), r_par_on, "%.2f", ">= 0.8",
                            "%.0f / %.0f cycles/s" % (pm["zksync-on"], pm["floor-pipelined"])))
+    lines.append(ratio_row("zksync %d backends, the cycles inside a procedure / floor %d sessions, own locks, "
+                           "synchronous_release on / pipelined" % (K, K), r_par_proc, "%.2f", ">= 0.8",
+                           "%.0f / %.0f cycles/s" % (pm["zksync-proc-on"], pm["floor-pipelined"])))
     lines.append(ratio_row("zksync %d backends / floor %d sessions, own locks, synchronous_release off "
                            "/ nowait" % (K, K), r_par_off, "%.2f", ">= 0.9",
                            "%.0f / %.0f cycles/s" % (pm["zksync-off"], pm["floor-nowait"])))
@@ -1407,6 +1550,10 @@ def main():
                            "%.2f", "<= 1.3", "the CPU per cycle table"))
     lines.append(ratio_row("zksync CPU per cycle / (C floor + advisory lock), %d backends" % K,
                            cratios["parallel"], "%.2f", "(no target)", "the CPU per cycle table"))
+    lines.append(ratio_row("zksync CPU per cycle inside a procedure / C floor, 1 backend",
+                           cratios["single-proc"], "%.2f", "(no target)", "the CPU per cycle table"))
+    lines.append(ratio_row("zksync CPU per cycle inside a procedure / C floor, %d backends" % K,
+                           cratios["parallel-proc"], "%.2f", "(no target)", "the CPU per cycle table"))
     lines.append(ratio_row("hand-off with 1000 queued / with 1", r_scale, "%.2f", "<= 3",
                            "medians %.3f / %.3f ms" % (statistics.median(scale[1000]) / 1000,
                                                        statistics.median(scale[1]) / 1000)))
@@ -1424,7 +1571,7 @@ def main():
         f.write(text + "\n")
 
     # latency distributions (CDF) for the plot
-    names = ["floor-sync", "floor-pipelined", "floor-nowait", "zksync", "zksync-nowait",
+    names = ["floor-sync", "floor-pipelined", "floor-nowait", "zksync", "zksync-proc", "zksync-nowait",
              "zksync-xact", "zksync-multi3", "kazoo"]
     with open(os.path.join(a.out, "latency.dat"), "w") as f:
         for k in names:
