@@ -113,6 +113,9 @@ BULK_ATTEMPTS = 3
 # per directory, plus a margin
 REAP_S = 1.5
 REAP_EACH_S = 0.006
+# one colour per line of the latency plot (gnuplot's own cycle has 8)
+PLOT_COLOURS = ("#9400d3", "#009e73", "#56b4e9", "#e69f00", "#f0e442", "#0072b2", "#e51e10", "#000000",
+                "#a0522d")
 # the Curator semaphore program's classpath, as t/014_curator_semaphore.pl has it
 CURATOR_JARS = ("curator-recipes", "curator-framework", "curator-client", "zookeeper", "zookeeper-jute",
                 "guava", "slf4j-api", "slf4j-nop")
@@ -1584,8 +1587,8 @@ def main():
     gp = ("set terminal png size 900,560; set output '%s'; set logscale x; set grid;"
           "set xlabel 'cycle time, ms (log scale)'; set ylabel 'fraction of cycles';"
           "set key bottom right; set title 'Uncontended lock cycle: latency distribution';"
-          "plot " % plot + ", ".join("'%s' index %d with lines lw 2 title '%s'"
-                                      % (os.path.join(a.out, "latency.dat"), i, k)
+          "plot " % plot + ", ".join("'%s' index %d with lines lw 2 lc rgb '%s' title '%s'"
+                                      % (os.path.join(a.out, "latency.dat"), i, PLOT_COLOURS[i], k)
                                       for i, k in enumerate(names)))
     subprocess.run(["gnuplot", "-e", gp], check=False)
 
