@@ -232,7 +232,7 @@ class Bench:
             raise RuntimeError("floor failed: %s" % (err or line).strip())
         cycles, cpu_us = (int(x) for x in out.split()[:2])
         self.cpu = dict(cycles=cycles, client=cpu_us / 1e6, driver=0.0,
-                        busy=(busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]))
+                        busy=busy_share(busy0, busy1))
         return cycles / secs
 
     def zksync(self, conn, n, xact=False):
@@ -558,7 +558,7 @@ class Bench:
                 driver += got[2]
             busy1 = machine_busy()
             self.cpu = dict(cycles=total, client=client, driver=driver,
-                            busy=(busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]))
+                            busy=busy_share(busy0, busy1))
         finally:
             start.set()
             for p in ps:
@@ -634,9 +634,8 @@ class Bench:
         if failed:
             raise RuntimeError("a backend's loop failed: %s" % failed[0])
         cycles = sum(counts)
-        client = sum(u1[q][t][0] - u0[q][t][0] for q in pids for t in u1[q] if t in u0[q]) / 1e9
-        self.cpu = dict(cycles=cycles, client=client, driver=0.0,
-                        busy=(busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]))
+        self.cpu = dict(cycles=cycles, client=sum(cpu_between(u0, u1, q) for q in pids), driver=0.0,
+                        busy=busy_share(busy0, busy1))
         return cycles / secs
 
     def pgbench_parallel(self, script, backends, secs, options):
@@ -686,12 +685,9 @@ class Bench:
         window = rates[2:2 + int(secs)] or rates
         rate = statistics.mean(window)
         cycles = rate * secs
-
-        def cpu(q):
-            return sum(u1[q][t][0] - u0[q][t][0] for t in u1.get(q, {}) if t in u0.get(q, {})) / 1e9
-
-        self.cpu = dict(cycles=cycles, client=sum(cpu(q) for q in pids[:-1]), driver=cpu(p.pid),
-                        busy=(busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1]))
+        self.cpu = dict(cycles=cycles, client=sum(cpu_between(u0, u1, q) for q in pids[:-1]),
+                        driver=cpu_between(u0, u1, p.pid),
+                        busy=busy_share(busy0, busy1))
         return rate
 
     def kazoo_contended(self, procs, secs):
@@ -1064,6 +1060,17 @@ def machine_busy():
         v = [int(x) for x in f.readline().split()[1:]]
     total = sum(v[:8])
     return total - v[3] - v[4], total
+
+
+def busy_share(busy0, busy1):
+    """The machine's busy share between two machine_busy() readings."""
+    return (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1])
+
+
+def cpu_between(u0, u1, pid):
+    """CPU seconds of process `pid` (its threads seen in both) between two
+    snapshots {pid: thread_usage(pid)}."""
+    return sum(u1[pid][t][0] - u0[pid][t][0] for t in u1.get(pid, {}) if t in u0.get(pid, {})) / 1e9
 
 
 def memory_kb(pid):
