@@ -23,6 +23,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "common/hashfn.h"
 #include "miscadmin.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
@@ -40,6 +41,40 @@
 HTAB	   *holds = NULL;
 int			n_xact_holds = 0;
 
+/*
+ * The key's directory is a string in a buffer sized for the longest path:
+ * hash, compare and copy its characters only, not the whole buffer (a
+ * lock cycle looks its hold up four to six times).
+ */
+static uint32
+hold_key_hash(const void *key, Size keysize)
+{
+	const HoldKey *k = key;
+
+	return hash_combine(hash_bytes((const unsigned char *) k->dir, strlen(k->dir)),
+						(uint32) (unsigned char) k->mode);
+}
+
+static int
+hold_key_match(const void *key1, const void *key2, Size keysize)
+{
+	const HoldKey *a = key1;
+	const HoldKey *b = key2;
+
+	return a->mode != b->mode || strcmp(a->dir, b->dir) != 0;
+}
+
+static void *
+hold_key_copy(void *dest, const void *src, Size keysize)
+{
+	HoldKey    *d = dest;
+	const HoldKey *s = src;
+
+	d->mode = s->mode;
+	strlcpy(d->dir, s->dir, sizeof(d->dir));
+	return dest;
+}
+
 static void
 init_holds(void)
 {
@@ -50,15 +85,18 @@ init_holds(void)
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(HoldKey);
 	ctl.entrysize = sizeof(Hold);
+	ctl.hash = hold_key_hash;
+	ctl.match = hold_key_match;
+	ctl.keycopy = hold_key_copy;
 	ctl.hcxt = TopMemoryContext;
 	holds = hash_create("zksync holds", 64, &ctl,
-						HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+						HASH_ELEM | HASH_FUNCTION | HASH_COMPARE |
+						HASH_KEYCOPY | HASH_CONTEXT);
 }
 
 static void
 make_key(HoldKey *key, const char *dir, char mode)
 {
-	memset(key, 0, sizeof(*key));
 	strlcpy(key->dir, dir, sizeof(key->dir));
 	key->mode = mode;
 }
