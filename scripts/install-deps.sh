@@ -19,4 +19,4 @@ apt-get install -y -qq --no-install-recommends \
   libcurator-recipes-java default-jdk-headless \
   golang-go golang-github-samuel-go-zookeeper-dev libasan8 libubsan1 \
   gnuplot-nox ruby \
-  dpkg-dev debhelper postgresql-server-dev-all unzip >/dev/null
+  dpkg-dev debhelper postgresql-server-dev-all unzip valgrind >/dev/null

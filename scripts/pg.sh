@@ -9,7 +9,9 @@
 # tests use a second one so that iptables can cut one cluster's traffic),
 # PG_PRELOAD (shared_preload_libraries of a new cluster, default zksync;
 # empty for none, as a packager's test cluster has), PGBIN (the server's
-# binaries, default pg_config --bindir).
+# binaries, default pg_config --bindir), PG_POSTGRES (the server program
+# pg_ctl starts, default PGBIN/postgres; bench/instructions.sh gives a
+# wrapper that runs it under callgrind).
 # The socket lives in PG_DIR.  As root, the commands run as PG_OS_USER
 # (PostgreSQL refuses to run as root).
 set -euo pipefail
@@ -21,6 +23,7 @@ PGBIN=${PGBIN:-$(pg_config --bindir)}
 PG_OS_USER=${PG_OS_USER:-postgres}
 PG_PRELOAD=${PG_PRELOAD-zksync}
 ZK_HOSTS=${ZK_HOSTS:-$("$here/zk.sh" hosts)}
+PG_POSTGRES=${PG_POSTGRES:-$PGBIN/postgres}
 
 as_pg() {
   if [ "$(id -u)" = 0 ]; then runuser -u "$PG_OS_USER" -- "$@"; else "$@"; fi
@@ -45,7 +48,8 @@ shared_preload_libraries = '$PG_PRELOAD'
 zksync.hosts = '$ZK_HOSTS'
 CONF
     fi
-    as_pg "$PGBIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w start >/dev/null
+    as_pg "$PGBIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -p "$PG_POSTGRES" -t 180 \
+      -w start >/dev/null
     echo "PostgreSQL up: host=$PG_DIR port=$PGPORT"
     ;;
   stop)
