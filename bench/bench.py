@@ -12,7 +12,13 @@ server, and each contender would otherwise land on one at random):
   zksync           SELECT zksync_write_lock('b'); SELECT zksync_write_unlock('b')
                    (prepared statements, one warm backend), with
                    zksync.synchronous_release = on: the unlock returns once
-                   ZooKeeper applied the delete
+                   ZooKeeper applied the delete.  The SQL contenders are
+                   driven by bench/sqlcycle.c, a C client on libpq (one
+                   connection each, kept across the rounds), as the floor
+                   is C: a Python driver's interpreter adds tens of us per
+                   statement, more with cold caches after a wait
+  zksync-python    the zksync cycle driven from Python (psycopg2) instead,
+                   for reference: what the driver adds
   zksync-proc      the same cycle inside a procedure: a PL/pgSQL loop in the
                    backend (PERFORM zksync_write_lock('bp'); PERFORM
                    zksync_write_unlock('bp')), each cycle timed in the
@@ -32,7 +38,7 @@ server, and each contender would otherwise land on one at random):
                    deletes in one multi, awaited (bench/floor.c bulk)
   zksync-sem       SELECT zksync_semaphore_acquire('bs', 3);
                    SELECT zksync_semaphore_release('bs') (prepared statements,
-                   one warm backend, synchronous_release on), nothing else
+                   zksync's backend, synchronous_release on), nothing else
                    holding a lease
   curator-sem      Apache Curator's InterProcessSemaphoreV2(client,
                    ROOT/semaphores/bs-curator, 3): acquire(), then
@@ -179,6 +185,40 @@ def one_server(hosts):
     return servers.split(",")[0] + slash + chroot
 
 
+class SqlCycle:
+    """A bench/sqlcycle.c process: one connection with `statements`
+    ({name: sql}) prepared, GUCs `gucs` ({name: value}) set at connect."""
+
+    def __init__(self, exe, host, port, app, gucs, statements):
+        opts = " ".join("-c %s=%s" % (k, v) for k, v in gucs.items())
+        for v in gucs.values():
+            if any(ch in str(v) for ch in " '\\"):
+                raise ValueError("sqlcycle: a setting with a space or quote: %r" % v)
+        conninfo = ("host=%s port=%d user=postgres dbname=postgres application_name=%s "
+                    "options='%s'" % (host, port, app, opts))
+        self.p = subprocess.Popen([exe, conninfo] + ["%s=%s" % kv for kv in statements.items()],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        line = self.p.stdout.readline()
+        if line.strip() != "ready":
+            self.p.kill()
+            raise RuntimeError("sqlcycle did not start (exit %s)" % self.p.wait())
+
+    def run(self, names, n):
+        """n cycles of the prepared statements `names`, in that order: [us]."""
+        self.p.stdin.write("%d %s\n" % (n, " ".join(names)))
+        self.p.stdin.flush()
+        us = []
+        for line in self.p.stdout:
+            if line.strip() == "end":
+                return us
+            us.append(int(line))
+        raise RuntimeError("sqlcycle ended (exit %s)" % self.p.wait())
+
+    def stop(self):
+        self.p.stdin.close()
+        self.p.wait(timeout=30)
+
+
 class Bench:
     def __init__(self, a):
         self.a = a
@@ -234,20 +274,6 @@ class Bench:
         self.cpu = dict(cycles=cycles, client=cpu_us / 1e6, driver=0.0,
                         busy=busy_share(busy0, busy1))
         return cycles / secs
-
-    def zksync(self, conn, n, xact=False):
-        if xact:
-            cur = conn.cursor()
-            us = []
-            conn.autocommit = False
-            for _ in range(n):
-                t0 = time.perf_counter_ns()
-                cur.execute("EXECUTE xl")
-                conn.commit()
-                us.append((time.perf_counter_ns() - t0) // 1000)
-            conn.autocommit = True
-            return us
-        return self.two_statements(conn, "l", "u", n)
 
     def two_statements(self, conn, lock, unlock, n):
         """n cycles of two prepared statements (lock, unlock)."""
@@ -335,44 +361,52 @@ class Bench:
             p.wait()
         subprocess.run(["rm", "-rf", self.curator_dir], check=False)
 
+    def sql_driver(self, app, release, statements):
+        return SqlCycle(self.a.sqlcycle, self.a.pg_host, self.a.pg_port, app,
+                        {"zksync.root": self.root, "zksync.hosts": self.one, RELEASE_GUC: release},
+                        statements)
+
     def uncontended(self):
-        conn = self.pg("bench-zksync", [RELEASE_GUC + " = on"] + self.on_one)
-        cur = conn.cursor()
-        cur.execute("PREPARE l AS SELECT zksync_write_lock('b')")
-        cur.execute("PREPARE u AS SELECT zksync_write_unlock('b')")
-        cur.execute("PREPARE xl AS SELECT zksync_xact_write_lock('b')")
-        cur.execute("PREPARE al AS SELECT pg_advisory_lock(4537)")
-        cur.execute("PREPARE au AS SELECT pg_advisory_unlock(4537)")
-        self.make_procs(conn)
-        cur.execute("PREPARE sa AS SELECT zksync_semaphore_acquire('bs', 3)")
-        cur.execute("PREPARE sr AS SELECT zksync_semaphore_release('bs')")
-        cur.execute("PREPARE ml AS SELECT zksync_write_lock(ARRAY['m1', 'm2', 'm3'])")
-        cur.execute("PREPARE mu AS SELECT zksync_write_unlock(ARRAY['m1', 'm2', 'm3'])")
+        statements = {"l": "SELECT zksync_write_lock('b')", "u": "SELECT zksync_write_unlock('b')",
+                      "begin": "BEGIN", "xl": "SELECT zksync_xact_write_lock('b')",
+                      "commit": "COMMIT",
+                      "al": "SELECT pg_advisory_lock(4537)", "au": "SELECT pg_advisory_unlock(4537)",
+                      "sa": "SELECT zksync_semaphore_acquire('bs', 3)",
+                      "sr": "SELECT zksync_semaphore_release('bs')",
+                      "ml": "SELECT zksync_write_lock(ARRAY['m1', 'm2', 'm3'])",
+                      "mu": "SELECT zksync_write_unlock(ARRAY['m1', 'm2', 'm3'])"}
         for i in (1, 2, 3):
-            cur.execute("PREPARE l%d AS SELECT zksync_write_lock('m%d')" % (i, i))
-            cur.execute("PREPARE u%d AS SELECT zksync_write_unlock('m%d')" % (i, i))
+            statements["l%d" % i] = "SELECT zksync_write_lock('m%d')" % i
+            statements["u%d" % i] = "SELECT zksync_write_unlock('m%d')" % i
+        drv = self.sql_driver("bench-zksync", "on", statements)
         # its own lock: the other backend's session would stand in its queue
-        nowait = self.pg("bench-zksync-nowait", [RELEASE_GUC + " = off"] + self.on_one)
-        ncur = nowait.cursor()
-        ncur.execute("PREPARE l AS SELECT zksync_write_lock('bn')")
-        ncur.execute("PREPARE u AS SELECT zksync_write_unlock('bn')")
+        nowait = self.sql_driver("bench-zksync-nowait", "off",
+                                 {"l": "SELECT zksync_write_lock('bn')",
+                                  "u": "SELECT zksync_write_unlock('bn')"})
+        # the procedure's loop, and the cycle driven from Python (psycopg2)
+        conn = self.pg("bench-zksync-py", [RELEASE_GUC + " = on"] + self.on_one)
+        cur = conn.cursor()
+        cur.execute("PREPARE l AS SELECT zksync_write_lock('bpy')")
+        cur.execute("PREPARE u AS SELECT zksync_write_unlock('bpy')")
+        self.make_procs(conn)
         zk = self.kz()
         curator = self.curator_start(3, 200)
         runs = [
             ("floor-sync", lambda n: self.floor("sync", n)),
             ("floor-pipelined", lambda n: self.floor("pipelined", n)),
             ("floor-nowait", lambda n: self.floor("nowait", n)),
-            ("zksync", lambda n: self.zksync(conn, n)),
+            ("zksync", lambda n: drv.run(["l", "u"], n)),
             ("zksync-proc", lambda n: self.proc_cycles(conn, "bp", n)),
-            ("zksync-nowait", lambda n: self.zksync(nowait, n)),
-            ("zksync-xact", lambda n: self.zksync(conn, n, xact=True)),
-            ("zksync-multi3", lambda n: self.two_statements(conn, "ml", "mu", n)),
-            ("zksync-3singles", lambda n: self.statements(conn, ["l1", "l2", "l3", "u1", "u2", "u3"], n)),
+            ("zksync-python", lambda n: self.two_statements(conn, "l", "u", n)),
+            ("zksync-nowait", lambda n: nowait.run(["l", "u"], n)),
+            ("zksync-xact", lambda n: drv.run(["begin", "xl", "commit"], n)),
+            ("zksync-multi3", lambda n: drv.run(["ml", "mu"], n)),
+            ("zksync-3singles", lambda n: drv.run(["l1", "l2", "l3", "u1", "u2", "u3"], n)),
             ("floor-multi3", lambda n: [a + b for a, b, _ in self.floor_bulk(3, n, self.root + "/locks/floor-m")]),
-            ("zksync-sem", lambda n: self.two_statements(conn, "sa", "sr", n)),
+            ("zksync-sem", lambda n: drv.run(["sa", "sr"], n)),
             ("curator-sem", lambda n: self.curator_sem(curator, n)),
             ("kazoo", lambda n: self.kazoo(zk, n)),
-            ("advisory", lambda n: self.two_statements(conn, "al", "au", n)),
+            ("advisory", lambda n: drv.run(["al", "au"], n)),
         ]
         for name, fn in runs:      # warm up every path once
             fn(20)
@@ -383,8 +417,9 @@ class Bench:
             print("  round %d/%d done" % (r + 1, self.a.rounds), file=sys.stderr, flush=True)
         zk.stop()
         self.curator_stop(curator)
+        drv.stop()
+        nowait.stop()
         conn.close()
-        nowait.close()
 
     # ---- CPU per cycle, one backend, per thread ----
     def cpu_single(self, n, rounds):
@@ -1243,7 +1278,8 @@ def uncontended_lines(b):
     for k in sorted(s):
         lines.append("| %s | %d | %.3f | %.3f |" % (k, s[k]["n"], s[k]["median"] / 1000, s[k]["p99"] / 1000))
     lines += ["", "| ratio | value | target | met | from |", "|---|---|---|---|---|"]
-    for k, target in (("zksync", "<= 1.10"), ("zksync-proc", "<= 1.10"), ("zksync-xact", "(no target)")):
+    for k, target in (("zksync", "<= 1.10"), ("zksync-proc", "<= 1.10"), ("zksync-python", "(no target)"),
+                      ("zksync-xact", "(no target)")):
         lines.append(ratio_row("%s / floor-pipelined cycle time" % k,
                                s[k]["median"] / s["floor-pipelined"]["median"], "%.3f", target,
                                "medians %.3f / %.3f ms" % (s[k]["median"] / 1000,
@@ -1270,6 +1306,7 @@ def main():
     ap.add_argument("--pg-port", type=int, required=True)
     ap.add_argument("--zk-hosts", required=True)
     ap.add_argument("--floor", required=True)
+    ap.add_argument("--sqlcycle", required=True, help="bench/sqlcycle.c, built")
     ap.add_argument("--out", required=True)
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--cycles", type=int, default=250)
@@ -1376,14 +1413,17 @@ def main():
     lines = []
     lines.append("| contender | cycles | cycles/s | median ms | p99 ms | worst ms |")
     lines.append("|---|---|---|---|---|---|")
-    for k in ("floor-sync", "floor-pipelined", "floor-nowait", "zksync", "zksync-proc", "zksync-nowait",
-              "zksync-xact", "zksync-multi3", "zksync-3singles", "floor-multi3", "zksync-sem", "curator-sem", "kazoo",
+    for k in ("floor-sync", "floor-pipelined", "floor-nowait", "zksync", "zksync-proc", "zksync-python",
+              "zksync-nowait", "zksync-xact", "zksync-multi3", "zksync-3singles", "floor-multi3", "zksync-sem", "curator-sem", "kazoo",
               "advisory"):
         v = s[k]
         lines.append("| %s | %d | %.0f | %.3f | %.3f | %.3f |"
                      % (k, v["n"], v["rate"], v["median"] / 1000, v["p99"] / 1000, v["worst"] / 1000))
     lines.append("")
-    lines.append("zksync: synchronous_release on (the unlock awaits the delete); zksync-nowait: off. "
+    lines.append("The SQL contenders are driven by bench/sqlcycle.c (C, libpq, prepared statements, one "
+                 "connection each, kept across the rounds); zksync-python: the zksync cycle driven from Python "
+                 "(psycopg2) instead, what such a driver adds. "
+                 "zksync: synchronous_release on (the unlock awaits the delete); zksync-nowait: off. "
                  "floor-pipelined awaits its delete; floor-nowait sends it and goes on. "
                  "zksync-multi3: one cycle locks and unlocks the names m1, m2, m3 by one array call each; "
                  "zksync-3singles: six single calls (lock m1, m2, m3, unlock m1, m2, m3); both "
@@ -1502,6 +1542,9 @@ def main():
     lines.append(ratio_row("zksync inside a procedure (synchronous_release on) / floor-pipelined cycle time",
                            med["zksync-proc"] / med["floor-pipelined"], "%.3f", "<= 1.10",
                            "medians %.3f / %.3f ms" % (med["zksync-proc"], med["floor-pipelined"])))
+    lines.append(ratio_row("zksync driven from Python (psycopg2) / floor-pipelined cycle time",
+                           med["zksync-python"] / med["floor-pipelined"], "%.3f", "(no target)",
+                           "medians %.3f / %.3f ms" % (med["zksync-python"], med["floor-pipelined"])))
     lines.append(ratio_row("zksync-nowait (synchronous_release off) / floor-nowait cycle time", r_off, "%.3f",
                            "<= 1.05", "medians %.3f / %.3f ms"
                            % (med["zksync-nowait"], med["floor-nowait"])))
@@ -1548,13 +1591,13 @@ def main():
                            c4["zksync-nowait"] / c4["kazoo"], "%.2f", "(no target)",
                            "%.0f / %.0f cycles/s" % (c4["zksync-nowait"], c4["kazoo"])))
     lines.append(ratio_row("zksync %d backends / floor %d sessions, own locks, synchronous_release on "
-                           "/ pipelined" % (K, K), r_par_on, "%.2f", ">= 0.8",
+                           "/ pipelined" % (K, K), r_par_on, "%.3f", ">= 0.8",
                            "%.0f / %.0f cycles/s" % (pm["zksync-on"], pm["floor-pipelined"])))
     lines.append(ratio_row("zksync %d backends, the cycles inside a procedure / floor %d sessions, own locks, "
-                           "synchronous_release on / pipelined" % (K, K), r_par_proc, "%.2f", ">= 0.8",
+                           "synchronous_release on / pipelined" % (K, K), r_par_proc, "%.3f", ">= 0.8",
                            "%.0f / %.0f cycles/s" % (pm["zksync-proc-on"], pm["floor-pipelined"])))
     lines.append(ratio_row("zksync %d backends / floor %d sessions, own locks, synchronous_release off "
-                           "/ nowait" % (K, K), r_par_off, "%.2f", ">= 0.9",
+                           "/ nowait" % (K, K), r_par_off, "%.3f", ">= 0.9",
                            "%.0f / %.0f cycles/s" % (pm["zksync-off"], pm["floor-nowait"])))
     lines.append(ratio_row("zksync CPU per cycle / (C floor + advisory lock), 1 backend", cratios["single"],
                            "%.2f", "<= 1.3", "the CPU per cycle table"))

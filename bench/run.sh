@@ -21,6 +21,7 @@ zks_install_deps
 zks_build --werror
 mkdir -p bench/out
 gcc -O2 -Wall -Wextra -Werror -Wno-unused-parameter -o bench/out/floor bench/floor.c -l:libzookeeper_mt.so.2
+gcc -O2 -Wall -Wextra -Werror -I"$(pg_config --includedir)" -o bench/out/sqlcycle bench/sqlcycle.c -lpq
 
 zks_workdir bench scripts
 export ZK_PORT=${BENCH_ZK_PORT:-42181} PG_DIR=$work/pg PGPORT=${BENCH_PG_PORT:-56201}
@@ -35,4 +36,4 @@ args=()
 if [ "${1:-}" = "--quick" ]; then args=(--rounds 2 --cycles 60 --contention-secs 3); shift; fi
 args+=("$@")
 /usr/bin/python3 bench/bench.py --pg-host "$PG_DIR" --pg-port "$PGPORT" --zk-hosts "$ZK_HOSTS" \
-  --floor bench/out/floor --out bench/out --machine "$machine" "${args[@]}"
+  --floor bench/out/floor --sqlcycle bench/out/sqlcycle --out bench/out --machine "$machine" "${args[@]}"
