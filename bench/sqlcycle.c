@@ -41,9 +41,11 @@ now_us(void)
 static void
 fail(PGconn *conn, const char *what, const char *detail)
 {
-	fprintf(stderr, "sqlcycle: %s: %s", what, detail ? detail : PQerrorMessage(conn));
-	if (detail)
-		fputc('\n', stderr);
+	const char *msg = detail ? detail : PQerrorMessage(conn);
+	size_t		len = strlen(msg);
+
+	fprintf(stderr, "sqlcycle: %s: %s%s", what, msg,
+			len > 0 && msg[len - 1] == '\n' ? "" : "\n");
 	PQfinish(conn);
 	exit(1);
 }
