@@ -1278,13 +1278,17 @@ def uncontended_lines(b):
     for k in sorted(s):
         lines.append("| %s | %d | %.3f | %.3f |" % (k, s[k]["n"], s[k]["median"] / 1000, s[k]["p99"] / 1000))
     lines += ["", "| ratio | value | target | met | from |", "|---|---|---|---|---|"]
+    med = {k: s[k]["median"] / 1000 for k in s}
     for k, target in (("zksync", "<= 1.10"), ("zksync-proc", "<= 1.10"), ("zksync-python", "(no target)"),
                       ("zksync-xact", "(no target)")):
-        lines.append(ratio_row("%s / floor-pipelined cycle time" % k,
-                               s[k]["median"] / s["floor-pipelined"]["median"], "%.3f", target,
-                               "medians %.3f / %.3f ms" % (s[k]["median"] / 1000,
-                                                           s["floor-pipelined"]["median"] / 1000)))
+        lines.append(cycle_ratio_row(med, "%s / floor-pipelined cycle time" % k, k, "floor-pipelined",
+                                     "%.3f", target))
     return lines
+
+
+def cycle_ratio_row(med, name, a, b, fmt, target):
+    """A ratio row of contenders a and b's median cycle times (med: ms)."""
+    return ratio_row(name, med[a] / med[b], fmt, target, "medians %.3f / %.3f ms" % (med[a], med[b]))
 
 
 def ratio_row(name, value, fmt, target, source):
@@ -1524,38 +1528,31 @@ def main():
     med = {k: s[k]["median"] / 1000 for k in s}
     c4 = {k: statistics.median(cont[(k, 4)]) for k in ("zksync", "zksync-zk", "zksync-nowait", "kazoo")}
     pm = {k: statistics.median(v) for k, v in par.items()}
-    r_on = med["zksync"] / med["floor-pipelined"]
-    r_off = med["zksync-nowait"] / med["floor-nowait"]
     r_kazoo = s["zksync"]["rate"] / s["kazoo"]["rate"]
     r_cont = c4["zksync"] / c4["kazoo"]
     r_par_on = pm["zksync-on"] / pm["floor-pipelined"]
     r_par_proc = pm["zksync-proc-on"] / pm["floor-pipelined"]
     r_par_off = pm["zksync-off"] / pm["floor-nowait"]
     r_scale = statistics.median(scale[1000]) / statistics.median(scale[1])
-    r_multi = med["zksync-multi3"] / med["zksync"]
     r_bulk = bmed["array"]["lock"] / med["zksync"]
     lines.append("| ratio | value | target | met | from |")
     lines.append("|---|---|---|---|---|")
-    lines.append(ratio_row("zksync (synchronous_release on) / floor-pipelined cycle time", r_on, "%.3f",
-                           "<= 1.10", "medians %.3f / %.3f ms"
-                           % (med["zksync"], med["floor-pipelined"])))
-    lines.append(ratio_row("zksync inside a procedure (synchronous_release on) / floor-pipelined cycle time",
-                           med["zksync-proc"] / med["floor-pipelined"], "%.3f", "<= 1.10",
-                           "medians %.3f / %.3f ms" % (med["zksync-proc"], med["floor-pipelined"])))
-    lines.append(ratio_row("zksync driven from Python (psycopg2) / floor-pipelined cycle time",
-                           med["zksync-python"] / med["floor-pipelined"], "%.3f", "(no target)",
-                           "medians %.3f / %.3f ms" % (med["zksync-python"], med["floor-pipelined"])))
-    lines.append(ratio_row("zksync-nowait (synchronous_release off) / floor-nowait cycle time", r_off, "%.3f",
-                           "<= 1.05", "medians %.3f / %.3f ms"
-                           % (med["zksync-nowait"], med["floor-nowait"])))
-    lines.append(ratio_row("zksync 3-name multi-lock cycle / one single-lock cycle time", r_multi, "%.2f",
-                           "<= 1.3", "medians %.3f / %.3f ms" % (med["zksync-multi3"], med["zksync"])))
-    lines.append(ratio_row("floor: 3-name multi cycle / single cycle (floor-multi3 / floor-pipelined)",
-                           med["floor-multi3"] / med["floor-pipelined"], "%.2f", "(no target)",
-                           "medians %.3f / %.3f ms" % (med["floor-multi3"], med["floor-pipelined"])))
-    lines.append(ratio_row("zksync 3-name multi-lock cycle / 3 single-lock cycles in a row",
-                           med["zksync-multi3"] / med["zksync-3singles"], "%.2f", "(no target)",
-                           "medians %.3f / %.3f ms" % (med["zksync-multi3"], med["zksync-3singles"])))
+    for name, num, den, fmt, target in (
+            ("zksync (synchronous_release on) / floor-pipelined cycle time",
+             "zksync", "floor-pipelined", "%.3f", "<= 1.10"),
+            ("zksync inside a procedure (synchronous_release on) / floor-pipelined cycle time",
+             "zksync-proc", "floor-pipelined", "%.3f", "<= 1.10"),
+            ("zksync driven from Python (psycopg2) / floor-pipelined cycle time",
+             "zksync-python", "floor-pipelined", "%.3f", "(no target)"),
+            ("zksync-nowait (synchronous_release off) / floor-nowait cycle time",
+             "zksync-nowait", "floor-nowait", "%.3f", "<= 1.05"),
+            ("zksync 3-name multi-lock cycle / one single-lock cycle time",
+             "zksync-multi3", "zksync", "%.2f", "<= 1.3"),
+            ("floor: 3-name multi cycle / single cycle (floor-multi3 / floor-pipelined)",
+             "floor-multi3", "floor-pipelined", "%.2f", "(no target)"),
+            ("zksync 3-name multi-lock cycle / 3 single-lock cycles in a row",
+             "zksync-multi3", "zksync-3singles", "%.2f", "(no target)")):
+        lines.append(cycle_ratio_row(med, name, num, den, fmt, target))
     lines.append(ratio_row("%d-name array call (names used before) / one single-lock cycle time" % N,
                            r_bulk, "%.1f", "<= 5", "medians %.3f / %.3f ms"
                            % (bmed["array"]["lock"], med["zksync"])))

@@ -19,9 +19,7 @@ cd "$top"
 . scripts/bootstrap.sh
 zks_install_deps
 zks_build --werror
-mkdir -p bench/out
-gcc -O2 -Wall -Wextra -Werror -Wno-unused-parameter -o bench/out/floor bench/floor.c -l:libzookeeper_mt.so.2
-gcc -O2 -Wall -Wextra -Werror -I"$(pg_config --includedir)" -o bench/out/sqlcycle bench/sqlcycle.c -lpq
+zks_bench_build
 
 zks_workdir bench scripts
 export ZK_PORT=${BENCH_ZK_PORT:-42181} PG_DIR=$work/pg PGPORT=${BENCH_PG_PORT:-56201}

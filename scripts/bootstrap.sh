@@ -10,6 +10,8 @@
 #                                make and make install in the checkout
 #                                (ZKSYNC_SKIP_BUILD=1 skips); --werror
 #                                builds as CI does (make WERROR=1)
+#   zks_bench_build              bench/floor.c and bench/sqlcycle.c into
+#                                bench/out (the benchmarks' C programs)
 #   zks_workdir NAME PATH...     a new directory /tmp/zksync-NAME.XXXXXX
 #                                ($work, mode 755, owned by postgres when
 #                                root) with a copy of PATHs of the checkout
@@ -54,6 +56,14 @@ zks_build() {
   if [ $clean = 1 ]; then make -s -C "$zks_top" clean; fi
   make -s -C "$zks_top" "${werror[@]}"
   make -s -C "$zks_top" "${werror[@]}" install
+}
+
+zks_bench_build() {
+  mkdir -p "$zks_top/bench/out"
+  gcc -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter -o "$zks_top/bench/out/floor" \
+    "$zks_top/bench/floor.c" -l:libzookeeper_mt.so.2
+  gcc -O2 -g -Wall -Wextra -Werror -I"$(pg_config --includedir)" -o "$zks_top/bench/out/sqlcycle" \
+    "$zks_top/bench/sqlcycle.c" -lpq
 }
 
 zks_as_pg() {
